@@ -1,0 +1,30 @@
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+/// The server's validation message for one form field, shown beside it
+/// (the server is the one source of truth for what is valid).
+#[component]
+pub fn FieldError(
+    /// The last error of the form.
+    error: Signal<Option<AppError>>,
+    /// The field's name as the server reports it.
+    field: &'static str,
+    /// The id the input's `aria-describedby` points at.
+    id: String,
+) -> impl IntoView {
+    let message = move || error.with(|e| e.as_ref().and_then(|e| e.message_for(field)));
+    view! {
+        <p class="field-error" id=id role="alert" hidden=move || message().is_none()>
+            {message}
+        </p>
+    }
+}
+
+/// The error of a form that no single field explains, or `None`.
+pub fn form_level(error: &AppError) -> Option<String> {
+    match error {
+        AppError::Validation { field: Some(_), .. } => None,
+        other => Some(other.to_string()),
+    }
+}

@@ -1,0 +1,27 @@
+//! Building blocks shared by several pages.
+
+pub mod browser;
+mod empty_state;
+mod error_box;
+mod field;
+pub mod format;
+mod https_warning;
+mod key_values;
+mod protected;
+mod token_actions;
+mod token_dialog;
+
+pub use empty_state::EmptyState;
+pub use error_box::ErrorBox;
+pub use field::{FieldError, form_level};
+pub use https_warning::HttpsWarning;
+pub use key_values::{KeyValueEditor, KeyValueRows};
+pub use protected::{Protected, Session};
+pub use token_actions::{ActionHooks, ActionMenu, MenuTarget, Notices};
+pub mod actions {
+    //! The token actions, for pages that offer them outside the menu.
+    pub use super::token_actions::{
+        copy_id, get_auth_link, reauthorize, refresh, request_again, reset,
+    };
+}
+pub use token_dialog::TokenDialog;

@@ -1,0 +1,68 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::auth::{Login, get_login_page_info};
+
+/// Where to go after signing in: a local path only, never another site.
+fn safe_next(next: Option<String>) -> String {
+    next.filter(|n| {
+        n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login")
+    })
+    .unwrap_or_else(|| "/tokens".to_owned())
+}
+
+/// `/login`.
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let info = Resource::new(|| (), |_| get_login_page_info());
+    let login = ServerAction::<Login>::new();
+    let query = use_query_map();
+    let next = move || safe_next(query.read().get("next"));
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = login.value().get() {
+            // A full load, so every part of the page sees the new session.
+            let _ = window().location().set_href(&next());
+        }
+    });
+    let error = move || match login.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    view! {
+        <Title text="Sign in · Quiver" />
+        <div class="login">
+            <h1>"Sign in to Quiver"</h1>
+            <Suspense>
+                {move || Suspend::new(async move {
+                    info.await.ok().filter(|i| i.no_users_yet).map(|_| view! {
+                        <div class="alert alert-warning" role="status" data-testid="first-admin-hint">
+                            <strong>"No account exists yet. "</strong>
+                            "Create the first admin on the server with "
+                            <code>"quiver user create --email you@example.com --admin"</code>
+                            ", then sign in here."
+                        </div>
+                    })
+                })}
+            </Suspense>
+            <ActionForm action=login attr:class="card form" attr:aria-label="Sign in">
+                <label for="login-email">"Email"</label>
+                <input id="login-email" name="email" type="email" autocomplete="username" required />
+                <label for="login-password">"Password"</label>
+                <input
+                    id="login-password"
+                    name="password"
+                    type="password"
+                    autocomplete="current-password"
+                    required
+                />
+                {move || error().map(|message| view! {
+                    <p class="field-error" role="alert" data-testid="login-error">{message}</p>
+                })}
+                <button class="button" type="submit" disabled=move || login.pending().get()>
+                    {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}
+                </button>
+            </ActionForm>
+        </div>
+    }
+}

@@ -1,0 +1,531 @@
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::components::browser::copy_to_clipboard;
+use crate::components::format::auth_method_label;
+use crate::components::{
+    EmptyState, ErrorBox, FieldError, KeyValueEditor, KeyValueRows, Notices, Session, form_level,
+};
+use crate::error::AppError;
+use crate::providers::{
+    ProviderInput, ProviderView, create_provider, delete_provider, discover_provider, get_provider,
+    list_providers, update_provider,
+};
+
+fn is_admin() -> bool {
+    expect_context::<Session>()
+        .0
+        .get()
+        .and_then(Result::ok)
+        .flatten()
+        .is_some_and(|u| u.is_admin())
+}
+
+/// `/providers`: the OAuth providers tokens are requested from.
+#[component]
+pub fn ProvidersPage() -> impl IntoView {
+    let providers = Resource::new(|| (), |_| list_providers());
+    view! {
+        <Title text="Providers · Quiver" />
+        <div class="page-head">
+            <h1>"OAuth providers"</h1>
+            {move || is_admin().then(|| view! { <a class="button" href="/providers/new" data-testid="new-provider">"Add provider"</a> })}
+        </div>
+        <Transition fallback=|| view! { <p class="loading" aria-busy="true">"Loading providers…"</p> }>
+            {move || Suspend::new(async move {
+                match providers.await {
+                    Ok(list) if list.is_empty() => view! {
+                        <EmptyState title="No providers yet">
+                            <p>
+                                "A provider holds the endpoints of an authorization server (Salesforce, \
+                                 Microsoft, Google, your own identity provider) and the default client id and \
+                                 secret that tokens use."
+                            </p>
+                            {is_admin().then(|| view! { <a class="button" href="/providers/new">"Add provider"</a> })}
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table">
+                                <thead><tr>
+                                    <th scope="col">"Name"</th><th scope="col">"Issuer / token endpoint"</th>
+                                    <th scope="col">"Client authentication"</th><th scope="col">"Tokens"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|p| view! {
+                                        <tr data-testid="provider-row">
+                                            <th scope="row"><a href=format!("/providers/{}", p.id)>{p.name}</a></th>
+                                            <td><code>{p.issuer.unwrap_or(p.token_endpoint)}</code></td>
+                                            <td>{auth_method_label(&p.client_auth_method)}</td>
+                                            <td>{p.token_count}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                    Err(error) => view! { <ErrorBox error /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// `/providers/new` and `/providers/{id}`: register or edit a provider.
+#[component]
+pub fn ProviderEditPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").unwrap_or_default());
+    let version = RwSignal::new(0u32);
+    let provider = Resource::new(
+        move || (id(), version.get()),
+        |(id, _)| async move {
+            if id.is_empty() || id == "new" {
+                Ok(None)
+            } else {
+                get_provider(id).await.map(Some)
+            }
+        },
+    );
+    view! {
+        <Title text="Provider · Quiver" />
+        <p class="breadcrumb"><a href="/providers">"← OAuth providers"</a></p>
+        <Transition fallback=|| view! { <p class="loading" aria-busy="true">"Loading the provider…"</p> }>
+            {move || Suspend::new(async move {
+                match provider.await {
+                    Ok(p) => view! { <ProviderForm existing=p version /> }.into_any(),
+                    Err(error) => view! { <ErrorBox error /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// One text field bound to a signal, with its label, help and server error.
+#[component]
+fn TextField(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    error: Signal<Option<AppError>>,
+    field: &'static str,
+    #[prop(optional)] help: &'static str,
+    #[prop(optional)] kind: &'static str,
+    #[prop(optional)] placeholder: Option<String>,
+    #[prop(optional)] readonly: Signal<bool>,
+) -> impl IntoView {
+    let error_id = format!("{id}-error");
+    let help_id = format!("{id}-help");
+    let described = format!("{help_id} {error_id}");
+    let kind = if kind.is_empty() { "text" } else { kind };
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input id=id type=kind autocomplete="off" aria-describedby=described placeholder=placeholder
+                readonly=move || readonly.get()
+                prop:value=value on:input=move |ev| value.set(event_target_value(&ev)) />
+            {(!help.is_empty()).then(|| view! { <p class="help" id=help_id.clone()>{help}</p> })}
+            <FieldError error field id=error_id />
+        </div>
+    }
+}
+
+fn opt(s: Option<String>) -> String {
+    s.unwrap_or_default()
+}
+
+#[component]
+fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl IntoView {
+    let admin = is_admin();
+    let readonly = Signal::derive(move || !is_admin());
+    let e = existing.clone();
+    let name = RwSignal::new(e.as_ref().map(|p| p.name.clone()).unwrap_or_default());
+    let issuer = RwSignal::new(opt(e.as_ref().and_then(|p| p.issuer.clone())));
+    let authorization = RwSignal::new(opt(e
+        .as_ref()
+        .and_then(|p| p.authorization_endpoint.clone())));
+    let token = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.token_endpoint.clone())
+            .unwrap_or_default(),
+    );
+    let refresh = RwSignal::new(opt(e.as_ref().and_then(|p| p.refresh_endpoint.clone())));
+    let revocation = RwSignal::new(opt(e.as_ref().and_then(|p| p.revocation_endpoint.clone())));
+    let jwks_uri = RwSignal::new(opt(e.as_ref().and_then(|p| p.jwks_uri.clone())));
+    let client_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.client_id.clone())));
+    let client_secret = RwSignal::new(String::new());
+    let method = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.client_auth_method.clone())
+            .unwrap_or_else(|| "client_secret_basic".into()),
+    );
+    let key_source = RwSignal::new(if e.as_ref().is_some_and(|p| p.has_private_key) {
+        "keep".to_owned()
+    } else {
+        "generate".to_owned()
+    });
+    let pem = RwSignal::new(String::new());
+    let key_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.key_id.clone())));
+    let audience = RwSignal::new(opt(e.as_ref().and_then(|p| p.assertion_audience.clone())));
+    let pkce = RwSignal::new(e.as_ref().is_none_or(|p| p.pkce));
+    let separator = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.scope_separator.clone())
+            .unwrap_or_else(|| " ".into()),
+    );
+    let lifetime = RwSignal::new(
+        e.as_ref()
+            .and_then(|p| p.default_lifetime_seconds)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    );
+    let unit = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.expires_in_unit.clone())
+            .unwrap_or_else(|| "seconds".into()),
+    );
+    let authorize_params = e
+        .as_ref()
+        .map(|p| KeyValueRows::from_map(&p.authorize_params))
+        .unwrap_or_default();
+    let token_params = e
+        .as_ref()
+        .map(|p| KeyValueRows::from_map(&p.token_params))
+        .unwrap_or_default();
+    let connect_timeout = RwSignal::new(
+        e.as_ref()
+            .map_or(5000, |p| p.connect_timeout_ms)
+            .to_string(),
+    );
+    let timeout = RwSignal::new(e.as_ref().map_or(30000, |p| p.timeout_ms).to_string());
+    let concurrency = RwSignal::new(e.as_ref().map_or(4, |p| p.refresh_concurrency).to_string());
+    let rate = RwSignal::new(
+        e.as_ref()
+            .map_or(600, |p| p.refresh_rate_per_minute)
+            .to_string(),
+    );
+    let iss_supported = RwSignal::new(e.as_ref().is_some_and(|p| p.iss_parameter_supported));
+
+    let error = RwSignal::new(None::<AppError>);
+    let busy = RwSignal::new(false);
+    let discovering = RwSignal::new(false);
+    let notices = Notices::new();
+    let err = Signal::derive(move || error.get());
+    let existing_id = e.as_ref().map(|p| p.id.clone());
+    let has_secret = e.as_ref().is_some_and(|p| p.has_client_secret);
+    let has_key = e.as_ref().is_some_and(|p| p.has_private_key);
+    let token_count = e.as_ref().map_or(0, |p| p.token_count);
+
+    let discover = move |_| {
+        let issuer_value = issuer.get_untracked();
+        discovering.set(true);
+        spawn_local(async move {
+            match discover_provider(issuer_value).await {
+                Ok(d) => {
+                    issuer.set(d.issuer.clone());
+                    authorization.set(d.authorization_endpoint.unwrap_or_default());
+                    token.set(d.token_endpoint.unwrap_or_default());
+                    revocation.set(d.revocation_endpoint.unwrap_or_default());
+                    jwks_uri.set(d.jwks_uri.unwrap_or_default());
+                    iss_supported.set(d.authorization_response_iss_parameter_supported);
+                    if name.get_untracked().is_empty()
+                        && let Some(host) = d.issuer.split("//").nth(1)
+                    {
+                        name.set(host.trim_end_matches('/').to_owned());
+                    }
+                    let methods = d.token_endpoint_auth_methods_supported;
+                    error.set(None);
+                    notices.ok(format!(
+                        "Filled the endpoints from the issuer's discovery document. Client authentication it accepts: {}.",
+                        if methods.is_empty() { "not stated".to_owned() } else { methods.join(", ") }
+                    ));
+                }
+                Err(e) => error.set(Some(match e {
+                    AppError::Validation {
+                        field: None,
+                        message,
+                    } => AppError::invalid("issuer", message),
+                    other => other,
+                })),
+            }
+            discovering.set(false);
+        });
+    };
+
+    let save = {
+        let existing_id = existing_id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let number = |field: &'static str, text: String| -> Result<Option<i64>, AppError> {
+                let t = text.trim();
+                if t.is_empty() {
+                    return Ok(None);
+                }
+                t.parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| AppError::invalid(field, "must be a whole number"))
+            };
+            let parsed = (|| {
+                Ok::<_, AppError>((
+                    number("default_lifetime_seconds", lifetime.get_untracked())?,
+                    number("connect_timeout_ms", connect_timeout.get_untracked())?,
+                    number("timeout_ms", timeout.get_untracked())?,
+                    number("refresh_concurrency", concurrency.get_untracked())?,
+                    number("refresh_rate_per_minute", rate.get_untracked())?,
+                ))
+            })();
+            let (lifetime_s, connect_ms, timeout_ms, concurrency_n, rate_n) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    error.set(Some(e));
+                    return;
+                }
+            };
+            let pkjwt = method.get_untracked() == "private_key_jwt";
+            let source = key_source.get_untracked();
+            let input = ProviderInput {
+                name: Some(name.get_untracked()),
+                issuer: Some(issuer.get_untracked()),
+                authorization_endpoint: Some(authorization.get_untracked()),
+                token_endpoint: Some(token.get_untracked()),
+                refresh_endpoint: Some(refresh.get_untracked()),
+                revocation_endpoint: Some(revocation.get_untracked()),
+                jwks_uri: Some(jwks_uri.get_untracked()),
+                client_id: Some(client_id.get_untracked()),
+                client_secret: Some(client_secret.get_untracked()).filter(|s| !s.is_empty()),
+                client_auth_method: Some(method.get_untracked()),
+                private_key_pem: (pkjwt && source == "upload").then(|| pem.get_untracked()),
+                generate_key: (pkjwt && source == "generate").then_some(true),
+                key_id: pkjwt.then(|| key_id.get_untracked()),
+                signing_alg: None,
+                assertion_audience: pkjwt.then(|| audience.get_untracked()),
+                pkce: Some(pkce.get_untracked()),
+                scope_separator: Some(separator.get_untracked()),
+                default_lifetime_seconds: lifetime_s,
+                expires_in_unit: Some(unit.get_untracked()),
+                authorize_params: Some(authorize_params.to_map()),
+                token_params: Some(token_params.to_map()),
+                connect_timeout_ms: connect_ms.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+                timeout_ms: timeout_ms.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+                refresh_concurrency: concurrency_n.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+                refresh_rate_per_minute: rate_n.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+                iss_parameter_supported: Some(iss_supported.get_untracked()),
+            };
+            busy.set(true);
+            let existing_id = existing_id.clone();
+            spawn_local(async move {
+                let created = existing_id.is_none();
+                let result = match existing_id {
+                    Some(id) => update_provider(id, input).await,
+                    None => create_provider(input).await,
+                };
+                busy.set(false);
+                match result {
+                    Ok(p) => {
+                        error.set(None);
+                        if created {
+                            let _ = window()
+                                .location()
+                                .set_href(&format!("/providers/{}", p.id));
+                        } else {
+                            notices.ok(format!("Saved {}.", p.name));
+                            client_secret.set(String::new());
+                            pem.set(String::new());
+                            key_source.set(if p.has_private_key {
+                                "keep".into()
+                            } else {
+                                "generate".into()
+                            });
+                            version.update(|v| *v += 1);
+                        }
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        }
+    };
+
+    let delete = {
+        let existing_id = existing_id.clone();
+        move |_| {
+            let Some(id) = existing_id.clone() else {
+                return;
+            };
+            let confirmed = window()
+                .confirm_with_message("Delete this provider? This cannot be undone.")
+                .unwrap_or(false);
+            if !confirmed {
+                return;
+            }
+            spawn_local(async move {
+                match delete_provider(id, false).await {
+                    Ok(_) => {
+                        let _ = window().location().set_href("/providers");
+                    }
+                    Err(e) => notices.error(format!("Could not delete: {e}")),
+                }
+            });
+        }
+    };
+
+    let title = e
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "Add provider".into());
+    let public_jwk = e.as_ref().and_then(|p| p.public_jwk.clone());
+    let jwks_url = e.as_ref().and_then(|p| p.jwks_url.clone());
+    let is_new = e.is_none();
+    view! {
+        <div class="page-head"><h1 data-testid="provider-title">{title}</h1></div>
+        {notices.view()}
+        {(!admin).then(|| view! { <p class="note">"Only admins change providers; you can read the settings."</p> })}
+        <form class="form form-wide card" on:submit=save novalidate>
+            <TextField id="provider-name" label="Name" value=name error=err field="name"
+                help="How tokens and people refer to this provider." readonly />
+            <div class="field">
+                <label for="provider-issuer">"Issuer"</label>
+                <div class="input-row">
+                    <input id="provider-issuer" type="url" autocomplete="off" placeholder="https://login.example.com"
+                        aria-describedby="provider-issuer-help provider-issuer-error" readonly=move || readonly.get()
+                        prop:value=issuer on:input=move |ev| issuer.set(event_target_value(&ev)) />
+                    {admin.then(|| view! {
+                        <button type="button" class="button button-secondary" on:click=discover disabled=discovering
+                            data-testid="discover">{move || if discovering.get() { "Discovering…" } else { "Discover from issuer" }}</button>
+                    })}
+                </div>
+                <p class="help" id="provider-issuer-help">"The OpenID issuer URL. Discovery reads its .well-known/openid-configuration and fills the endpoints."</p>
+                <FieldError error=err field="issuer" id="provider-issuer-error".into() />
+            </div>
+            <TextField id="provider-authorization" label="Authorization endpoint" value=authorization error=err
+                field="authorization_endpoint" kind="url" help="Where people authorize (Authorization Code and OIDC Hybrid)." readonly />
+            <TextField id="provider-token" label="Token endpoint" value=token error=err field="token_endpoint" kind="url"
+                help="Where Quiver requests and refreshes tokens." readonly />
+            <TextField id="provider-refresh" label="Refresh endpoint" value=refresh error=err field="refresh_endpoint" kind="url"
+                help="Only when refreshing uses another endpoint than the token endpoint." readonly />
+            <TextField id="provider-revocation" label="Revocation endpoint" value=revocation error=err
+                field="revocation_endpoint" kind="url" help="Used to revoke tokens on delete and reset (RFC 7009)." readonly />
+            <TextField id="provider-jwks" label="JWKS URI" value=jwks_uri error=err field="jwks_uri" kind="url"
+                help="The provider's signing keys; needed to check ID tokens (OIDC Hybrid)." readonly />
+            <TextField id="provider-client-id" label="Default Consumer Key" value=client_id error=err field="client_id"
+                help="The client id tokens use with Use Default Keys." readonly />
+            <TextField id="provider-client-secret" label="Default Secret Key" value=client_secret error=err field="client_secret"
+                kind="password" readonly
+                placeholder=if has_secret { "Set; type to replace".to_owned() } else { "Not set".to_owned() }
+                help=if has_secret { "Secret: set. Stored encrypted and never shown." } else { "Secret: not set." } />
+            <div class="field">
+                <label for="provider-method">"Client authentication"</label>
+                <select id="provider-method" prop:value=method disabled=move || readonly.get()
+                    aria-describedby="provider-method-help provider-method-error"
+                    on:change=move |ev| method.set(event_target_value(&ev))>
+                    {["client_secret_basic", "client_secret_post", "private_key_jwt", "none"].into_iter().map(|m| view! {
+                        <option value=m selected=move || method.get() == m>{auth_method_label(m)}</option>
+                    }).collect_view()}
+                </select>
+                <p class="help" id="provider-method-help">"How Quiver proves the client's identity at the token endpoint. Private Key JWT limits tokens to the Client Credentials flow."</p>
+                <FieldError error=err field="client_auth_method" id="provider-method-error".into() />
+            </div>
+            <fieldset class="field" hidden=move || method.get() != "private_key_jwt" data-testid="pkjwt-settings">
+                <legend>"Private Key JWT"</legend>
+                <div class="radio-row">
+                    {has_key.then(|| view! {
+                        <label><input type="radio" name="key-source" value="keep" prop:checked=move || key_source.get() == "keep"
+                            on:change=move |_| key_source.set("keep".into()) />" Keep the current key"</label>
+                    })}
+                    <label><input type="radio" name="key-source" value="generate" prop:checked=move || key_source.get() == "generate"
+                        on:change=move |_| key_source.set("generate".into()) />" Generate a new key (ES256)"</label>
+                    <label><input type="radio" name="key-source" value="upload" prop:checked=move || key_source.get() == "upload"
+                        on:change=move |_| key_source.set("upload".into()) />" Upload a private key"</label>
+                </div>
+                <div class="field" hidden=move || key_source.get() != "upload">
+                    <label for="provider-pem">"Private key (PKCS#8 PEM)"</label>
+                    <textarea id="provider-pem" rows="6" spellcheck="false" aria-describedby="provider-pem-error"
+                        prop:value=pem on:input=move |ev| pem.set(event_target_value(&ev))></textarea>
+                    <FieldError error=err field="private_key_pem" id="provider-pem-error".into() />
+                </div>
+                <TextField id="provider-kid" label="Key id (kid)" value=key_id error=err field="key_id"
+                    help="Derived from the key when empty." readonly />
+                <TextField id="provider-audience" label="Assertion audience" value=audience error=err field="assertion_audience"
+                    help="The aud of the client assertion; the issuer, else the token endpoint, when empty." readonly />
+                <FieldError error=err field="signing_alg" id="provider-alg-error".into() />
+                {public_jwk.clone().map(|jwk| {
+                    let text = serde_json::to_string_pretty(&jwk).unwrap_or_default();
+                    let copy_text = text.clone();
+                    view! {
+                        <div class="field">
+                            <span class="label">"Public key (JWK) to register at the provider"</span>
+                            <pre class="code-block" data-testid="public-jwk">{text}</pre>
+                            <button type="button" class="button button-secondary button-small"
+                                on:click=move |_| { if copy_to_clipboard(&copy_text) { notices.ok("Copied the public JWK."); } }>
+                                "Copy public JWK"</button>
+                        </div>
+                    }
+                })}
+                {jwks_url.clone().map(|url| view! {
+                    <p>"JWKS URL for the provider: " <a href=url.clone() data-testid="jwks-url"><code>{url.clone()}</code></a></p>
+                })}
+            </fieldset>
+            <details class="field">
+                <summary>"Advanced settings"</summary>
+                <div class="field-switch">
+                    <input id="provider-pkce" type="checkbox" prop:checked=pkce disabled=move || readonly.get()
+                        on:change=move |ev| pkce.set(event_target_checked(&ev)) />
+                    <label for="provider-pkce">"PKCE (S256) for Authorization Code"</label>
+                </div>
+                <div class="field-switch">
+                    <input id="provider-iss" type="checkbox" prop:checked=iss_supported disabled=move || readonly.get()
+                        on:change=move |ev| iss_supported.set(event_target_checked(&ev)) />
+                    <label for="provider-iss">"The provider sends iss in authorization responses (RFC 9207)"</label>
+                </div>
+                <TextField id="provider-separator" label="Scope separator" value=separator error=err field="scope_separator" readonly />
+                <TextField id="provider-lifetime" label="Default lifetime (seconds)" value=lifetime error=err
+                    field="default_lifetime_seconds" help="Assumed when a response has no expires_in." readonly />
+                <div class="field">
+                    <label for="provider-unit">"Unit of expires_in"</label>
+                    <select id="provider-unit" prop:value=unit disabled=move || readonly.get() on:change=move |ev| unit.set(event_target_value(&ev))>
+                        <option value="seconds" selected=move || unit.get() == "seconds">"Seconds"</option>
+                        <option value="milliseconds" selected=move || unit.get() == "milliseconds">"Milliseconds"</option>
+                    </select>
+                    <FieldError error=err field="expires_in_unit" id="provider-unit-error".into() />
+                </div>
+                <fieldset class="field">
+                    <legend>"Extra authorization request parameters"</legend>
+                    <KeyValueEditor rows=authorize_params label="authorization parameter" />
+                    <FieldError error=err field="authorize_params" id="provider-authorize-params-error".into() />
+                </fieldset>
+                <fieldset class="field">
+                    <legend>"Extra token request parameters"</legend>
+                    <KeyValueEditor rows=token_params label="token parameter" />
+                    <FieldError error=err field="token_params" id="provider-token-params-error".into() />
+                </fieldset>
+                <TextField id="provider-connect-timeout" label="Connect timeout (ms)" value=connect_timeout error=err
+                    field="connect_timeout_ms" readonly />
+                <TextField id="provider-timeout" label="Total timeout (ms)" value=timeout error=err field="timeout_ms" readonly />
+                <TextField id="provider-refresh-concurrency" label="Background refreshes at once" value=concurrency error=err
+                    field="refresh_concurrency" readonly help="Per Quiver replica: how many tokens of this provider the scheduler renews at the same time." />
+                <TextField id="provider-refresh-rate" label="Background refreshes per minute" value=rate error=err
+                    field="refresh_rate_per_minute" readonly help="Per Quiver replica; 0 means no limit." />
+            </details>
+            {move || error.get().and_then(|e| form_level(&e)).map(|m| view! {
+                <div class="alert alert-error" role="alert" data-testid="provider-form-error">{m}</div>
+            })}
+            {admin.then(|| view! {
+                <div class="modal-actions">
+                    {(!is_new).then(|| view! {
+                        <button type="button" class="button button-danger" on:click=delete.clone() disabled={token_count > 0}
+                            aria-describedby="delete-provider-help" data-testid="delete-provider">"Delete provider"</button>
+                        <p class="help" id="delete-provider-help">{if token_count > 0 {
+                            format!("{token_count} tokens use this provider; delete them first.")
+                        } else {
+                            "No token uses this provider.".to_owned()
+                        }}</p>
+                    })}
+                    <button type="submit" class="button" disabled=busy data-testid="save-provider">
+                        {if is_new { "Create provider" } else { "Save provider" }}
+                    </button>
+                </div>
+            })}
+        </form>
+    }
+}

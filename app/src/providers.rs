@@ -1,0 +1,231 @@
+//! OAuth providers as the REST API and the screens see them. Secrets are
+//! write-only: inputs take them, views say only whether they are set.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Creating a provider (all fields) or changing one (absent = unchanged;
+/// an empty string clears an optional field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderInput {
+    /// Unique name.
+    pub name: Option<String>,
+    /// OpenID issuer URL.
+    pub issuer: Option<String>,
+    /// Authorization endpoint (interactive flows).
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint.
+    pub token_endpoint: Option<String>,
+    /// Refresh endpoint; the token endpoint when empty.
+    pub refresh_endpoint: Option<String>,
+    /// Revocation endpoint (RFC 7009).
+    pub revocation_endpoint: Option<String>,
+    /// JWKS URI (needed for OIDC Hybrid).
+    pub jwks_uri: Option<String>,
+    /// Default client id (the Consumer Key).
+    pub client_id: Option<String>,
+    /// Default client secret (the Secret Key); write-only.
+    pub client_secret: Option<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub client_auth_method: Option<String>,
+    /// PKCS#8 PEM private key for `private_key_jwt`; write-only.
+    pub private_key_pem: Option<String>,
+    /// Generate a new ES256 key instead of uploading one.
+    pub generate_key: Option<bool>,
+    /// The key id (`kid`); derived from the key when empty.
+    pub key_id: Option<String>,
+    /// `RS256`, `PS256` or `ES256`; from the key when empty.
+    pub signing_alg: Option<String>,
+    /// The client assertion's `aud`; the issuer, else the token endpoint, when empty.
+    pub assertion_audience: Option<String>,
+    /// PKCE S256 for Authorization Code (default on).
+    pub pkce: Option<bool>,
+    /// Joins scopes in requests (default a space).
+    pub scope_separator: Option<String>,
+    /// Lifetime assumed when a response has no `expires_in`.
+    pub default_lifetime_seconds: Option<i64>,
+    /// `seconds` (default) or `milliseconds`: the unit of `expires_in`.
+    pub expires_in_unit: Option<String>,
+    /// Extra parameters for authorization requests.
+    pub authorize_params: Option<BTreeMap<String, String>>,
+    /// Extra parameters for token requests.
+    pub token_params: Option<BTreeMap<String, String>>,
+    /// Connect timeout in ms (default 5000).
+    pub connect_timeout_ms: Option<u32>,
+    /// Total timeout in ms (default 30000).
+    pub timeout_ms: Option<u32>,
+    /// Background refreshes at once, per replica (default 4).
+    pub refresh_concurrency: Option<u32>,
+    /// Background refreshes started per minute, per replica (default 600;
+    /// 0: no limit).
+    pub refresh_rate_per_minute: Option<u32>,
+    /// The provider sends `iss` in authorization responses (RFC 9207);
+    /// discovery tells. When set, an answer without it is refused.
+    pub iss_parameter_supported: Option<bool>,
+}
+
+/// A provider as shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub id: String,
+    pub name: String,
+    pub issuer: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: String,
+    pub refresh_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub client_id: Option<String>,
+    pub has_client_secret: bool,
+    pub client_auth_method: String,
+    pub has_private_key: bool,
+    pub key_id: Option<String>,
+    pub signing_alg: Option<String>,
+    /// The public JWK to register at the provider.
+    pub public_jwk: Option<serde_json::Value>,
+    /// Where Quiver serves that JWK as a JWKS.
+    pub jwks_url: Option<String>,
+    pub assertion_audience: Option<String>,
+    pub pkce: bool,
+    pub scope_separator: String,
+    pub default_lifetime_seconds: Option<i64>,
+    pub expires_in_unit: String,
+    pub authorize_params: BTreeMap<String, String>,
+    pub token_params: BTreeMap<String, String>,
+    pub connect_timeout_ms: u32,
+    pub timeout_ms: u32,
+    pub refresh_concurrency: u32,
+    pub refresh_rate_per_minute: u32,
+    pub iss_parameter_supported: bool,
+    /// How many tokens use it.
+    pub token_count: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What OpenID discovery found at an issuer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discovered {
+    /// The issuer, as the document states it.
+    pub issuer: String,
+    /// Authorization endpoint.
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint.
+    pub token_endpoint: Option<String>,
+    /// Revocation endpoint.
+    pub revocation_endpoint: Option<String>,
+    /// JWKS URI.
+    pub jwks_uri: Option<String>,
+    /// Whether the `iss` authorization response parameter (RFC 9207) is sent.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Client authentication methods the token endpoint takes.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// What deleting a provider did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderDeleted {
+    pub id: String,
+    /// Tokens deleted with it (only with `force`).
+    pub deleted_tokens: u64,
+}
+
+/// The server side of the provider screens, provided through Leptos context.
+#[cfg(feature = "ssr")]
+#[async_trait::async_trait]
+pub trait ProvidersService: Send + Sync + 'static {
+    /// Every provider.
+    async fn list(&self, parts: &Parts) -> Result<Vec<ProviderView>, AppError>;
+    /// One provider.
+    async fn get(&self, parts: &Parts, id: String) -> Result<ProviderView, AppError>;
+    /// Admin: registers a provider.
+    async fn create(&self, parts: &Parts, input: ProviderInput) -> Result<ProviderView, AppError>;
+    /// Admin: changes a provider.
+    async fn update(
+        &self,
+        parts: &Parts,
+        id: String,
+        input: ProviderInput,
+    ) -> Result<ProviderView, AppError>;
+    /// Admin: deletes a provider; refused while tokens use it unless `force`.
+    async fn delete(
+        &self,
+        parts: &Parts,
+        id: String,
+        force: bool,
+    ) -> Result<ProviderDeleted, AppError>;
+    /// Admin: reads an issuer's discovery document.
+    async fn discover(&self, parts: &Parts, issuer: String) -> Result<Discovered, AppError>;
+}
+
+#[cfg(feature = "ssr")]
+use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use leptos::server_fn::http_export::request::Parts;
+
+#[cfg(feature = "ssr")]
+fn service() -> Result<(std::sync::Arc<dyn ProvidersService>, Parts), AppError> {
+    use leptos::prelude::use_context;
+    let service =
+        use_context::<std::sync::Arc<dyn ProvidersService>>().ok_or(AppError::Internal)?;
+    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
+    Ok((service, parts))
+}
+
+mod server_fns {
+    use leptos::prelude::*;
+
+    use super::*;
+    use crate::error::AppError;
+
+    /// Every provider.
+    #[server(prefix = "/rpc")]
+    pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.list(&p).await)
+    }
+
+    /// One provider.
+    #[server(prefix = "/rpc")]
+    pub async fn get_provider(id: String) -> Result<ProviderView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.get(&p, id).await)
+    }
+
+    /// Admin: registers a provider.
+    // JSON keeps an empty string apart from an absent field (a form would not).
+    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    pub async fn create_provider(input: ProviderInput) -> Result<ProviderView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.create(&p, input).await)
+    }
+
+    /// Admin: changes a provider.
+    // JSON keeps an empty string apart from an absent field (a form would not).
+    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    pub async fn update_provider(
+        id: String,
+        input: ProviderInput,
+    ) -> Result<ProviderView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.update(&p, id, input).await)
+    }
+
+    /// Admin: deletes a provider.
+    #[server(prefix = "/rpc")]
+    pub async fn delete_provider(id: String, force: bool) -> Result<ProviderDeleted, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.delete(&p, id, force).await)
+    }
+
+    /// Admin: reads an issuer's discovery document.
+    #[server(prefix = "/rpc")]
+    pub async fn discover_provider(issuer: String) -> Result<Discovered, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.discover(&p, issuer).await)
+    }
+}
+
+pub use server_fns::*;

@@ -1,0 +1,130 @@
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::hooks::use_location;
+use leptos_router::{SsrMode, path};
+
+use crate::auth::{Logout, get_current_user};
+use crate::components::{Protected, Session};
+use crate::pages::{
+    AuditPage, ImportExportPage, JobsPage, LoginPage, NotFound, NotificationsPage,
+    ProviderEditPage, ProvidersPage, SettingsPage, TokenDetailPage, TokensPage, UsersPage,
+};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The app: navigation and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let session = Session(Resource::new(|| (), |_| get_current_user()));
+    provide_context(session);
+    // Pages render completely before the first byte (`SsrMode::Async`), so a
+    // page that needs a session can still answer with a real redirect.
+    view! {
+        <Stylesheet id="leptos" href="/pkg/quiver.css" />
+        <Title text="Quiver" />
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <header class="topbar">
+                <a class="brand" href="/tokens">"Quiver"</a>
+                <Transition>
+                    {move || Suspend::new(async move {
+                        session.0.await.ok().flatten().map(|user| {
+                            let admin = user.is_admin();
+                            view! {
+                                <nav aria-label="Main">
+                                    <ul class="nav">
+                                        <NavLink href="/tokens" label="Tokens" />
+                                        <NavLink href="/providers" label="Providers" />
+                                        <NavLink href="/notifications" label="Notifications" />
+                                        <NavLink href="/import-export" label="Import/Export" />
+                                        <NavLink href="/settings" label="Settings" />
+                                        {admin.then(|| view! {
+                                            <NavLink href="/jobs" label="Jobs" />
+                                            <NavLink href="/users" label="Users" />
+                                            <NavLink href="/audit" label="Audit" />
+                                        })}
+                                    </ul>
+                                </nav>
+                                <UserMenu email=user.email role=user.role />
+                            }
+                        })
+                    })}
+                </Transition>
+            </header>
+            <main id="main" class="content">
+                <Routes fallback=NotFound>
+                    <Route path=path!("") view=|| view! { <Redirect path="/tokens" /> } />
+                    <Route path=path!("/login") ssr=SsrMode::Async view=LoginPage />
+                    <Route path=path!("/tokens") ssr=SsrMode::Async view=|| view! { <Protected><TokensPage /></Protected> } />
+                    <Route path=path!("/tokens/:id") ssr=SsrMode::Async view=|| view! { <Protected><TokenDetailPage /></Protected> } />
+                    <Route path=path!("/providers") ssr=SsrMode::Async view=|| view! { <Protected><ProvidersPage /></Protected> } />
+                    <Route path=path!("/providers/:id") ssr=SsrMode::Async view=|| view! { <Protected><ProviderEditPage /></Protected> } />
+                    <Route
+                        path=path!("/import-export") ssr=SsrMode::Async
+                        view=|| view! { <Protected><ImportExportPage /></Protected> }
+                    />
+                    <Route path=path!("/settings") ssr=SsrMode::Async view=|| view! { <Protected><SettingsPage /></Protected> } />
+                    <Route path=path!("/users") ssr=SsrMode::Async view=|| view! { <Protected admin=true><UsersPage /></Protected> } />
+                    <Route path=path!("/audit") ssr=SsrMode::Async view=|| view! { <Protected admin=true><AuditPage /></Protected> } />
+                    <Route path=path!("/jobs") ssr=SsrMode::Async view=|| view! { <Protected admin=true><JobsPage /></Protected> } />
+                    <Route path=path!("/notifications") ssr=SsrMode::Async view=|| view! { <Protected><NotificationsPage /></Protected> } />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The signed-in user and the sign-out button.
+#[component]
+fn UserMenu(email: String, role: String) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = logout.value().get() {
+            let _ = window().location().set_href("/login");
+        }
+    });
+    view! {
+        <div class="user-menu">
+            <span data-testid="signed-in-as">{email}</span>
+            <span class="badge">{role}</span>
+            <ActionForm action=logout>
+                <button class="button button-small" type="submit">"Sign out"</button>
+            </ActionForm>
+        </div>
+    }
+}
+
+/// A main-navigation link, marked `aria-current="page"` on its own page and
+/// below it. The router handles the click in the browser.
+#[component]
+fn NavLink(href: &'static str, label: &'static str) -> impl IntoView {
+    let location = use_location();
+    let is_current = move |path: &String| {
+        (path == href || path.starts_with(&format!("{href}/"))).then_some("page")
+    };
+    let current = move || location.pathname.with(is_current);
+    view! {
+        <li>
+            <a href=href aria-current=current>{label}</a>
+        </li>
+    }
+}

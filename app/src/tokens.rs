@@ -1,0 +1,324 @@
+//! OAuth tokens as the REST API and the screens see them. Secrets are
+//! write-only: inputs take them, views say only whether they are set.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Creating a token, or changing one (absent = unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInput {
+    pub name: Option<String>,
+    pub provider_id: Option<String>,
+    /// `authorization_code`, `client_credentials`, `password` or `oidc_hybrid`.
+    pub flow: Option<String>,
+    /// Use the provider's client id and secret (default true).
+    pub use_default_keys: Option<bool>,
+    pub client_id: Option<String>,
+    /// Write-only.
+    pub client_secret: Option<String>,
+    /// Password flow.
+    pub username: Option<String>,
+    /// Password flow; write-only.
+    pub password: Option<String>,
+    /// Sent as `resource` (RFC 8707).
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+    /// Extra key/value pairs added to the requests.
+    pub additional_values: Option<BTreeMap<String, String>>,
+    /// On create: request the token at once (default true).
+    pub request: Option<bool>,
+    /// The access-token endpoint refreshes first when the token expires
+    /// within this many seconds (default 60).
+    pub refresh_margin_seconds: Option<i64>,
+    /// The scheduler renews the token before it expires (default true).
+    pub auto_refresh: Option<bool>,
+    /// How long before expiry the scheduler renews it (default 300 s).
+    pub refresh_lead_seconds: Option<i64>,
+}
+
+/// The provider's words about the last failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenError {
+    /// OAuth `error` (or `server_error`, `timeout`, `invalid_response`, …).
+    pub error: String,
+    /// `error_description`, or what Quiver saw.
+    pub error_description: Option<String>,
+    /// The provider's HTTP status, when it answered.
+    pub http_status: Option<u16>,
+    /// The provider's `Retry-After`, in seconds, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// Who the token belongs to at the provider (OIDC tokens).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub sub: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A token as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub provider_id: String,
+    pub provider_name: String,
+    pub flow: String,
+    pub use_default_keys: bool,
+    pub client_id: Option<String>,
+    pub has_client_secret: bool,
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+    pub additional_values: BTreeMap<String, String>,
+    /// `active`, `failed`, `pending_authorization` or `expired`.
+    pub status: String,
+    pub has_access_token: bool,
+    pub has_refresh_token: bool,
+    pub token_type: Option<String>,
+    pub expires_at: Option<String>,
+    pub granted_scope: Option<String>,
+    pub identity: Option<Identity>,
+    pub error: Option<TokenError>,
+    /// For the interactive flows while authorization is pending.
+    pub auth_url: Option<String>,
+    pub owner_id: String,
+    pub owner_email: String,
+    pub last_refreshed_at: Option<String>,
+    pub refresh_margin_seconds: i64,
+    /// The scheduler renews the token before it expires.
+    pub auto_refresh: bool,
+    /// How long before expiry it does.
+    pub refresh_lead_seconds: i64,
+    /// When the scheduler will next renew it, if it will.
+    pub next_refresh_at: Option<String>,
+    /// Failed renewals in a row.
+    pub failure_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A page of tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPage {
+    pub items: Vec<TokenView>,
+    pub total: u64,
+}
+
+/// What deleting a token did at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteOutcome {
+    pub id: String,
+    /// `revoked`, `not_supported` (no revocation endpoint), `nothing_to_revoke` or `failed`.
+    pub revocation: String,
+    /// Why revocation failed, when it did.
+    pub revocation_error: Option<String>,
+}
+
+/// Overrides for a reset; absent or `null` keeps the token's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetInput {
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub additional_values: Option<BTreeMap<String, String>>,
+}
+
+/// The token list's filters, sort and page, as the tokens screen asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenListQuery {
+    /// Part of the name.
+    pub q: String,
+    /// `active`, `expiring_soon`, `expired`, `failed`, `pending_authorization`; empty: all.
+    pub status: String,
+    /// A provider id; empty: all.
+    pub provider_id: String,
+    /// A flow; empty: all.
+    pub flow: String,
+    /// `name`, `expires_at`, `last_refreshed_at` or `created_at`; empty: name.
+    pub sort: String,
+    /// Descending order.
+    pub desc: bool,
+    /// First row.
+    pub offset: u64,
+}
+
+/// One line of a token's history (from the audit log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenHistoryEntry {
+    pub at: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor: String,
+    pub detail: Option<String>,
+}
+
+/// A token with its history, for the detail page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenDetail {
+    pub token: TokenView,
+    /// Newest first, at most 100 entries.
+    pub history: Vec<TokenHistoryEntry>,
+}
+
+/// A provider as the token form needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderChoice {
+    pub id: String,
+    pub name: String,
+    pub client_auth_method: String,
+    pub has_default_client_id: bool,
+    pub interactive: bool,
+}
+
+/// What the token form offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFormOptions {
+    pub providers: Vec<ProviderChoice>,
+    /// The OAuth redirect URI to register at providers.
+    pub redirect_uri: String,
+}
+
+/// The server side of the token screens, provided through Leptos context.
+#[cfg(feature = "ssr")]
+#[async_trait::async_trait]
+pub trait TokensService: Send + Sync + 'static {
+    /// A page of the tokens the caller may see.
+    async fn list(&self, parts: &Parts, query: TokenListQuery) -> Result<TokenPage, AppError>;
+    /// One token with its history.
+    async fn detail(&self, parts: &Parts, id: String) -> Result<TokenDetail, AppError>;
+    /// Providers to choose from and the redirect URI.
+    async fn form_options(&self, parts: &Parts) -> Result<TokenFormOptions, AppError>;
+    /// Creates a token (and requests it unless `input.request` is false).
+    async fn create(&self, parts: &Parts, input: TokenInput) -> Result<TokenView, AppError>;
+    /// Changes a token.
+    async fn update(
+        &self,
+        parts: &Parts,
+        id: String,
+        input: TokenInput,
+    ) -> Result<TokenView, AppError>;
+    /// Requests the token anew (interactive flows: a fresh link in `auth_url`).
+    async fn request(&self, parts: &Parts, id: String) -> Result<TokenView, AppError>;
+    /// Refreshes the access token.
+    async fn refresh(&self, parts: &Parts, id: String) -> Result<TokenView, AppError>;
+    /// Reset Client Credentials.
+    async fn reset(&self, parts: &Parts, id: String) -> Result<TokenView, AppError>;
+    /// Deletes (revoking first).
+    async fn delete(&self, parts: &Parts, id: String) -> Result<DeleteOutcome, AppError>;
+    /// A fresh authorization link (interactive flows).
+    async fn auth_link(&self, parts: &Parts, id: String) -> Result<String, AppError>;
+}
+
+#[cfg(feature = "ssr")]
+use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use leptos::server_fn::http_export::request::Parts;
+
+#[cfg(feature = "ssr")]
+fn service() -> Result<(std::sync::Arc<dyn TokensService>, Parts), AppError> {
+    use leptos::prelude::use_context;
+    let service = use_context::<std::sync::Arc<dyn TokensService>>().ok_or(AppError::Internal)?;
+    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
+    Ok((service, parts))
+}
+
+mod server_fns {
+    use leptos::prelude::*;
+
+    use super::*;
+    use crate::error::AppError;
+
+    /// A page of the caller's tokens (all tokens for an admin).
+    #[server(prefix = "/rpc")]
+    pub async fn list_tokens(query: TokenListQuery) -> Result<TokenPage, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.list(&p, query).await)
+    }
+
+    /// One token with its history.
+    #[server(prefix = "/rpc")]
+    pub async fn get_token(id: String) -> Result<TokenDetail, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.detail(&p, id).await)
+    }
+
+    /// What the create form offers.
+    #[server(prefix = "/rpc")]
+    pub async fn get_token_form() -> Result<TokenFormOptions, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.form_options(&p).await)
+    }
+
+    /// Creates a token.
+    // JSON keeps an empty string apart from an absent field (a form would not).
+    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    pub async fn create_token(input: TokenInput) -> Result<TokenView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.create(&p, input).await)
+    }
+
+    /// Changes a token (rename, settings, secrets).
+    // JSON keeps an empty string apart from an absent field (a form would not).
+    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    pub async fn update_token(id: String, input: TokenInput) -> Result<TokenView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.update(&p, id, input).await)
+    }
+
+    /// Requests the token anew.
+    #[server(prefix = "/rpc")]
+    pub async fn request_token(id: String) -> Result<TokenView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.request(&p, id).await)
+    }
+
+    /// Refreshes the access token.
+    #[server(prefix = "/rpc")]
+    pub async fn refresh_token(id: String) -> Result<TokenView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.refresh(&p, id).await)
+    }
+
+    /// Reset Client Credentials.
+    #[server(prefix = "/rpc")]
+    pub async fn reset_token(id: String) -> Result<TokenView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.reset(&p, id).await)
+    }
+
+    /// Deletes a token, revoking it first.
+    #[server(prefix = "/rpc")]
+    pub async fn delete_token(id: String) -> Result<DeleteOutcome, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.delete(&p, id).await)
+    }
+
+    /// A fresh authorization link.
+    #[server(prefix = "/rpc")]
+    pub async fn token_auth_link(id: String) -> Result<String, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.auth_link(&p, id).await)
+    }
+}
+
+pub use server_fns::*;
+
+/// What `GET /api/v1/tokens/{id}/access-token` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenView {
+    /// The access token itself: the one place Quiver hands it out.
+    pub access_token: String,
+    /// Usually `Bearer`.
+    pub token_type: String,
+    /// RFC 3339, when the provider said.
+    pub expires_at: Option<String>,
+    /// The granted scope.
+    pub scope: Option<String>,
+}

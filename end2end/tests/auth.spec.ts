@@ -1,0 +1,108 @@
+import { expect, request as newRequest, test } from '@playwright/test';
+import { ADMIN, USER, hydrated, signIn } from './helpers';
+
+test('a protected page sends you to sign in and back', async ({ page }) => {
+  await page.goto('/settings');
+  await expect(page).toHaveURL(/\/login\?next=\/settings$/);
+  await hydrated(page);
+  await page.getByLabel('Email').fill(USER.email);
+  await page.getByLabel('Password').fill(USER.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/settings$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Settings');
+});
+
+test('a wrong password is refused without saying which part was wrong', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByLabel('Email').fill(USER.email);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('The email or password is not correct.');
+  await expect(page).toHaveURL(/\/login/);
+});
+
+test('a user sees no admin pages; an admin does', async ({ page }) => {
+  await signIn(page, USER);
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  await expect(nav.getByRole('link', { name: 'Tokens' })).toBeVisible();
+  await expect(nav.getByRole('link', { name: 'Users' })).toHaveCount(0);
+  await page.goto('/users');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Not allowed');
+
+  await page.context().clearCookies();
+  await signIn(page, ADMIN);
+  await nav.getByRole('link', { name: 'Users' }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Users');
+  await expect(page.getByTestId('user-row').filter({ hasText: USER.email })).toBeVisible();
+});
+
+test('signing out ends the session', async ({ page }) => {
+  await signIn(page, USER);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await page.goto('/tokens');
+  await expect(page).toHaveURL(/\/login\?next=\/tokens$/);
+});
+
+test('an API key is shown once, works, and is revoked', async ({ page, request }) => {
+  await signIn(page, USER, '/settings');
+  await page.getByLabel('Name').fill('e2e robot');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const key = (await page.getByTestId('new-api-key').textContent())!.trim();
+  expect(key).toMatch(/^qvk_/);
+  const row = page.getByTestId('api-key-row').filter({ hasText: 'e2e robot' });
+  await expect(row).toContainText('Active');
+
+  const me = await request.get('/api/v1/session', { headers: { authorization: `Bearer ${key}` } });
+  expect(me.status()).toBe(200);
+  expect((await me.json()).user.email).toBe(USER.email);
+
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await expect(row).toContainText('Revoked');
+  const after = await request.get('/api/v1/session', { headers: { authorization: `Bearer ${key}` } });
+  expect(after.status()).toBe(401);
+});
+
+test('the audit log shows sign-ins with their address', async ({ page }) => {
+  await signIn(page, ADMIN, '/audit');
+  await page.getByLabel('Action').fill('login');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const rows = page.getByTestId('audit-row');
+  await expect(rows.first()).toContainText('login');
+  await expect(rows.first()).toContainText('127.0.0.1');
+});
+
+test('a user sees their own tokens only; an admin sees everyone\'s', async ({ page, baseURL }) => {
+  // Set up through the REST API: a provider (admin), one token each.
+  const api = async (who: typeof ADMIN) => {
+    const ctx = await newRequest.newContext({ baseURL });
+    const r = await ctx.post('/api/v1/session', { data: { email: who.email, password: who.password } });
+    expect(r.status()).toBe(200);
+    return ctx;
+  };
+  const admin = await api(ADMIN);
+  const provider = await admin.post('/api/v1/providers', {
+    data: { name: `e2e provider ${Date.now()}`, token_endpoint: 'http://127.0.0.1:9/token', client_id: 'c', client_auth_method: 'none' },
+  });
+  expect(provider.status()).toBe(201);
+  const providerId = (await provider.json()).id;
+  const mk = async (ctx: typeof admin, name: string) => {
+    const r = await ctx.post('/api/v1/tokens', { data: { name, provider_id: providerId, flow: 'client_credentials', request: false } });
+    expect(r.status()).toBe(201);
+  };
+  await mk(admin, 'admin-owned token');
+  await mk(await api(USER), 'user-owned token');
+
+  await signIn(page, USER);
+  const rows = page.getByTestId('token-row');
+  await expect(rows.filter({ hasText: 'user-owned token' })).toHaveCount(1);
+  await expect(rows.filter({ hasText: 'admin-owned token' })).toHaveCount(0);
+
+  await page.context().clearCookies();
+  await signIn(page, ADMIN);
+  await expect(rows.filter({ hasText: 'admin-owned token' })).toHaveCount(1);
+  await expect(rows.filter({ hasText: 'user-owned token' })).toContainText(USER.email);
+  await page.getByLabel('Search by name').fill('user-owned');
+  await expect(rows).toHaveCount(1);
+});

@@ -1,0 +1,126 @@
+import { test, expect, type Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import * as path from 'node:path';
+import { ADMIN, hydrated, signIn } from './helpers';
+
+// Runs after tokens.spec.ts (files run in name order), so the screens have
+// data: an accessibility scan of every page, the 375 px layout, and the
+// screenshots in docs/screenshots (written when E2E_SCREENSHOTS=1).
+
+test.describe.configure({ mode: 'serial' });
+
+async function pages(page: Page): Promise<[string, string][]> {
+  await page.goto('/tokens');
+  await hydrated(page);
+  const token = await page.getByTestId('token-row').first().getByRole('link').getAttribute('href');
+  await page.goto('/providers');
+  await hydrated(page);
+  const provider = await page.getByTestId('provider-row').first().getByRole('link').getAttribute('href');
+  expect(token).toMatch(/^\/tokens\//);
+  expect(provider).toMatch(/^\/providers\//);
+  return [
+    ['tokens', '/tokens'],
+    ['token-detail', token!],
+    ['providers', '/providers'],
+    ['provider-edit', provider!],
+    ['provider-new', '/providers/new'],
+    ['import-export', '/import-export'],
+    ['settings', '/settings'],
+    ['users', '/users'],
+    ['audit', '/audit'],
+    ['jobs', '/jobs'],
+    ['notifications', '/notifications'],
+  ];
+}
+
+async function scan(page: Page, what: string) {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    `${what}: accessibility violations`,
+  ).toEqual([]);
+}
+
+test('every page passes an accessibility scan, light and dark', async ({ page }) => {
+  test.setTimeout(180_000);
+  await signIn(page, ADMIN);
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const [name, url] of await pages(page)) {
+      await page.goto(url);
+      await hydrated(page);
+      await expect(page.locator('.loading')).toHaveCount(0);
+      await scan(page, `${name} (${scheme})`);
+    }
+  }
+  // The dialogs and the menu too.
+  await page.goto('/tokens');
+  await hydrated(page);
+  await page.getByTestId('create-token').click();
+  await expect(page.getByRole('dialog', { name: 'Create and Store OAuth Credentials' })).toBeVisible();
+  await scan(page, 'create dialog');
+  await page.keyboard.press('Escape');
+  await page.getByTestId('row-menu').first().click();
+  await expect(page.getByTestId('action-menu')).toBeVisible();
+  await scan(page, 'action menu');
+});
+
+test('the login page passes an accessibility scan', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await scan(page, 'login');
+});
+
+test('at 375 px nothing overflows and the menu stays on screen', async ({ page }) => {
+  test.setTimeout(120_000);
+  await page.setViewportSize({ width: 375, height: 812 });
+  await signIn(page, ADMIN);
+  for (const [name, url] of await pages(page)) {
+    await page.goto(url);
+    await hydrated(page);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${name} is wider than the screen`).toBeLessThanOrEqual(0);
+  }
+  await page.goto('/tokens');
+  await hydrated(page);
+  await page.getByTestId('row-menu').first().click();
+  const box = await page.getByTestId('action-menu').boundingBox();
+  expect(box).not.toBeNull();
+  expect(box!.x).toBeGreaterThanOrEqual(0);
+  expect(box!.x + box!.width).toBeLessThanOrEqual(375);
+  await page.keyboard.press('Escape');
+  await page.getByTestId('create-token').click();
+  const dialog = page.getByRole('dialog', { name: 'Create and Store OAuth Credentials' });
+  const dialogBox = await dialog.boundingBox();
+  expect(dialogBox!.width).toBeLessThanOrEqual(375);
+});
+
+test('screenshots of each screen, light and dark', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  const dir = process.env.E2E_SCREENSHOTS
+    ? path.resolve(__dirname, '../../docs/screenshots')
+    : testInfo.outputPath('screenshots');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await signIn(page, ADMIN);
+  const list = await pages(page);
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const [name, url] of list) {
+      if (!['tokens', 'token-detail', 'providers', 'provider-edit'].includes(name)) continue;
+      await page.goto(url);
+      await hydrated(page);
+      await page.screenshot({ path: path.join(dir, `${name}-${scheme}.png`), fullPage: name !== 'token-detail' });
+    }
+    await page.goto('/tokens');
+    await hydrated(page);
+    await page.getByTestId('create-token').click();
+    await expect(page.getByRole('dialog')).toBeVisible();
+    await page.screenshot({ path: path.join(dir, `create-token-${scheme}.png`) });
+    await page.keyboard.press('Escape');
+    await page.getByTestId('token-row').first().click({ button: 'right' });
+    await expect(page.getByTestId('action-menu')).toBeVisible();
+    await page.screenshot({ path: path.join(dir, `action-menu-${scheme}.png`) });
+    await page.keyboard.press('Escape');
+  }
+});

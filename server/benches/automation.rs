@@ -1,0 +1,1388 @@
+//! Benchmarks of issue 6 point 8, printed as `BENCH <name>: <value> …`
+//! lines on standard output (progress goes to standard error):
+//!
+//! - `access`: `GET /api/v1/tokens/{id}/access-token` against a bare axum
+//!   handler that returns a body of the same size, with the same load
+//!   generator in the same run: 64 tasks, each with its own HTTP/1.1
+//!   keep-alive connection, back-to-back requests for 10 s after a 2 s
+//!   warm-up; requests/s, p50, p99 and the ratio; SQLite and PostgreSQL.
+//! - `refresh`: 10,000 due Client Credentials tokens renewed by the
+//!   scheduler's passes, against the test provider's own capacity measured
+//!   alone (client_credentials grants straight to its token endpoint at the
+//!   same concurrency); SQLite by default.
+//! - `memory`: the resident memory of a separate `quiver serve` process with
+//!   10,000 and 100,000 tokens (inserted in SQL batches); SQLite by default.
+//!
+//! `cargo bench -p server --bench automation -- [access|refresh|memory]…`
+//! (no part: all). Sizes come from environment variables, see
+//! [`Settings::from_env`] and docs/BENCHMARKS.md. Everything runs on
+//! loopback against the real test authorization server
+//! (end2end/authserver, Node.js) and, for PostgreSQL, a database of its own
+//! on `QUIVER_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), dropped at the end. Child
+//! processes are killed when the run ends, fails or is interrupted.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use base64::Engine;
+use rand::Rng;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
+};
+use serde_json::json;
+use server::account::Role;
+use server::config::{Config, DatabaseUrl};
+use server::http::{AppState, router};
+use server::schedule::refresh::RefreshScheduler;
+use server::secret::SecretString;
+use server::startup::Instance;
+use server::{site, startup};
+
+const ADMIN_EMAIL: &str = "bench@example.com";
+const ADMIN_PASSWORD: &str = "bench admin password";
+/// Longest any single setup request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest the scheduler may take to renew every due token.
+const REFRESH_DEADLINE: Duration = Duration::from_secs(1800);
+/// Longest a memory run waits for its scheduler pass.
+const PASS_DEADLINE: Duration = Duration::from_secs(300);
+/// Tokens made due for the memory run's scheduler pass (one pass's batch).
+const PASS_TOKENS: u64 = 500;
+
+type BenchResult<T = ()> = Result<T, String>;
+
+/// Sizes and choices, from the environment.
+#[derive(Clone, Debug)]
+struct Settings {
+    /// `BENCH_SECONDS` (10): measured seconds of each access-token run.
+    seconds: u64,
+    /// `BENCH_WARMUP_SECONDS` (2): unmeasured seconds before.
+    warmup: u64,
+    /// `BENCH_CONNECTIONS` (64): keep-alive connections (one task each).
+    connections: usize,
+    /// `BENCH_SERVER_THREADS` (the number of CPUs): worker threads of the
+    /// served runtime in the access-token runs.
+    server_threads: usize,
+    /// `BENCH_TOKENS` (10,000): due tokens of the refresh run.
+    tokens: u64,
+    /// `BENCH_GRANTS` (= `BENCH_TOKENS`): grants of the provider-alone run.
+    grants: u64,
+    /// `BENCH_CONCURRENCY` (16): grants at once, alone and in Quiver.
+    concurrency: u64,
+    /// `BENCH_MEMORY_TOKENS` (`10000,100000`): token counts of the memory runs.
+    memory_tokens: Vec<u64>,
+    /// `BENCH_INSERT_BATCH` (10,000): rows per SQL insert.
+    insert_batch: u64,
+    /// `BENCH_DATABASES` (`sqlite,postgres` for access, `sqlite` otherwise).
+    databases: Option<Vec<Kind>>,
+    /// `QUIVER_TEST_POSTGRES_URL`.
+    postgres_url: String,
+    /// `QUIVER_LOG` (`info`, as `quiver serve`): the in-process log filter.
+    log: String,
+}
+
+fn env_u64(name: &str, default: u64) -> BenchResult<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .replace(['_', ','], "")
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, got {v:?}")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    fn from_env() -> BenchResult<Self> {
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from) as u64;
+        let tokens = env_u64("BENCH_TOKENS", 10_000)?;
+        let memory_tokens = match std::env::var("BENCH_MEMORY_TOKENS") {
+            Ok(v) => v
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .replace('_', "")
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("BENCH_MEMORY_TOKENS: {n:?} is not a count"))
+                })
+                .collect::<BenchResult<Vec<_>>>()?,
+            Err(_) => vec![10_000, 100_000],
+        };
+        let databases = match std::env::var("BENCH_DATABASES") {
+            Ok(v) => Some(
+                v.split(',')
+                    .map(|d| match d.trim() {
+                        "sqlite" => Ok(Kind::Sqlite),
+                        "postgres" => Ok(Kind::Postgres),
+                        other => Err(format!(
+                            "BENCH_DATABASES: {other:?} is neither sqlite nor postgres"
+                        )),
+                    })
+                    .collect::<BenchResult<Vec<_>>>()?,
+            ),
+            Err(_) => None,
+        };
+        let s = Self {
+            seconds: env_u64("BENCH_SECONDS", 10)?.max(1),
+            warmup: env_u64("BENCH_WARMUP_SECONDS", 2)?,
+            connections: env_u64("BENCH_CONNECTIONS", 64)?.max(1) as usize,
+            server_threads: env_u64("BENCH_SERVER_THREADS", cpus)?.max(1) as usize,
+            tokens: tokens.max(1),
+            grants: env_u64("BENCH_GRANTS", tokens)?.max(1),
+            concurrency: env_u64("BENCH_CONCURRENCY", 16)?.clamp(1, 64),
+            memory_tokens,
+            insert_batch: env_u64("BENCH_INSERT_BATCH", 10_000)?.max(1),
+            databases,
+            postgres_url: std::env::var("QUIVER_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+            log: std::env::var("QUIVER_LOG").unwrap_or_else(|_| "info".to_owned()),
+        };
+        Ok(s)
+    }
+
+    fn databases(&self, default: &[Kind]) -> Vec<Kind> {
+        self.databases.clone().unwrap_or_else(|| default.to_vec())
+    }
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` adds `--bench`; every other word names a part.
+    let mut parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if let Some(bad) = parts
+        .iter()
+        .find(|p| !["access", "refresh", "memory"].contains(&p.as_str()))
+    {
+        eprintln!("unknown part {bad:?}: expected access, refresh or memory (none: all)");
+        return ExitCode::from(2);
+    }
+    if parts.is_empty() {
+        parts = vec!["access".into(), "refresh".into(), "memory".into()];
+    }
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    server::telemetry::init(&settings.log, server::config::LogFormat::Text);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = run(&parts, &settings) => r,
+            // Dropping the run kills the children and drops the databases.
+            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(parts: &[String], s: &Settings) -> BenchResult {
+    eprintln!("bench: settings {s:?}");
+    for part in parts {
+        match part.as_str() {
+            "access" => access(s).await?,
+            "refresh" => refresh(s).await?,
+            "memory" => memory(s).await?,
+            _ => unreachable!("checked in main"),
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ access
+
+async fn access(s: &Settings) -> BenchResult {
+    let auth = AuthServer::start()?;
+    for kind in s.databases(&[Kind::Sqlite, Kind::Postgres]) {
+        let db = BenchDb::create(kind, s).await?;
+        let env = quiver_env(&db, &db.dir.path().join("data"));
+        eprintln!("bench: access on {}: opening Quiver", kind.name());
+        let (quiver, key) = Served::start(s.server_threads, move || async move {
+            let (config, _) = Config::load(None, env).map_err(|e| e.to_string())?;
+            let options = site::leptos_options(None, config.listen);
+            let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+            let key = admin_key(&instance).await?;
+            let router = router(AppState {
+                instance,
+                leptos_options: options,
+            });
+            Ok((router, key))
+        })
+        .await?;
+        let api = Api::new(&quiver.base(), &key);
+        let provider = api.cc_provider(&auth, s.concurrency).await?;
+        let token = api.cc_token(&provider, "access-bench").await?;
+        let path = format!("/api/v1/tokens/{token}/access-token");
+        let sample = api.get_bytes(&path).await?;
+        let body = Bytes::from(sample);
+
+        auth.reset_stats().await?;
+        eprintln!(
+            "bench: access on {}: bare handler, {} connections, {} s + {} s warm-up",
+            kind.name(),
+            s.connections,
+            s.seconds,
+            s.warmup
+        );
+        let (bare, ()) = Served::start(s.server_threads, {
+            let body = body.clone();
+            move || async move { Ok((bare_router(body), ())) }
+        })
+        .await?;
+        let bare_load = hammer(&format!("{}{path}", bare.base()), None, s).await?;
+        drop(bare);
+        eprintln!("bench: access on {}: Quiver", kind.name());
+        let quiver_load = hammer(&format!("{}{path}", quiver.base()), Some(&key), s).await?;
+        let grants = auth.client_credentials_grants().await?;
+        drop(quiver);
+        drop(db);
+
+        let what = format!(
+            "{} connections, {} s after {} s warm-up, body {} B",
+            s.connections,
+            s.seconds,
+            s.warmup,
+            body.len()
+        );
+        bench(
+            &format!("access.{}.bare", kind.name()),
+            &format!("{} ({what})", bare_load.summary()),
+        );
+        bench(
+            &format!("access.{}.quiver", kind.name()),
+            &format!(
+                "{} ({what}; the provider saw {grants} grants during the runs)",
+                quiver_load.summary()
+            ),
+        );
+        bench(
+            &format!("access.{}.ratio", kind.name()),
+            &format!(
+                "{:.2} of the bare handler's throughput (goal >= 0.50); Quiver p99 {:.2} ms (goal < 10 ms)",
+                quiver_load.per_second() / bare_load.per_second(),
+                quiver_load.percentile_ms(99.0)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The bare handler: the same path, a fixed JSON body.
+fn bare_router(body: Bytes) -> Router {
+    Router::new().route(
+        "/api/v1/tokens/{id}/access-token",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], body) }
+        }),
+    )
+}
+
+/// What one load run measured.
+struct Load {
+    /// Latency of every request completed inside the measured window, in ns.
+    latencies: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+}
+
+impl Load {
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.seconds
+    }
+
+    /// Nearest-rank percentile (the latencies are sorted).
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        self.latencies[rank.clamp(1, self.latencies.len()) - 1] as f64 / 1e6
+    }
+
+    fn summary(&self) -> String {
+        let mut text = format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
+            self.per_second(),
+            self.percentile_ms(50.0),
+            self.percentile_ms(99.0),
+            self.latencies.len(),
+            self.errors
+        );
+        if let Some(e) = &self.first_error {
+            text.push_str(&format!(" (first: {e})"));
+        }
+        text
+    }
+}
+
+/// `connections` tasks, each with its own keep-alive connection, send GET
+/// `url` back to back; requests completed in the measured window count.
+async fn hammer(url: &str, key: Option<&str>, s: &Settings) -> BenchResult<Load> {
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(s.warmup);
+    let measure_to = measure_from + Duration::from_secs(s.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..s.connections {
+        // One client per task with one idle connection: one connection each.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let url = url.to_owned();
+        let key = key.map(str::to_owned);
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 14);
+            let mut errors = 0u64;
+            let mut first_error = None;
+            loop {
+                let sent = Instant::now();
+                let mut request = client.get(&url);
+                if let Some(key) = &key {
+                    request = request.bearer_auth(key);
+                }
+                let outcome = match request.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                    }
+                    Ok(r) => Err(format!("HTTP {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                let done = Instant::now();
+                if done >= measure_to {
+                    break;
+                }
+                if done < measure_from {
+                    continue;
+                }
+                match outcome {
+                    Ok(()) => latencies.push((done - sent).as_nanos() as u64),
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        });
+    }
+    let mut load = Load {
+        latencies: Vec::new(),
+        errors: 0,
+        first_error: None,
+        seconds: s.seconds as f64,
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (latencies, errors, first_error) = done.map_err(|e| e.to_string())?;
+        load.latencies.extend(latencies);
+        load.errors += errors;
+        if load.first_error.is_none() {
+            load.first_error = first_error;
+        }
+    }
+    load.latencies.sort_unstable();
+    if load.latencies.is_empty() {
+        return Err(format!(
+            "no request to {url} succeeded: {}",
+            load.first_error.unwrap_or_default()
+        ));
+    }
+    Ok(load)
+}
+
+// ----------------------------------------------------------------- refresh
+
+async fn refresh(s: &Settings) -> BenchResult {
+    let auth = AuthServer::start()?;
+    for kind in s.databases(&[Kind::Sqlite]) {
+        // The provider alone, right before Quiver, at the same concurrency.
+        grants(&auth, 200.min(s.grants), s.concurrency, true).await?;
+        let alone = grants(&auth, s.grants, s.concurrency, true).await?;
+        let alone_new = grants(&auth, s.grants, s.concurrency, false).await?;
+
+        let db = BenchDb::create(kind, s).await?;
+        let env = quiver_env(&db, &db.dir.path().join("data"));
+        let (config, _) = Config::load(None, env).map_err(|e| e.to_string())?;
+        let options = site::leptos_options(None, config.listen);
+        let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+        let key = admin_key(&instance).await?;
+        let served = serve_here(router(AppState {
+            instance: instance.clone(),
+            leptos_options: options,
+        }))
+        .await?;
+        let api = Api::new(&format!("http://{}", served.addr), &key);
+        let provider = api.cc_provider(&auth, s.concurrency).await?;
+        let token = api.cc_token(&provider, "refresh-bench").await?;
+        let now = chrono::Utc::now();
+        eprintln!(
+            "bench: refresh on {}: cloning {} due tokens in SQL",
+            kind.name(),
+            s.tokens
+        );
+        clone_tokens(
+            &instance.db,
+            &token,
+            s.tokens,
+            s.insert_batch,
+            now - chrono::Duration::seconds(1),
+        )
+        .await?;
+        let due = count_due(&instance.db, chrono::Utc::now()).await?;
+        if due != s.tokens {
+            return Err(format!("{due} tokens are due, expected {}", s.tokens));
+        }
+
+        auth.reset_stats().await?;
+        eprintln!(
+            "bench: refresh on {}: renewing {} tokens",
+            kind.name(),
+            s.tokens
+        );
+        let scheduler = RefreshScheduler::new(instance.tokens.clone());
+        let started = Instant::now();
+        let (mut renewed, mut failed, mut passes) = (0usize, 0usize, 0usize);
+        loop {
+            let r = scheduler.pass().await;
+            if r.renewed + r.failed + r.skipped == 0 {
+                break;
+            }
+            passes += 1;
+            renewed += r.renewed;
+            failed += r.failed;
+            if started.elapsed() > REFRESH_DEADLINE {
+                return Err(format!(
+                    "the scheduler renewed {renewed} tokens in {REFRESH_DEADLINE:?} and is not done"
+                ));
+            }
+        }
+        let took = started.elapsed().as_secs_f64();
+        let left = count_due(&instance.db, chrono::Utc::now()).await?;
+        let seen = auth.client_credentials_grants().await?;
+        served.task.abort();
+        drop(instance);
+        drop(db);
+
+        let rate = renewed as f64 / took;
+        bench(
+            &format!("refresh.{}.provider_alone", kind.name()),
+            &format!(
+                "{:.0} grants/s ({} client_credentials grants at concurrency {}, keep-alive connections)",
+                alone.per_second, alone.count, s.concurrency
+            ),
+        );
+        bench(
+            &format!("refresh.{}.provider_alone_new_connection", kind.name()),
+            &format!(
+                "{:.0} grants/s ({} grants at concurrency {}, a new connection per grant, as Quiver does)",
+                alone_new.per_second, alone_new.count, s.concurrency
+            ),
+        );
+        bench(
+            &format!("refresh.{}.quiver", kind.name()),
+            &format!(
+                "{rate:.0} renewals/s ({renewed} of {} tokens renewed in {took:.2} s over {passes} scheduler passes, {failed} failed, {left} still due; the provider saw {seen} grants; concurrency {}, no rate limit)",
+                s.tokens, s.concurrency
+            ),
+        );
+        bench(
+            &format!("refresh.{}.ratio", kind.name()),
+            &format!(
+                "{:.2} of the provider alone (goal >= 0.80); {:.2} of the provider with a new connection per grant",
+                rate / alone.per_second,
+                rate / alone_new.per_second
+            ),
+        );
+        if left > 0 || failed > 0 {
+            return Err(format!(
+                "{failed} renewals failed and {left} tokens are still due"
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Grants {
+    count: u64,
+    per_second: f64,
+}
+
+/// `n` client_credentials grants straight to the provider's token endpoint,
+/// `concurrency` at a time.
+async fn grants(
+    auth: &AuthServer,
+    n: u64,
+    concurrency: u64,
+    keep_alive: bool,
+) -> BenchResult<Grants> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30));
+    if !keep_alive {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let url = auth.endpoint("token")?;
+    let secret = auth.info["clientSecrets"]["cc-basic"]
+        .as_str()
+        .ok_or("no secret for cc-basic")?
+        .to_owned();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, url, next, secret) =
+            (client.clone(), url.clone(), next.clone(), secret.clone());
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let r = client
+                    .post(&url)
+                    .basic_auth("cc-basic", Some(&secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = r.status();
+                let body = r.bytes().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!(
+                        "the provider answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    Ok(Grants {
+        count: n,
+        per_second: n as f64 / started.elapsed().as_secs_f64(),
+    })
+}
+
+// ------------------------------------------------------------------ memory
+
+async fn memory(s: &Settings) -> BenchResult {
+    let auth = AuthServer::start()?;
+    for kind in s.databases(&[Kind::Sqlite]) {
+        for &n in &s.memory_tokens {
+            memory_run(s, &auth, kind, n).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn memory_run(s: &Settings, auth: &AuthServer, kind: Kind, n: u64) -> BenchResult {
+    let db = BenchDb::create(kind, s).await?;
+    // This process migrates the database and makes the admin and key.
+    let env = quiver_env(&db, &db.dir.path().join("bench-data"));
+    let (config, _) = Config::load(None, env).map_err(|e| e.to_string())?;
+    let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+    let key = admin_key(&instance).await?;
+    let quiver = QuiverProcess::start(&db).await?;
+    let api = Api::new(&quiver.base, &key);
+    let provider = api.cc_provider(auth, s.concurrency).await?;
+    let token = api.cc_token(&provider, "memory-bench").await?;
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    set_due(&instance.db, None, later).await?;
+    // Baseline: one token, a page listed, a few idle scheduler passes.
+    api.get_json("/api/v1/tokens?limit=50").await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let baseline = quiver.memory()?;
+
+    eprintln!(
+        "bench: memory on {}: inserting {} tokens in SQL",
+        kind.name(),
+        n
+    );
+    let started = Instant::now();
+    if n > 1 {
+        clone_tokens(&instance.db, &token, n, s.insert_batch, later).await?;
+    }
+    let insert = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stored = quiver.memory()?;
+
+    let page = api.get_json("/api/v1/tokens?limit=50").await?;
+    if page["total"].as_u64() != Some(n) {
+        return Err(format!(
+            "the list reports {} tokens, expected {n}",
+            page["total"]
+        ));
+    }
+    auth.reset_stats().await?;
+    let due = PASS_TOKENS.min(n);
+    set_due(
+        &instance.db,
+        Some(due),
+        chrono::Utc::now() - chrono::Duration::seconds(1),
+    )
+    .await?;
+    let started = Instant::now();
+    while count_due(&instance.db, chrono::Utc::now()).await? > 0 {
+        if started.elapsed() > PASS_DEADLINE {
+            return Err(format!(
+                "the scheduler of `quiver serve` did not renew {due} tokens in {PASS_DEADLINE:?}: {}",
+                quiver.log_tail()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = quiver.memory()?;
+    let renewed = auth.client_credentials_grants().await?;
+    drop(quiver);
+    drop(instance);
+    drop(db);
+
+    bench(
+        &format!("memory.{}.{n}", kind.name()),
+        &format!(
+            "{:.1} MiB RSS after listing a page and a scheduler pass ({:+.1} MiB over the baseline {:.1} MiB with 1 token); {:.1} MiB with the {n} tokens stored ({:+.1} MiB); peak (VmHWM) {:.1} MiB. Process: `quiver serve` on {}, scheduler every 1 s; the pass renewed {renewed} of {due} due tokens; {n} rows inserted in {insert:.2} s",
+            mib(after.rss),
+            mib(after.rss) - mib(baseline.rss),
+            mib(baseline.rss),
+            mib(stored.rss),
+            mib(stored.rss) - mib(baseline.rss),
+            mib(after.hwm),
+            kind.name()
+        ),
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Memory {
+    /// VmRSS, KiB.
+    rss: u64,
+    /// VmHWM, KiB.
+    hwm: u64,
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// A separate `quiver serve` process with the scheduler on; killed on drop.
+struct QuiverProcess {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl QuiverProcess {
+    async fn start(db: &BenchDb) -> BenchResult<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let log = db.dir.path().join("quiver.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(quiver_env(db, &db.dir.path().join("serve-data")))
+            .env("QUIVER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("QUIVER_SCHEDULER_INTERVAL", "1s")
+            .env("QUIVER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start quiver: {e}"))?;
+        let mut process = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = http_client()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Err(format!(
+                    "quiver serve exited ({status}): {}",
+                    process.log_tail()
+                ));
+            }
+            let health = client
+                .get(format!("{}/healthz", process.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Ok(process);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "quiver serve was not healthy within 60 s: {}",
+                    process.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn memory(&self) -> BenchResult<Memory> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .ok_or_else(|| format!("no {name} in {path}"))
+        };
+        Ok(Memory {
+            rss: field("VmRSS:")?,
+            hwm: field("VmHWM:")?,
+        })
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for QuiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------ shared
+
+fn bench(name: &str, value: &str) {
+    println!("BENCH {name}: {value}");
+}
+
+fn http_client() -> BenchResult<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Creates the admin account and returns an API key for it.
+async fn admin_key(instance: &Instance) -> BenchResult<String> {
+    let user = instance
+        .accounts
+        .users
+        .create(
+            ADMIN_EMAIL,
+            &SecretString::new(ADMIN_PASSWORD.to_owned()),
+            Role::Admin,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, key) = instance
+        .accounts
+        .api_keys
+        .create(&user.id, "bench")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(key.expose().to_owned())
+}
+
+/// Which database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Sqlite => "sqlite",
+            Kind::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database of the run's own: a SQLite file in a temporary folder, or a
+/// fresh PostgreSQL database dropped (with its connections) on drop.
+struct BenchDb {
+    url: String,
+    master_key: String,
+    pg: Option<(String, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl BenchDb {
+    async fn create(kind: Kind, s: &Settings) -> BenchResult<Self> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let master_key = base64::engine::general_purpose::STANDARD
+            .encode(rand::thread_rng().r#gen::<[u8; 32]>());
+        let (url, pg) = match kind {
+            Kind::Sqlite => (
+                DatabaseUrl::sqlite_file(&dir.path().join("quiver.db"))
+                    .expose()
+                    .to_owned(),
+                None,
+            ),
+            Kind::Postgres => {
+                let server = s.postgres_url.clone();
+                let admin = Database::connect(quiet(&server)).await.map_err(|e| {
+                    format!("PostgreSQL is not reachable at {server}: {e} (scripts/postgres.sh starts it)")
+                })?;
+                let name = format!("quiver_bench_{:016x}", rand::thread_rng().r#gen::<u64>());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .map_err(|e| format!("create database {name}: {e}"))?;
+                let _ = admin.close().await;
+                let mut url = url::Url::parse(&server).map_err(|e| e.to_string())?;
+                url.set_path(&format!("/{name}"));
+                (url.to_string(), Some((server, name)))
+            }
+        };
+        Ok(Self {
+            url,
+            master_key,
+            pg,
+            dir,
+        })
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.pg.take() else {
+            return;
+        };
+        // Possibly inside the bench's runtime: drop from a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let admin = Database::connect(quiet(&server))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                admin.close().await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("bench: could not drop a PostgreSQL database: {dropped:?}");
+        }
+    }
+}
+
+/// Connection options that do not log every statement.
+fn quiet(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.sqlx_logging(false);
+    options
+}
+
+/// The settings of a Quiver instance on `db` with its data in `data_dir`.
+fn quiver_env(db: &BenchDb, data_dir: &Path) -> Vec<(String, String)> {
+    vec![
+        ("QUIVER_DATA_DIR".into(), data_dir.display().to_string()),
+        ("QUIVER_DATABASE_URL".into(), db.url.clone()),
+        ("QUIVER_MASTER_KEY".into(), db.master_key.clone()),
+        ("QUIVER_ALLOW_INSECURE_LOOPBACK".into(), "true".into()),
+    ]
+}
+
+/// `$n` placeholders, numbered the SQLite way (`?n`) when needed.
+fn sql(backend: DbBackend, text: &str) -> String {
+    match backend {
+        DbBackend::Sqlite => text.replace('$', "?"),
+        _ => text.to_owned(),
+    }
+}
+
+/// Clones token `id` into tokens 2..=`total` in batched `INSERT … SELECT`s:
+/// new ids and names, no sealed column (sealed values are bound to their
+/// row; a Client Credentials token without an access token is renewed by
+/// requesting anew), automatic refresh on, next due at `due`.
+async fn clone_tokens(
+    db: &DatabaseConnection,
+    id: &str,
+    total: u64,
+    batch: u64,
+    due: chrono::DateTime<chrono::Utc>,
+) -> BenchResult {
+    let backend = db.get_database_backend();
+    let (with, series, n) = match backend {
+        DbBackend::Postgres => ("", "generate_series($1::int, $2::int) AS g", "g"),
+        _ => (
+            "WITH RECURSIVE g(n) AS (SELECT $1 UNION ALL SELECT n + 1 FROM g WHERE n < $2) ",
+            "g",
+            "n",
+        ),
+    };
+    let padded = |width: usize| match backend {
+        DbBackend::Postgres => format!("lpad({n}::text, {width}, '0')"),
+        _ => format!("printf('%0{width}d', {n})"),
+    };
+    let text = format!(
+        "{with}INSERT INTO tokens (id, name, owner_id, provider_id, flow, use_default_keys, \
+         client_id, client_secret, username, password, resource, scope, additional_values, \
+         status, access_token, refresh_token, token_type, expires_at, granted_scope, identity, \
+         last_error, last_refreshed_at, refresh_margin_secs, lease_owner, lease_until, \
+         auto_refresh, refresh_lead_secs, refresh_due_at, failure_count, created_at, updated_at) \
+         SELECT '00000000-0000-4000-8000-' || {id}, 'bench-' || {name}, owner_id, provider_id, \
+         flow, use_default_keys, client_id, NULL, username, NULL, resource, scope, \
+         additional_values, status, NULL, NULL, token_type, expires_at, granted_scope, identity, \
+         last_error, last_refreshed_at, refresh_margin_secs, NULL, NULL, $3, refresh_lead_secs, \
+         $4, 0, created_at, updated_at FROM tokens, {series} WHERE id = $5",
+        id = padded(12),
+        name = padded(7),
+    );
+    let text = sql(backend, &text);
+    let mut first = 2;
+    while first <= total {
+        let last = (first + batch - 1).min(total);
+        let done = db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                &text,
+                [
+                    Value::from(first as i32),
+                    Value::from(last as i32),
+                    Value::from(true),
+                    Value::from(due),
+                    Value::from(id.to_owned()),
+                ],
+            ))
+            .await
+            .map_err(|e| format!("cloning tokens {first}..={last}: {e}"))?;
+        if done.rows_affected() != last - first + 1 {
+            return Err(format!(
+                "cloning tokens {first}..={last} inserted {} rows",
+                done.rows_affected()
+            ));
+        }
+        first = last + 1;
+    }
+    // The original too.
+    set_due(db, None, due).await
+}
+
+/// Sets automatic refresh and the next renewal of every token (or of the
+/// first `limit` by id).
+async fn set_due(
+    db: &DatabaseConnection,
+    limit: Option<u64>,
+    due: chrono::DateTime<chrono::Utc>,
+) -> BenchResult {
+    let backend = db.get_database_backend();
+    let text = match limit {
+        None => "UPDATE tokens SET auto_refresh = $1, refresh_due_at = $2".to_owned(),
+        Some(n) => format!(
+            "UPDATE tokens SET auto_refresh = $1, refresh_due_at = $2 \
+             WHERE id IN (SELECT id FROM tokens ORDER BY id LIMIT {n})"
+        ),
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql(backend, &text),
+        [Value::from(true), Value::from(due)],
+    ))
+    .await
+    .map_err(|e| format!("setting refresh_due_at: {e}"))?;
+    Ok(())
+}
+
+/// Tokens whose renewal is due at `now`.
+async fn count_due(
+    db: &DatabaseConnection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> BenchResult<u64> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql(
+                backend,
+                "SELECT count(*) FROM tokens WHERE auto_refresh = $1 AND refresh_due_at <= $2",
+            ),
+            [Value::from(true), Value::from(now)],
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no count")?;
+    let n: i64 = row.try_get_by_index(0).map_err(|e| e.to_string())?;
+    Ok(n as u64)
+}
+
+/// Quiver's REST API with an admin key.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    fn new(base: &str, key: &str) -> Self {
+        Self {
+            client: http_client().expect("a reqwest client"),
+            base: base.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> BenchResult<Vec<u8>> {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = r.status();
+        let body = r.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "{method} {path}: {status} {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        Ok(body.to_vec())
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> BenchResult<serde_json::Value> {
+        let bytes = self.call(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))
+    }
+
+    async fn get_json(&self, path: &str) -> BenchResult<serde_json::Value> {
+        self.json(reqwest::Method::GET, path, None).await
+    }
+
+    async fn get_bytes(&self, path: &str) -> BenchResult<Vec<u8>> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// A provider for client `cc-basic`, with `concurrency` background
+    /// renewals at once and no rate limit; returns its id.
+    async fn cc_provider(&self, auth: &AuthServer, concurrency: u64) -> BenchResult<String> {
+        let p = self
+            .json(
+                reqwest::Method::POST,
+                "/api/v1/providers",
+                Some(auth.provider("bench-cc", "cc-basic")?),
+            )
+            .await?;
+        let id = p["id"].as_str().ok_or("no provider id")?.to_owned();
+        let p = self
+            .json(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/providers/{id}"),
+                Some(json!({"refresh_concurrency": concurrency, "refresh_rate_per_minute": 0})),
+            )
+            .await?;
+        if p["refresh_concurrency"] != concurrency || p["refresh_rate_per_minute"] != 0 {
+            return Err(format!("the provider's limits were not set: {p}"));
+        }
+        Ok(id)
+    }
+
+    /// A Client Credentials token, requested; returns its id.
+    async fn cc_token(&self, provider: &str, name: &str) -> BenchResult<String> {
+        let t = self
+            .json(
+                reqwest::Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": name, "provider_id": provider, "flow": "client_credentials"})),
+            )
+            .await?;
+        if t["status"] != "active" {
+            return Err(format!("the token is not active: {t}"));
+        }
+        Ok(t["id"].as_str().ok_or("no token id")?.to_owned())
+    }
+}
+
+/// A router served on a runtime and thread of its own (as a separate
+/// server process would be), stopped on drop.
+struct Served {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    /// Builds the router with `make` on the new runtime (so that its
+    /// database pool lives there too) and serves it on 127.0.0.1.
+    async fn start<T, F, Fut>(threads: usize, make: F) -> BenchResult<(Self, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = BenchResult<(Router, T)>>,
+    {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<BenchResult<(SocketAddr, T)>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let made = make().await;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+                let (router, extra, listener) = match (made, listener) {
+                    (Ok((router, extra)), Ok(listener)) => (router, extra, listener),
+                    (Err(e), _) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    (_, Err(e)) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let addr = match listener.local_addr() {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok((addr, extra)));
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                tokio::select! {
+                    r = axum::serve(listener, service) => {
+                        if let Err(e) = r {
+                            eprintln!("bench: server error: {e}");
+                        }
+                    }
+                    _ = stop_rx => {}
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        });
+        let mut served = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        };
+        let (addr, extra) = ready_rx
+            .await
+            .map_err(|_| "the server thread ended before serving".to_owned())??;
+        served.addr = addr;
+        Ok((served, extra))
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A router served on the current runtime.
+struct ServedHere {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn serve_here(router: Router) -> BenchResult<ServedHere> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
+            eprintln!("bench: server error: {e}");
+        }
+    });
+    Ok(ServedHere { addr, task })
+}
+
+/// The test authorization server (end2end/authserver) on loopback, killed
+/// on drop (and stopping by itself when this process dies: it watches its
+/// standard input).
+struct AuthServer {
+    issuer: String,
+    info: serde_json::Value,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl AuthServer {
+    fn start() -> BenchResult<Self> {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../end2end/authserver/server.js"
+        );
+        let mut child = Command::new("node")
+            .arg(script)
+            .args([
+                "--port",
+                "0",
+                "--redirect-uri",
+                "http://127.0.0.1:3000/oauth/callback",
+                "--access-token-ttl",
+                "3600",
+                "--max-lifetime-seconds",
+                "7200",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start node (./dev setup installs it): {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the authorization server did not start within 30 s".into());
+            }
+        };
+        let Some(ready) = line.strip_prefix("AUTHSERVER_READY ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the authorization server did not start: {line:?}"));
+        };
+        let info: serde_json::Value =
+            serde_json::from_str(ready.trim()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            issuer: info["issuer"].as_str().ok_or("no issuer")?.to_owned(),
+            info,
+            child,
+            _stdin: stdin,
+        })
+    }
+
+    fn endpoint(&self, name: &str) -> BenchResult<String> {
+        self.info["endpoints"][name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no {name} endpoint"))
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str) -> BenchResult<serde_json::Value> {
+        let r = http_client()?
+            .request(method, format!("{}/__admin{path}", self.issuer))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let text = r.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("authserver admin {path}: {status} {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    async fn reset_stats(&self) -> BenchResult {
+        self.admin(reqwest::Method::POST, "/stats/reset")
+            .await
+            .map(drop)
+    }
+
+    async fn client_credentials_grants(&self) -> BenchResult<u64> {
+        let stats = self.admin(reqwest::Method::GET, "/stats").await?;
+        Ok(stats["providerGrantTypes"]["client_credentials"]
+            .as_u64()
+            .unwrap_or(0))
+    }
+
+    /// The provider JSON for a client of this server.
+    fn provider(&self, name: &str, client_id: &str) -> BenchResult<serde_json::Value> {
+        Ok(json!({
+            "name": name,
+            "issuer": self.issuer,
+            "authorization_endpoint": self.endpoint("authorization")?,
+            "token_endpoint": self.endpoint("token")?,
+            "revocation_endpoint": self.endpoint("revocation")?,
+            "jwks_uri": self.endpoint("jwks")?,
+            "client_id": client_id,
+            "client_secret": self.info["clientSecrets"][client_id],
+            "client_auth_method": "client_secret_basic",
+        }))
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,351 @@
+//! Who is calling: a session cookie or an API key, resolved once per
+//! request by middleware and read by every handler and server function.
+//! Access rules are checked on the server; the UI only mirrors them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::account::Role;
+use crate::account::api_keys::ApiKeys;
+use crate::account::rate_limit::LoginLimiter;
+use crate::account::sessions::Sessions;
+use crate::account::users::{User, Users};
+use crate::audit::{Actor, Audit};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "quiver_session";
+
+/// Everything about accounts that handlers need.
+#[derive(Clone)]
+pub struct Accounts {
+    /// Users.
+    pub users: Users,
+    /// Sessions.
+    pub sessions: Sessions,
+    /// API keys.
+    pub api_keys: ApiKeys,
+    /// Login rate limits.
+    pub limiter: Arc<LoginLimiter>,
+    /// The audit log.
+    pub audit: Audit,
+    /// Whether cookies get `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A session cookie; the hash identifies the session.
+    Session {
+        /// Session id hash.
+        id_hash: String,
+    },
+    /// An API key.
+    ApiKey {
+        /// Key id.
+        id: String,
+        /// Key name.
+        name: String,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user (for an API key, its owner).
+    pub user: User,
+    /// Session or API key.
+    pub via: Via,
+}
+
+impl Caller {
+    /// The audit actor.
+    pub fn actor(&self) -> Actor {
+        match &self.via {
+            Via::Session { .. } => Actor::User {
+                id: self.user.id.clone(),
+                email: self.user.email.clone(),
+            },
+            Via::ApiKey { id, name } => Actor::ApiKey {
+                id: id.clone(),
+                label: format!("{name} ({})", self.user.email),
+            },
+        }
+    }
+
+    /// Whether the caller is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+/// What the middleware learnt about a request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestIdentity {
+    /// The caller, when the credentials were valid.
+    pub caller: Option<Caller>,
+    /// The client's address.
+    pub client_addr: Option<String>,
+    /// Whether credentials were presented but refused.
+    pub rejected_credentials: bool,
+}
+
+/// The session id in a `Cookie` header.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// Resolves the caller of a request.
+pub async fn identify(
+    accounts: &Accounts,
+    headers: &HeaderMap,
+    client_addr: Option<String>,
+) -> RequestIdentity {
+    let mut identity = RequestIdentity {
+        caller: None,
+        client_addr,
+        rejected_credentials: false,
+    };
+    if let Some(key) = bearer(headers) {
+        match accounts.api_keys.authenticate(&key).await {
+            Ok(Some((key, user))) => {
+                identity.caller = Some(Caller {
+                    user,
+                    via: Via::ApiKey {
+                        id: key.id,
+                        name: key.name,
+                    },
+                });
+            }
+            Ok(None) => identity.rejected_credentials = true,
+            Err(e) => {
+                tracing::error!(error = %e, "API key lookup failed");
+                identity.rejected_credentials = true;
+            }
+        }
+        return identity;
+    }
+    if let Some(token) = session_cookie(headers) {
+        match accounts.sessions.resolve(&token).await {
+            Ok(Some(live)) => {
+                identity.caller = Some(Caller {
+                    user: live.user,
+                    via: Via::Session {
+                        id_hash: live.id_hash,
+                    },
+                });
+            }
+            Ok(None) => identity.rejected_credentials = true,
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                identity.rejected_credentials = true;
+            }
+        }
+    }
+    identity
+}
+
+/// Middleware: puts a [`RequestIdentity`] into the request's extensions.
+pub async fn identify_request(
+    State(accounts): State<Accounts>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let client_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let identity = identify(&accounts, request.headers(), client_addr).await;
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// The `Set-Cookie` value that stores a session id.
+pub fn session_set_cookie(token: &str, secure: bool, max_age_seconds: i64) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that clears the session cookie.
+pub fn session_clear_cookie(secure: bool) -> String {
+    session_set_cookie("", secure, 0)
+}
+
+/// Why a login was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Too many failures; try again after this many seconds.
+    #[error("too many failed logins; try again in {0} seconds")]
+    RateLimited(u64),
+    /// Wrong email or password, or a disabled account (never says which).
+    #[error("the email or password is not correct")]
+    BadCredentials,
+    /// The database failed.
+    #[error("login failed: {0}")]
+    Internal(String),
+}
+
+impl From<LoginError> for app::error::AppError {
+    fn from(e: LoginError) -> Self {
+        use app::error::AppError;
+        match e {
+            LoginError::RateLimited(seconds) => AppError::RateLimited {
+                retry_after_seconds: seconds,
+            },
+            LoginError::BadCredentials => AppError::Validation {
+                field: None,
+                message: "The email or password is not correct.".into(),
+            },
+            LoginError::Internal(message) => {
+                tracing::error!(%message, "login failed");
+                AppError::Internal
+            }
+        }
+    }
+}
+
+impl Accounts {
+    /// Checks the password and starts a new session. A session id the
+    /// client already held is ended, so the id changes at every login.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: crate::secret::SecretString,
+        previous_session: Option<String>,
+        client_addr: Option<String>,
+    ) -> Result<(User, crate::secret::SecretString), LoginError> {
+        use crate::account::password;
+        use crate::audit::{AuditEvent, Outcome};
+
+        let claimed = email.trim().to_lowercase();
+        let audit = |outcome, detail: &str| {
+            AuditEvent::new(
+                Actor::Anonymous {
+                    claimed: Some(claimed.chars().take(254).collect()),
+                },
+                "login",
+                "session",
+                outcome,
+            )
+            .detail(detail)
+            .from_addr(client_addr.clone())
+        };
+        if let Some(wait) = self.limiter.check(&claimed, client_addr.as_deref()) {
+            let _ = self
+                .audit
+                .record(audit(Outcome::Denied, "rate limited"))
+                .await;
+            return Err(LoginError::RateLimited(wait));
+        }
+        let found = self
+            .users
+            .find_by_email_with_hash(&claimed)
+            .await
+            .map_err(|e| LoginError::Internal(e.to_string()))?;
+        // Argon2 is deliberately slow: keep it off the async workers.
+        let verified = tokio::task::spawn_blocking(move || match found {
+            Some((user, hash)) => password::verify(&password, &hash).then_some(user),
+            None => {
+                password::verify_dummy(&password);
+                None
+            }
+        })
+        .await
+        .map_err(|e| LoginError::Internal(e.to_string()))?;
+        let user = match verified {
+            Some(user) if !user.disabled => user,
+            _ => {
+                self.limiter.failed(&claimed, client_addr.as_deref());
+                let _ = self
+                    .audit
+                    .record(audit(Outcome::Failure, "bad credentials"))
+                    .await;
+                return Err(LoginError::BadCredentials);
+            }
+        };
+        self.limiter.succeeded(&claimed);
+        if let Some(previous) = previous_session {
+            let _ = self
+                .sessions
+                .end(&crate::account::sessions::hash_token(&previous))
+                .await;
+        }
+        let token = self
+            .sessions
+            .start(&user.id, client_addr.clone())
+            .await
+            .map_err(|e| LoginError::Internal(e.to_string()))?;
+        let _ = self
+            .audit
+            .record(
+                AuditEvent::new(
+                    Actor::User {
+                        id: user.id.clone(),
+                        email: user.email.clone(),
+                    },
+                    "login",
+                    "session",
+                    Outcome::Success,
+                )
+                .object(user.id.clone())
+                .from_addr(client_addr),
+            )
+            .await;
+        Ok((user, token))
+    }
+
+    /// Ends the caller's session (an API key has none to end).
+    pub async fn logout(&self, caller: &Caller, client_addr: Option<String>) {
+        use crate::audit::{AuditEvent, Outcome};
+        if let Via::Session { id_hash } = &caller.via
+            && let Err(e) = self.sessions.end(id_hash).await
+        {
+            tracing::error!(error = %e, "could not end a session");
+        }
+        let _ = self
+            .audit
+            .record(
+                AuditEvent::new(caller.actor(), "logout", "session", Outcome::Success)
+                    .object(caller.user.id.clone())
+                    .from_addr(client_addr),
+            )
+            .await;
+    }
+
+    /// The `Set-Cookie` for a new session.
+    pub fn set_cookie(&self, token: &crate::secret::SecretString) -> String {
+        session_set_cookie(
+            token.expose(),
+            self.secure_cookies,
+            self.sessions.policy().absolute.num_seconds(),
+        )
+    }
+
+    /// The `Set-Cookie` that clears the session.
+    pub fn clear_cookie(&self) -> String {
+        session_clear_cookie(self.secure_cookies)
+    }
+}

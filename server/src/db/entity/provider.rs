@@ -1,0 +1,56 @@
+//! `providers`: OAuth authorization servers and their default client.
+//! `client_secret` and `private_key` are sealed.
+
+use sea_orm::entity::prelude::*;
+
+/// One provider.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "providers")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    #[sea_orm(unique)]
+    pub name: String,
+    pub issuer: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: String,
+    pub refresh_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub client_id: Option<String>,
+    /// Sealed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub client_secret: Option<String>,
+    pub client_auth_method: String,
+    /// Sealed PKCS#8 PEM.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub private_key: Option<String>,
+    pub key_id: Option<String>,
+    pub signing_alg: Option<String>,
+    pub assertion_audience: Option<String>,
+    pub pkce: bool,
+    pub scope_separator: String,
+    pub default_lifetime_secs: Option<i64>,
+    pub expires_in_millis: bool,
+    /// JSON object of extra authorize parameters.
+    #[sea_orm(column_type = "Text")]
+    pub authorize_params: String,
+    /// JSON object of extra token parameters.
+    #[sea_orm(column_type = "Text")]
+    pub token_params: String,
+    pub connect_timeout_ms: i32,
+    pub timeout_ms: i32,
+    pub iss_parameter_supported: bool,
+    /// Background refreshes at once against this provider (per replica).
+    pub refresh_concurrency: i32,
+    /// Background refreshes per minute against this provider (per replica).
+    pub refresh_rate_per_minute: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relation is navigated from code.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,67 @@
+//! `tokens`: OAuth tokens, their settings and their current credentials.
+//! `client_secret`, `password`, `access_token` and `refresh_token` are sealed.
+
+use sea_orm::entity::prelude::*;
+
+/// One token.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tokens")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    pub provider_id: String,
+    pub flow: String,
+    pub use_default_keys: bool,
+    pub client_id: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub client_secret: Option<String>,
+    pub username: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub password: Option<String>,
+    pub resource: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub scope: Option<String>,
+    /// JSON object.
+    #[sea_orm(column_type = "Text")]
+    pub additional_values: String,
+    pub status: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub access_token: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub refresh_token: Option<String>,
+    pub token_type: Option<String>,
+    pub expires_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub granted_scope: Option<String>,
+    /// JSON identity summary (sub, email, name) for OIDC tokens.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub identity: Option<String>,
+    /// JSON `{"error","error_description","http_status"}` of the last failure.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    pub last_refreshed_at: Option<DateTimeUtc>,
+    /// Refresh before serving when the token expires within this many seconds.
+    pub refresh_margin_secs: i32,
+    /// The process currently refreshing the token (a lease), if any.
+    pub lease_owner: Option<String>,
+    /// When that lease lapses.
+    pub lease_until: Option<DateTimeUtc>,
+    /// Whether the scheduler renews the token before it expires.
+    pub auto_refresh: bool,
+    /// How long before expiry the scheduler renews it.
+    pub refresh_lead_secs: i32,
+    /// When the scheduler should next renew it (none: nothing to do).
+    pub refresh_due_at: Option<DateTimeUtc>,
+    /// Failed renewals in a row.
+    pub failure_count: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relation is navigated from code.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

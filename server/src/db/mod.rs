@@ -1,0 +1,111 @@
+//! The database: connection, entities and migrations, the same code on
+//! SQLite (embedded default) and PostgreSQL.
+
+pub mod entity;
+pub mod migration;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::{DatabaseKind, DatabaseUrl};
+
+/// How long a SQLite writer waits for another writer before failing.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder for the SQLite file {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// The driver's error.
+        source: DbErr,
+    },
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(DbErr),
+}
+
+/// Opens a connection pool. `schema` selects a PostgreSQL schema (tests
+/// isolate themselves that way); it is ignored for SQLite.
+pub async fn connect(
+    url: &DatabaseUrl,
+    schema: Option<&str>,
+) -> Result<DatabaseConnection, DbError> {
+    if let Some(parent) = url
+        .sqlite_path()
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    let mut options = ConnectOptions::new(url.expose().to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(15));
+    match url.kind() {
+        DatabaseKind::Sqlite => {
+            options
+                .max_connections(8)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|opts| {
+                    opts.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                        .foreign_keys(true)
+                });
+        }
+        DatabaseKind::Postgres => {
+            options.max_connections(16).min_connections(1);
+            if let Some(schema) = schema {
+                options.set_schema_search_path(schema.to_owned());
+            }
+        }
+    }
+    Database::connect(options)
+        .await
+        .map_err(|source| DbError::Connect {
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbError> {
+    migration::Migrator::up(db, None)
+        .await
+        .map_err(DbError::Migrate)
+}
+
+/// Names of the migrations applied so far, oldest first.
+pub async fn applied_migrations(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(migration::Migrator::get_applied_migrations(db)
+        .await?
+        .into_iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}
+
+/// Checks that the database answers a trivial query.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(|_| ())
+}

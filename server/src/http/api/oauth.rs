@@ -1,0 +1,282 @@
+//! `/providers` and `/tokens`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use app::error::AppError;
+use app::providers::{ProviderInput, ProviderView};
+use app::tokens::{DeleteOutcome, ResetInput, TokenInput, TokenPage, TokenView};
+
+use super::{ApiResult, JsonBody, QueryParams, caller};
+use crate::auth::RequestIdentity;
+use crate::http::AppState;
+use crate::tokens::TokenQuery;
+
+pub(super) async fn list_providers(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+) -> ApiResult<Json<Value>> {
+    let items = state.instance.providers.list(caller(&identity)?).await?;
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+pub(super) async fn create_provider(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    JsonBody(input): JsonBody<ProviderInput>,
+) -> ApiResult<(StatusCode, Json<ProviderView>)> {
+    let view = state
+        .instance
+        .providers
+        .create(caller(&identity)?, input, identity.client_addr.clone())
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub(super) async fn get_provider(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProviderView>> {
+    Ok(Json(
+        state
+            .instance
+            .providers
+            .get(caller(&identity)?, &id)
+            .await?,
+    ))
+}
+
+pub(super) async fn update_provider(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ProviderInput>,
+) -> ApiResult<Json<ProviderView>> {
+    Ok(Json(
+        state
+            .instance
+            .providers
+            .update(caller(&identity)?, &id, input, identity.client_addr.clone())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeleteProviderQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) async fn delete_provider(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<DeleteProviderQuery>,
+) -> ApiResult<Json<Value>> {
+    let (deleted_tokens, revocations) = state
+        .instance
+        .tokens
+        .delete_provider(
+            caller(&identity)?,
+            &id,
+            query.force,
+            identity.client_addr.clone(),
+        )
+        .await?;
+    Ok(Json(json!({
+        "id": id,
+        "deleted_tokens": deleted_tokens,
+        "revocations": revocations,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiscoverRequest {
+    issuer: String,
+}
+
+pub(super) async fn discover(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    JsonBody(body): JsonBody<DiscoverRequest>,
+) -> ApiResult<Json<Value>> {
+    let found = state
+        .instance
+        .providers
+        .discover(caller(&identity)?, &body.issuer)
+        .await?;
+    Ok(Json(
+        serde_json::to_value(found).map_err(|_| AppError::Internal)?,
+    ))
+}
+
+pub(super) async fn list_tokens(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    QueryParams(query): QueryParams<TokenQuery>,
+) -> ApiResult<Json<TokenPage>> {
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .tokens
+            .list(caller(&identity)?, &query)
+            .await?,
+    ))
+}
+
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    JsonBody(input): JsonBody<TokenInput>,
+) -> ApiResult<(StatusCode, Json<TokenView>)> {
+    let view = state
+        .instance
+        .tokens
+        .create(caller(&identity)?, input, identity.client_addr.clone())
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub(super) async fn get_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenView>> {
+    let engine = &state.instance.tokens;
+    let t = engine.tokens.visible(caller(&identity)?, &id).await?;
+    Ok(Json(engine.tokens.view(&t, None).await?))
+}
+
+pub(super) async fn update_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<TokenInput>,
+) -> ApiResult<Json<TokenView>> {
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .update(caller(&identity)?, &id, input, identity.client_addr.clone())
+            .await?,
+    ))
+}
+
+pub(super) async fn delete_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeleteOutcome>> {
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .delete(caller(&identity)?, &id, identity.client_addr.clone())
+            .await?,
+    ))
+}
+
+pub(super) async fn request_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenView>> {
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .request(caller(&identity)?, &id, identity.client_addr.clone())
+            .await?,
+    ))
+}
+
+pub(super) async fn refresh_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenView>> {
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .refresh(caller(&identity)?, &id, identity.client_addr.clone())
+            .await?,
+    ))
+}
+
+pub(super) async fn reset_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TokenView>> {
+    // The body is optional here: no body means "keep everything".
+    let overrides: ResetInput = if body.iter().all(u8::is_ascii_whitespace) {
+        ResetInput::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::invalid("body", format!("is not a reset request: {e}")))?
+    };
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .reset(
+                caller(&identity)?,
+                &id,
+                overrides,
+                identity.client_addr.clone(),
+            )
+            .await?,
+    ))
+}
+
+pub(super) async fn auth_link(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let url = state
+        .instance
+        .tokens
+        .auth_link(caller(&identity)?, &id, identity.client_addr.clone())
+        .await?;
+    Ok(Json(json!({ "url": url })))
+}
+
+pub(super) async fn access_token(
+    State(state): State<AppState>,
+    Extension(identity): Extension<RequestIdentity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<app::tokens::AccessTokenView>> {
+    let started = std::time::Instant::now();
+    let engine = &state.instance.tokens;
+    let result = match caller(&identity) {
+        Ok(caller) => {
+            engine
+                .access_token(caller, &id, identity.client_addr.clone())
+                .await
+        }
+        Err(e) => Err(e.0),
+    };
+    let outcome = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.code().to_owned(),
+    };
+    engine.metrics.access_token(&outcome, started.elapsed());
+    Ok(Json(result?))
+}
+
+/// `GET /oauth/jwks/{provider_id}`: public, for registration at the provider.
+pub(crate) async fn jwks(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(state.instance.providers.jwks(&id).await?))
+}

@@ -1,0 +1,647 @@
+//! OAuth providers (admin only): validation, sealed secrets and keys,
+//! discovery, the public JWKS, and the guard on deleting a provider that
+//! tokens use. Every change is audited.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use app::error::AppError;
+use app::providers::{ProviderInput, ProviderView};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
+};
+
+use crate::account::ops::{require_admin, rfc3339};
+use crate::audit::{Audit, AuditEvent, Outcome};
+use crate::auth::Caller;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::db::entity::{provider, token};
+use crate::oauth::client_auth::ClientAuthMethod;
+use crate::oauth::discovery::{self, Discovered};
+use crate::oauth::signing_key::{SigningAlg, SigningKey};
+use crate::oauth::{outbound, url_policy};
+use crate::seal::{SealSlot, Sealer};
+use crate::secret::SecretString;
+
+/// Default connect timeout for provider calls.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5_000;
+/// Default total timeout for provider calls.
+pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+
+/// The provider service.
+#[derive(Clone)]
+pub struct Providers {
+    db: DatabaseConnection,
+    sealer: Arc<Sealer>,
+    clock: SharedClock,
+    config: Arc<Config>,
+    audit: Audit,
+}
+
+fn db_error(e: sea_orm::DbErr) -> AppError {
+    tracing::error!(error = %e, "provider storage failed");
+    AppError::Internal
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> AppError {
+    AppError::invalid(field, message)
+}
+
+/// Trims a text; empty means none.
+fn clean(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn params_json(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
+}
+
+/// Parses a stored parameter map.
+pub fn params_map(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Whether an optional column holds a value (set now or unchanged).
+pub(crate) fn has_value(v: &sea_orm::ActiveValue<Option<String>>) -> bool {
+    matches!(
+        v,
+        sea_orm::ActiveValue::Set(Some(_)) | sea_orm::ActiveValue::Unchanged(Some(_))
+    )
+}
+
+/// A provider with its secrets opened, for the flows.
+pub struct OpenedProvider {
+    /// The row.
+    pub model: provider::Model,
+    /// The default client secret.
+    pub client_secret: Option<SecretString>,
+    /// The signing key.
+    pub key: Option<SigningKey>,
+}
+
+impl Providers {
+    /// Builds the service.
+    pub fn new(
+        db: DatabaseConnection,
+        sealer: Arc<Sealer>,
+        clock: SharedClock,
+        config: Arc<Config>,
+        audit: Audit,
+    ) -> Self {
+        Self {
+            db,
+            sealer,
+            clock,
+            config,
+            audit,
+        }
+    }
+
+    fn check_url(&self, field: &str, value: &str) -> Result<String, AppError> {
+        // Stored as typed (trimmed): normalising would add a trailing slash
+        // to a bare issuer, and the issuer must match what the provider says.
+        url_policy::check_url(value, self.config.allow_insecure_loopback)
+            .map(|_| value.trim().to_owned())
+            .map_err(|e| invalid(field, format!("{field} {e}")))
+    }
+
+    fn open_key(&self, m: &provider::Model) -> Option<SigningKey> {
+        let sealed = m.private_key.as_deref()?;
+        let pem = self
+            .sealer
+            .open(SealSlot::new("providers", &m.id, "private_key"), sealed)
+            .ok()?
+            .into_secret_string()
+            .ok()?;
+        SigningKey::from_pem(
+            pem.expose(),
+            m.signing_alg.as_deref().and_then(SigningAlg::parse),
+            m.key_id.as_deref(),
+        )
+        .ok()
+    }
+
+    /// The provider with its secrets opened.
+    /// A provider's name, for metrics and messages.
+    pub async fn name_of(&self, id: &str) -> Option<String> {
+        provider::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.name)
+    }
+
+    /// A provider with its secrets opened.
+    pub async fn open(&self, id: &str) -> Result<OpenedProvider, AppError> {
+        let model = provider::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::NotFound("the provider".into()))?;
+        let client_secret = match &model.client_secret {
+            Some(sealed) => Some(
+                self.sealer
+                    .open(SealSlot::new("providers", &model.id, "client_secret"), sealed)
+                    .map_err(|e| {
+                        tracing::error!(provider = %model.id, error = %e, "cannot open a sealed provider column");
+                        AppError::Internal
+                    })?
+                    .into_secret_string()
+                    .map_err(|_| AppError::Internal)?,
+            ),
+            None => None,
+        };
+        let key = self.open_key(&model);
+        Ok(OpenedProvider {
+            model,
+            client_secret,
+            key,
+        })
+    }
+
+    async fn token_count(&self, id: &str) -> Result<u64, AppError> {
+        token::Entity::find()
+            .filter(token::Column::ProviderId.eq(id))
+            .count(&self.db)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn view(&self, m: &provider::Model) -> Result<ProviderView, AppError> {
+        let key = self.open_key(m);
+        Ok(ProviderView {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            issuer: m.issuer.clone(),
+            authorization_endpoint: m.authorization_endpoint.clone(),
+            token_endpoint: m.token_endpoint.clone(),
+            refresh_endpoint: m.refresh_endpoint.clone(),
+            revocation_endpoint: m.revocation_endpoint.clone(),
+            jwks_uri: m.jwks_uri.clone(),
+            client_id: m.client_id.clone(),
+            has_client_secret: m.client_secret.is_some(),
+            client_auth_method: m.client_auth_method.clone(),
+            has_private_key: m.private_key.is_some(),
+            key_id: m.key_id.clone(),
+            signing_alg: m.signing_alg.clone(),
+            jwks_url: key
+                .as_ref()
+                .map(|_| format!("{}/oauth/jwks/{}", self.config.public_url_text(), m.id)),
+            public_jwk: key.map(|k| k.public_jwk),
+            assertion_audience: m.assertion_audience.clone(),
+            pkce: m.pkce,
+            scope_separator: m.scope_separator.clone(),
+            default_lifetime_seconds: m.default_lifetime_secs,
+            expires_in_unit: if m.expires_in_millis {
+                "milliseconds"
+            } else {
+                "seconds"
+            }
+            .into(),
+            authorize_params: params_map(&m.authorize_params),
+            token_params: params_map(&m.token_params),
+            connect_timeout_ms: u32::try_from(m.connect_timeout_ms)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+            timeout_ms: u32::try_from(m.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS),
+            refresh_concurrency: u32::try_from(m.refresh_concurrency).unwrap_or(1),
+            refresh_rate_per_minute: u32::try_from(m.refresh_rate_per_minute).unwrap_or(0),
+            iss_parameter_supported: m.iss_parameter_supported,
+            token_count: self.token_count(&m.id).await?,
+            created_at: rfc3339(m.created_at),
+            updated_at: rfc3339(m.updated_at),
+        })
+    }
+
+    /// Any signed-in user may list providers (to create tokens); only
+    /// admins change them.
+    pub async fn list(&self, _caller: &Caller) -> Result<Vec<ProviderView>, AppError> {
+        let models = provider::Entity::find()
+            .order_by_asc(provider::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut views = Vec::with_capacity(models.len());
+        for m in &models {
+            views.push(self.view(m).await?);
+        }
+        Ok(views)
+    }
+
+    /// One provider.
+    pub async fn get(&self, _caller: &Caller, id: &str) -> Result<ProviderView, AppError> {
+        let m = provider::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::NotFound("the provider".into()))?;
+        self.view(&m).await
+    }
+
+    /// The public JWKS of a provider's key (public, for registration).
+    pub async fn jwks(&self, id: &str) -> Result<serde_json::Value, AppError> {
+        let m = provider::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::NotFound("the provider".into()))?;
+        let key = self
+            .open_key(&m)
+            .ok_or_else(|| AppError::NotFound("a key for this provider".into()))?;
+        Ok(serde_json::json!({ "keys": [key.public_jwk] }))
+    }
+
+    /// Reads the discovery document of an issuer.
+    pub async fn discover(&self, caller: &Caller, issuer: &str) -> Result<Discovered, AppError> {
+        require_admin(caller)?;
+        let client = outbound::client(
+            std::time::Duration::from_millis(u64::from(DEFAULT_CONNECT_TIMEOUT_MS)),
+            std::time::Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
+        );
+        discovery::discover(
+            &client,
+            issuer.trim(),
+            self.config.allow_insecure_loopback,
+            u64::from(DEFAULT_TIMEOUT_MS),
+        )
+        .await
+        .map_err(|e| invalid("issuer", format!("discovery failed: {e}")))
+    }
+
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        addr: Option<String>,
+        action: &'static str,
+        id: Option<String>,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let outcome = match &result {
+            Ok(_) => Outcome::Success,
+            Err(AppError::Forbidden) => Outcome::Denied,
+            Err(_) => Outcome::Failure,
+        };
+        let mut event =
+            AuditEvent::new(caller.actor(), action, "provider", outcome).from_addr(addr);
+        event.object_id = id;
+        if let Err(e) = &result {
+            event.detail = Some(e.to_string());
+        }
+        let _ = self.audit.record(event).await;
+        result
+    }
+
+    /// Creates a provider.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        input: ProviderInput,
+        addr: Option<String>,
+    ) -> Result<ProviderView, AppError> {
+        let result = async {
+            require_admin(caller)?;
+            let now = self.clock.now();
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut active = provider::ActiveModel {
+                id: Set(id.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                client_auth_method: Set("client_secret_basic".into()),
+                pkce: Set(true),
+                scope_separator: Set(" ".into()),
+                expires_in_millis: Set(false),
+                authorize_params: Set("{}".into()),
+                token_params: Set("{}".into()),
+                connect_timeout_ms: Set(DEFAULT_CONNECT_TIMEOUT_MS as i32),
+                timeout_ms: Set(DEFAULT_TIMEOUT_MS as i32),
+                refresh_concurrency: Set(4),
+                refresh_rate_per_minute: Set(600),
+                iss_parameter_supported: Set(false),
+                ..Default::default()
+            };
+            let model = self.apply(&id, &mut active, None, input).await?;
+            self.view(&model).await
+        }
+        .await;
+        let id = result.as_ref().ok().map(|v| v.id.clone());
+        self.audited(caller, addr, "provider.create", id, result)
+            .await
+    }
+
+    /// Changes a provider.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: ProviderInput,
+        addr: Option<String>,
+    ) -> Result<ProviderView, AppError> {
+        let result = async {
+            require_admin(caller)?;
+            let existing = provider::Entity::find_by_id(id.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| AppError::NotFound("the provider".into()))?;
+            let mut active: provider::ActiveModel = existing.clone().into();
+            active.updated_at = Set(self.clock.now());
+            let model = self.apply(id, &mut active, Some(&existing), input).await?;
+            self.view(&model).await
+        }
+        .await;
+        self.audited(caller, addr, "provider.update", Some(id.to_owned()), result)
+            .await
+    }
+
+    /// Validates `input` onto `active` and saves it.
+    async fn apply(
+        &self,
+        id: &str,
+        active: &mut provider::ActiveModel,
+        existing: Option<&provider::Model>,
+        input: ProviderInput,
+    ) -> Result<provider::Model, AppError> {
+        let creating = existing.is_none();
+        if let Some(name) = input.name.as_deref().map(str::trim) {
+            if name.is_empty() || name.chars().count() > 100 {
+                return Err(invalid("name", "must be 1 to 100 characters"));
+            }
+            active.name = Set(name.to_owned());
+        } else if creating {
+            return Err(invalid("name", "is required"));
+        }
+        // Optional URLs: absent keeps, empty clears.
+        let mut origins_changed = false;
+        let old_origins: Vec<Option<String>> = existing
+            .map(|e| {
+                vec![
+                    e.issuer.clone(),
+                    e.authorization_endpoint.clone(),
+                    Some(e.token_endpoint.clone()),
+                    e.refresh_endpoint.clone(),
+                    e.revocation_endpoint.clone(),
+                ]
+                .into_iter()
+                .map(|u| u.and_then(|u| url_policy::origin(&u)))
+                .collect()
+            })
+            .unwrap_or_default();
+        macro_rules! url_field {
+            ($field:ident, $name:literal) => {
+                if let Some(value) = input.$field.clone() {
+                    let value = clean(Some(value));
+                    let checked = match value {
+                        Some(v) => Some(self.check_url($name, &v)?),
+                        None => None,
+                    };
+                    active.$field = Set(checked);
+                }
+            };
+        }
+        url_field!(issuer, "issuer");
+        url_field!(authorization_endpoint, "authorization_endpoint");
+        url_field!(refresh_endpoint, "refresh_endpoint");
+        url_field!(revocation_endpoint, "revocation_endpoint");
+        url_field!(jwks_uri, "jwks_uri");
+        match clean(input.token_endpoint.clone()) {
+            Some(v) => active.token_endpoint = Set(self.check_url("token_endpoint", &v)?),
+            None if input.token_endpoint.is_some() || creating => {
+                return Err(invalid("token_endpoint", "is required"));
+            }
+            None => {}
+        }
+        if existing.is_some() {
+            let now_origins: Vec<Option<String>> = [
+                active.issuer.clone().unwrap(),
+                active.authorization_endpoint.clone().unwrap(),
+                Some(active.token_endpoint.clone().unwrap()),
+                active.refresh_endpoint.clone().unwrap(),
+                active.revocation_endpoint.clone().unwrap(),
+            ]
+            .into_iter()
+            .map(|u| u.and_then(|u| url_policy::origin(&u)))
+            .collect();
+            let old: std::collections::BTreeSet<_> = old_origins.iter().flatten().collect();
+            origins_changed = now_origins.iter().flatten().any(|o| !old.contains(o));
+        }
+        if let Some(client_id) = input.client_id.clone() {
+            active.client_id = Set(clean(Some(client_id)));
+        }
+        let secret_given = input.client_secret.is_some();
+        if let Some(secret) = input.client_secret.clone() {
+            active.client_secret = Set(clean(Some(secret)).map(|s| {
+                self.sealer.seal(
+                    SealSlot::new("providers", id, "client_secret"),
+                    s.as_bytes(),
+                )
+            }));
+        }
+        let method = match input.client_auth_method.as_deref() {
+            Some(m) => ClientAuthMethod::parse(m).ok_or_else(|| {
+                invalid(
+                    "client_auth_method",
+                    "must be client_secret_basic, client_secret_post, private_key_jwt or none",
+                )
+            })?,
+            None => existing
+                .and_then(|e| ClientAuthMethod::parse(&e.client_auth_method))
+                .unwrap_or(ClientAuthMethod::ClientSecretBasic),
+        };
+        active.client_auth_method = Set(method.as_str().to_owned());
+        let alg = match clean(input.signing_alg.clone()) {
+            Some(a) => Some(
+                SigningAlg::parse(&a)
+                    .ok_or_else(|| invalid("signing_alg", "must be RS256, PS256 or ES256"))?,
+            ),
+            None => existing.and_then(|e| e.signing_alg.as_deref().and_then(SigningAlg::parse)),
+        };
+        let key_id =
+            clean(input.key_id.clone()).or_else(|| existing.and_then(|e| e.key_id.clone()));
+        let new_key = if input.generate_key == Some(true) {
+            Some(SigningKey::generate(key_id.as_deref()))
+        } else if let Some(pem) = clean(input.private_key_pem.clone()) {
+            Some(
+                SigningKey::from_pem(&pem, alg, clean(input.key_id.clone()).as_deref())
+                    .map_err(|e| invalid("private_key_pem", format!("the private key {e}")))?,
+            )
+        } else {
+            None
+        };
+        let key_given = new_key.is_some();
+        if let Some(key) = &new_key {
+            active.private_key = Set(Some(self.sealer.seal(
+                SealSlot::new("providers", id, "private_key"),
+                key.pem.expose().as_bytes(),
+            )));
+            active.key_id = Set(Some(key.key_id.clone()));
+            active.signing_alg = Set(Some(key.alg.as_str().to_owned()));
+        } else if input.private_key_pem.as_deref() == Some("") {
+            active.private_key = Set(None);
+            active.key_id = Set(None);
+            active.signing_alg = Set(None);
+        }
+        // Endpoints moved to another origin: the secret and key were meant
+        // for the old server and are dropped unless given again now.
+        if origins_changed {
+            if !secret_given {
+                active.client_secret = Set(None);
+            }
+            if !key_given {
+                active.private_key = Set(None);
+                active.key_id = Set(None);
+                active.signing_alg = Set(None);
+            }
+        }
+        if method == ClientAuthMethod::PrivateKeyJwt && !has_value(&active.private_key) {
+            return Err(invalid(
+                "private_key_pem",
+                "private_key_jwt needs a private key: upload a PEM or set generate_key",
+            ));
+        }
+        if let Some(aud) = input.assertion_audience.clone() {
+            active.assertion_audience = Set(clean(Some(aud)));
+        }
+        if let Some(pkce) = input.pkce {
+            active.pkce = Set(pkce);
+        }
+        if let Some(sep) = input.scope_separator.clone() {
+            if sep.is_empty() || sep.chars().count() > 3 {
+                return Err(invalid("scope_separator", "must be 1 to 3 characters"));
+            }
+            active.scope_separator = Set(sep);
+        }
+        if let Some(secs) = input.default_lifetime_seconds {
+            if secs <= 0 {
+                return Err(invalid(
+                    "default_lifetime_seconds",
+                    "must be a positive number of seconds",
+                ));
+            }
+            active.default_lifetime_secs = Set(Some(secs));
+        }
+        if let Some(unit) = input.expires_in_unit.as_deref() {
+            active.expires_in_millis = Set(match unit {
+                "seconds" => false,
+                "milliseconds" => true,
+                _ => {
+                    return Err(invalid(
+                        "expires_in_unit",
+                        "must be seconds or milliseconds",
+                    ));
+                }
+            });
+        }
+        for (field, map) in [
+            ("authorize_params", &input.authorize_params),
+            ("token_params", &input.token_params),
+        ] {
+            if let Some(map) = map {
+                if map.keys().any(|k| k.trim().is_empty()) {
+                    return Err(invalid(field, "has an empty parameter name"));
+                }
+                let json = params_json(map);
+                if field == "authorize_params" {
+                    active.authorize_params = Set(json);
+                } else {
+                    active.token_params = Set(json);
+                }
+            }
+        }
+        if let Some(v) = input.iss_parameter_supported {
+            active.iss_parameter_supported = Set(v);
+        }
+        if let Some(ms) = input.connect_timeout_ms {
+            if !(100..=60_000).contains(&ms) {
+                return Err(invalid(
+                    "connect_timeout_ms",
+                    "must be between 100 and 60000",
+                ));
+            }
+            active.connect_timeout_ms = Set(ms as i32);
+        }
+        if let Some(ms) = input.timeout_ms {
+            if !(500..=300_000).contains(&ms) {
+                return Err(invalid("timeout_ms", "must be between 500 and 300000"));
+            }
+            active.timeout_ms = Set(ms as i32);
+        }
+        if let Some(n) = input.refresh_concurrency {
+            if !(1..=64).contains(&n) {
+                return Err(invalid("refresh_concurrency", "must be between 1 and 64"));
+            }
+            active.refresh_concurrency = Set(n as i32);
+        }
+        if let Some(n) = input.refresh_rate_per_minute {
+            if n > 100_000 {
+                return Err(invalid(
+                    "refresh_rate_per_minute",
+                    "must be between 0 (no limit) and 100000",
+                ));
+            }
+            active.refresh_rate_per_minute = Set(n as i32);
+        }
+        let result = if creating {
+            active.clone().insert(&self.db).await
+        } else {
+            active.clone().update(&self.db).await
+        };
+        result.map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                invalid("name", "another provider already has this name")
+            }
+            _ => db_error(e),
+        })
+    }
+
+    /// Deletes a provider. With tokens using it, only when `force` is set,
+    /// and then the tokens go too (the caller revokes them first).
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: &str,
+        force: bool,
+        addr: Option<String>,
+    ) -> Result<u64, AppError> {
+        let result = async {
+            require_admin(caller)?;
+            provider::Entity::find_by_id(id.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| AppError::NotFound("the provider".into()))?;
+            let count = self.token_count(id).await?;
+            if count > 0 && !force {
+                return Err(AppError::Conflict(format!(
+                    "{count} tokens use this provider; delete them first, or delete with force=true to delete them too"
+                )));
+            }
+            token::Entity::delete_many()
+                .filter(token::Column::ProviderId.eq(id))
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+            provider::Entity::delete_by_id(id.to_owned())
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+            Ok(count)
+        }
+        .await;
+        self.audited(caller, addr, "provider.delete", Some(id.to_owned()), result)
+            .await
+    }
+
+    /// The ids of the tokens using a provider.
+    pub async fn token_ids(&self, id: &str) -> Result<Vec<String>, AppError> {
+        Ok(token::Entity::find()
+            .filter(token::Column::ProviderId.eq(id))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|t| t.id)
+            .collect())
+    }
+}

@@ -1,0 +1,764 @@
+//! Scheduled jobs: an admin names an action (refresh, or reset client
+//! credentials), its targets (one token, every token of a provider, every
+//! Client Credentials token) and when (every N minutes, or a cron
+//! expression in UTC). Due jobs are claimed with a lease, so each
+//! occurrence runs on one replica; a replica that dies mid-run leaves a
+//! lapsed lease, and another replica runs the job again (the dead run is
+//! marked `interrupted`). Each run keeps the outcome per token.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use app::error::AppError;
+use app::jobs::{JobDetail, JobInput, JobRunResult, JobRunView, JobView};
+use app::tokens::ResetInput;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use tokio::sync::Semaphore;
+
+use crate::account::ops::rfc3339;
+use crate::audit::{Actor, AuditEvent, Outcome};
+use crate::auth::Caller;
+use crate::db::entity::{job, job_run, provider, token};
+use crate::events::EventKind;
+use crate::tokens::engine::{Mode, TokenEngine};
+use crate::tokens::{Flow, status};
+
+/// How long a replica may run a job before others take over.
+const LEASE: Duration = Duration::minutes(30);
+/// Tokens a run renews at once.
+const PARALLEL: usize = 4;
+/// Runs listed with a job.
+const RECENT_RUNS: u64 = 20;
+
+/// What a job does to each target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Refresh the access token.
+    Refresh,
+    /// Reset Client Credentials: revoke, then request a new token.
+    ResetClientCredentials,
+}
+
+impl FromStr for Action {
+    type Err = AppError;
+    fn from_str(s: &str) -> Result<Self, AppError> {
+        match s {
+            "refresh" => Ok(Self::Refresh),
+            "reset_client_credentials" => Ok(Self::ResetClientCredentials),
+            _ => Err(AppError::invalid(
+                "action",
+                "must be refresh or reset_client_credentials",
+            )),
+        }
+    }
+}
+
+/// When a job runs.
+#[derive(Debug, Clone)]
+pub enum When {
+    /// Every N minutes.
+    Every(i64),
+    /// A five-field cron expression, in UTC.
+    Cron(Box<croner::Cron>),
+}
+
+impl When {
+    /// Reads the schedule of a job input: exactly one of the two.
+    pub fn parse(every: Option<i64>, cron: Option<&str>) -> Result<Self, AppError> {
+        match (every, cron.map(str::trim).filter(|c| !c.is_empty())) {
+            (Some(_), Some(_)) => Err(AppError::invalid(
+                "cron",
+                "give either every_minutes or cron, not both",
+            )),
+            (None, None) => Err(AppError::invalid(
+                "every_minutes",
+                "give every_minutes or a cron expression",
+            )),
+            (Some(n), None) if (1..=525_600).contains(&n) => Ok(Self::Every(n)),
+            (Some(_), None) => Err(AppError::invalid(
+                "every_minutes",
+                "must be between 1 and 525600 (a year)",
+            )),
+            (None, Some(text)) => {
+                if text.split_whitespace().count() != 5 {
+                    return Err(AppError::invalid(
+                        "cron",
+                        "must have five fields: minute hour day-of-month month day-of-week (UTC), e.g. 0 3 * * *",
+                    ));
+                }
+                croner::Cron::from_str(text)
+                    .map(|c| Self::Cron(Box::new(c)))
+                    .map_err(|e| {
+                        AppError::invalid("cron", format!("is not a valid cron expression: {e}"))
+                    })
+            }
+        }
+    }
+
+    /// The first run time after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Every(n) => Some(after + Duration::minutes(*n)),
+            Self::Cron(c) => c.find_next_occurrence(&after, false).ok(),
+        }
+    }
+}
+
+fn db_error(e: sea_orm::DbErr) -> AppError {
+    tracing::error!(error = %e, "job storage failed");
+    AppError::Internal
+}
+
+fn run_view(r: job_run::Model) -> JobRunView {
+    JobRunView {
+        id: r.id,
+        job_id: r.job_id,
+        started_at: rfc3339(r.started_at),
+        finished_at: r.finished_at.map(rfc3339),
+        status: r.status,
+        trigger: r.trigger,
+        total: i64::from(r.total),
+        succeeded: i64::from(r.succeeded),
+        failed: i64::from(r.failed),
+        results: r
+            .results
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// Scheduled jobs: their definitions, runs and the runner.
+#[derive(Clone)]
+pub struct Jobs {
+    db: DatabaseConnection,
+    engine: TokenEngine,
+}
+
+impl Jobs {
+    /// The service over the engine's database.
+    pub fn new(engine: TokenEngine) -> Self {
+        Self {
+            db: engine.tokens.db.clone(),
+            engine,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.engine.tokens.clock.now()
+    }
+
+    async fn audited<T>(
+        &self,
+        actor: Actor,
+        addr: Option<String>,
+        action: &'static str,
+        id: Option<String>,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let outcome = match &result {
+            Ok(_) => Outcome::Success,
+            Err(AppError::Forbidden) => Outcome::Denied,
+            Err(_) => Outcome::Failure,
+        };
+        let mut event = AuditEvent::new(actor, action, "job", outcome).from_addr(addr);
+        event.object_id = id;
+        if let Err(e) = &result {
+            event.detail = Some(e.to_string());
+        }
+        let _ = self.engine.audit.record(event).await;
+        result
+    }
+
+    fn admin(caller: &Caller) -> Result<(), AppError> {
+        if caller.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    async fn find(&self, id: &str) -> Result<job::Model, AppError> {
+        job::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::NotFound("the job".into()))
+    }
+
+    async fn target_label(&self, j: &job::Model) -> String {
+        let name_of_token = |id: String| async move {
+            token::Entity::find_by_id(id)
+                .one(&self.db)
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.name)
+        };
+        match (j.target.as_str(), j.target_id.clone()) {
+            ("token", Some(id)) => format!(
+                "token {}",
+                name_of_token(id)
+                    .await
+                    .unwrap_or_else(|| "(deleted)".into())
+            ),
+            ("provider", Some(id)) => format!(
+                "all tokens of {}",
+                self.engine
+                    .providers
+                    .name_of(&id)
+                    .await
+                    .unwrap_or_else(|| "(deleted provider)".into())
+            ),
+            ("client_credentials", Some(id)) => format!(
+                "all Client Credentials tokens of {}",
+                self.engine
+                    .providers
+                    .name_of(&id)
+                    .await
+                    .unwrap_or_else(|| "(deleted provider)".into())
+            ),
+            _ => "all Client Credentials tokens".into(),
+        }
+    }
+
+    async fn view(&self, j: job::Model) -> Result<JobView, AppError> {
+        let last_run = job_run::Entity::find()
+            .filter(job_run::Column::JobId.eq(j.id.clone()))
+            .order_by_desc(job_run::Column::StartedAt)
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(run_view);
+        Ok(JobView {
+            target_label: self.target_label(&j).await,
+            id: j.id,
+            name: j.name,
+            action: j.action,
+            target: j.target,
+            target_id: j.target_id,
+            every_minutes: j.every_minutes.map(i64::from),
+            cron: j.cron,
+            paused: j.paused,
+            next_run_at: j.next_run_at.map(rfc3339),
+            last_run_at: j.last_run_at.map(rfc3339),
+            last_run,
+            created_at: rfc3339(j.created_at),
+        })
+    }
+
+    /// Every job, by name.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<JobView>, AppError> {
+        Self::admin(caller)?;
+        let jobs = job::Entity::find()
+            .order_by_asc(job::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            out.push(self.view(j).await?);
+        }
+        Ok(out)
+    }
+
+    /// One job and its recent runs.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<JobDetail, AppError> {
+        Self::admin(caller)?;
+        let j = self.find(id).await?;
+        let runs = job_run::Entity::find()
+            .filter(job_run::Column::JobId.eq(id))
+            .order_by_desc(job_run::Column::StartedAt)
+            .limit(RECENT_RUNS)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(run_view)
+            .collect();
+        Ok(JobDetail {
+            job: self.view(j).await?,
+            runs,
+        })
+    }
+
+    /// Checks `input` over `existing` (absent keeps) and fills `active`.
+    async fn apply(
+        &self,
+        active: &mut job::ActiveModel,
+        existing: Option<&job::Model>,
+        input: &JobInput,
+    ) -> Result<(), AppError> {
+        let name = match (&input.name, existing) {
+            (Some(n), _) => n.trim().to_owned(),
+            (None, Some(e)) => e.name.clone(),
+            (None, None) => String::new(),
+        };
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::invalid(
+                "name",
+                "is required (at most 100 characters)",
+            ));
+        }
+        let taken = job::Entity::find()
+            .filter(job::Column::Name.eq(name.clone()))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        if taken.is_some_and(|t| existing.is_none_or(|e| e.id != t.id)) {
+            return Err(AppError::invalid("name", "another job has this name"));
+        }
+        let action_text = input
+            .action
+            .clone()
+            .or_else(|| existing.map(|e| e.action.clone()))
+            .ok_or_else(|| AppError::invalid("action", "is required"))?;
+        let action: Action = action_text.parse()?;
+        let target = input
+            .target
+            .clone()
+            .or_else(|| existing.map(|e| e.target.clone()))
+            .ok_or_else(|| AppError::invalid("target", "is required"))?;
+        let target_id = match &input.target_id {
+            Some(t) if t.trim().is_empty() => None,
+            Some(t) => Some(t.trim().to_owned()),
+            None => existing.and_then(|e| e.target_id.clone()),
+        };
+        match (target.as_str(), &target_id) {
+            ("token", Some(id)) => {
+                let t = token::Entity::find_by_id(id.clone())
+                    .one(&self.db)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or_else(|| AppError::invalid("target_id", "no token has this id"))?;
+                if action == Action::ResetClientCredentials
+                    && t.flow != Flow::ClientCredentials.as_str()
+                {
+                    return Err(AppError::invalid(
+                        "target_id",
+                        "Reset Client Credentials applies to Client Credentials tokens only",
+                    ));
+                }
+            }
+            ("provider" | "client_credentials", Some(id)) => {
+                provider::Entity::find_by_id(id.clone())
+                    .one(&self.db)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or_else(|| AppError::invalid("target_id", "no provider has this id"))?;
+            }
+            ("client_credentials", None) => {}
+            ("token" | "provider", None) => {
+                return Err(AppError::invalid(
+                    "target_id",
+                    format!("is required for target {target}"),
+                ));
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "target",
+                    "must be token, provider or client_credentials",
+                ));
+            }
+        }
+        // The schedule: a new one replaces both fields.
+        let (every, cron) = if input.every_minutes.is_some() || input.cron.is_some() {
+            (input.every_minutes, input.cron.clone())
+        } else {
+            (
+                existing.and_then(|e| e.every_minutes.map(i64::from)),
+                existing.and_then(|e| e.cron.clone()),
+            )
+        };
+        let cron = cron.filter(|c| !c.trim().is_empty());
+        let when = When::parse(every, cron.as_deref())?;
+        let paused = input
+            .paused
+            .or_else(|| existing.map(|e| e.paused))
+            .unwrap_or(false);
+        let now = self.now();
+        let schedule_changed = existing.is_none_or(|e| {
+            e.every_minutes.map(i64::from) != every || e.cron != cron || e.paused != paused
+        });
+        active.name = Set(name);
+        active.action = Set(action_text);
+        active.target = Set(target);
+        active.target_id = Set(target_id);
+        active.every_minutes = Set(every.map(|n| n as i32));
+        active.cron = Set(cron.map(|c| c.trim().to_owned()));
+        active.paused = Set(paused);
+        if schedule_changed {
+            active.next_run_at = Set(if paused { None } else { when.next_after(now) });
+        }
+        active.updated_at = Set(now);
+        Ok(())
+    }
+
+    /// Creates a job.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        input: JobInput,
+        addr: Option<String>,
+    ) -> Result<JobView, AppError> {
+        let result = async {
+            Self::admin(caller)?;
+            let now = self.now();
+            let mut active = job::ActiveModel {
+                id: Set(uuid::Uuid::new_v4().to_string()),
+                created_by: Set(caller.user.email.clone()),
+                created_at: Set(now),
+                last_run_at: Set(None),
+                lease_owner: Set(None),
+                lease_until: Set(None),
+                ..Default::default()
+            };
+            self.apply(&mut active, None, &input).await?;
+            let j = active.insert(&self.db).await.map_err(db_error)?;
+            self.view(j).await
+        }
+        .await;
+        let id = result.as_ref().ok().map(|j| j.id.clone());
+        self.audited(caller.actor(), addr, "job.create", id, result)
+            .await
+    }
+
+    /// Changes a job.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: JobInput,
+        addr: Option<String>,
+    ) -> Result<JobView, AppError> {
+        let result = async {
+            Self::admin(caller)?;
+            let existing = self.find(id).await?;
+            let mut active: job::ActiveModel = existing.clone().into();
+            self.apply(&mut active, Some(&existing), &input).await?;
+            let j = active.update(&self.db).await.map_err(db_error)?;
+            self.view(j).await
+        }
+        .await;
+        self.audited(
+            caller.actor(),
+            addr,
+            "job.update",
+            Some(id.to_owned()),
+            result,
+        )
+        .await
+    }
+
+    /// Deletes a job and its runs.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<(), AppError> {
+        let result = async {
+            Self::admin(caller)?;
+            self.find(id).await?;
+            job_run::Entity::delete_many()
+                .filter(job_run::Column::JobId.eq(id))
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+            job::Entity::delete_by_id(id.to_owned())
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        }
+        .await;
+        self.audited(
+            caller.actor(),
+            addr,
+            "job.delete",
+            Some(id.to_owned()),
+            result,
+        )
+        .await
+    }
+
+    /// Runs a job now (its schedule stays).
+    pub async fn run_now(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<JobRunView, AppError> {
+        let result = async {
+            Self::admin(caller)?;
+            let j = self.find(id).await?;
+            if !self.claim(&j.id, false).await? {
+                return Err(AppError::Conflict(
+                    "this job is running now; wait for the run to finish".into(),
+                ));
+            }
+            Ok(self.execute(j, "manual").await)
+        }
+        .await;
+        self.audited(caller.actor(), addr, "job.run", Some(id.to_owned()), result)
+            .await
+    }
+
+    /// Claims a job's lease; for a scheduled run, only while it is due.
+    async fn claim(&self, id: &str, scheduled: bool) -> Result<bool, AppError> {
+        let now = self.now();
+        let mut update = job::Entity::update_many()
+            .col_expr(
+                job::Column::LeaseOwner,
+                Expr::value(self.engine.replica.clone()),
+            )
+            .col_expr(job::Column::LeaseUntil, Expr::value(now + LEASE))
+            .filter(job::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(job::Column::LeaseUntil.is_null())
+                    .add(job::Column::LeaseUntil.lt(now)),
+            );
+        if scheduled {
+            update = update
+                .filter(job::Column::Paused.eq(false))
+                .filter(job::Column::NextRunAt.lte(now));
+        }
+        let claimed = update.exec(&self.db).await.map_err(db_error)?.rows_affected == 1;
+        if claimed {
+            // A run left `running` by another replica died with it.
+            let _ = job_run::Entity::update_many()
+                .col_expr(job_run::Column::Status, Expr::value("interrupted"))
+                .col_expr(job_run::Column::FinishedAt, Expr::value(now))
+                .filter(job_run::Column::JobId.eq(id))
+                .filter(job_run::Column::Status.eq("running"))
+                .exec(&self.db)
+                .await;
+        }
+        Ok(claimed)
+    }
+
+    /// Runs every due job this replica can claim; answers how many ran.
+    pub async fn pass(&self) -> usize {
+        let now = self.now();
+        let due = match job::Entity::find()
+            .filter(job::Column::Paused.eq(false))
+            .filter(job::Column::NextRunAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(job::Column::LeaseUntil.is_null())
+                    .add(job::Column::LeaseUntil.lt(now)),
+            )
+            .order_by_asc(job::Column::NextRunAt)
+            .all(&self.db)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list due jobs");
+                return 0;
+            }
+        };
+        let mut ran = 0;
+        for j in due {
+            if matches!(self.claim(&j.id, true).await, Ok(true)) {
+                self.execute(j, "schedule").await;
+                ran += 1;
+            }
+        }
+        ran
+    }
+
+    async fn targets(&self, j: &job::Model) -> Result<Vec<token::Model>, sea_orm::DbErr> {
+        let mut query = token::Entity::find().order_by_asc(token::Column::Name);
+        query = match (j.target.as_str(), j.target_id.clone()) {
+            ("token", Some(id)) => query.filter(token::Column::Id.eq(id)),
+            ("provider", Some(id)) => query.filter(token::Column::ProviderId.eq(id)),
+            ("client_credentials", provider) => {
+                let q = query.filter(token::Column::Flow.eq(Flow::ClientCredentials.as_str()));
+                match provider {
+                    Some(p) => q.filter(token::Column::ProviderId.eq(p)),
+                    None => q,
+                }
+            }
+            _ => return Ok(Vec::new()),
+        };
+        query.all(&self.db).await
+    }
+
+    /// Runs a claimed job to the end and records it.
+    async fn execute(&self, j: job::Model, trigger: &'static str) -> JobRunView {
+        let started = self.now();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let run = job_run::ActiveModel {
+            id: Set(run_id.clone()),
+            job_id: Set(j.id.clone()),
+            started_at: Set(started),
+            finished_at: Set(None),
+            status: Set("running".into()),
+            trigger: Set(trigger.into()),
+            total: Set(0),
+            succeeded: Set(0),
+            failed: Set(0),
+            results: Set(None),
+            replica: Set(self.engine.replica.clone()),
+        };
+        if let Err(e) = run.insert(&self.db).await {
+            tracing::error!(error = %e, job = %j.id, "cannot record a job run");
+        }
+        let action: Action = j.action.parse().unwrap_or(Action::Refresh);
+        let targets = self.targets(&j).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, job = %j.id, "cannot list a job's targets");
+            Vec::new()
+        });
+        let limit = Arc::new(Semaphore::new(PARALLEL));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, t) in targets.into_iter().enumerate() {
+            let engine = self.engine.clone();
+            let limit = limit.clone();
+            let actor = Actor::System(format!("job {}", j.name));
+            tasks.spawn(async move {
+                let _slot = limit.acquire().await;
+                let (id, name) = (t.id.clone(), t.name.clone());
+                let result = |outcome: &str, error: Option<String>| JobRunResult {
+                    token_id: id.clone(),
+                    token_name: name.clone(),
+                    outcome: outcome.to_owned(),
+                    error,
+                };
+                let done = if t.status == status::PENDING {
+                    result("skipped", Some("waiting for authorization".into()))
+                } else if action == Action::ResetClientCredentials
+                    && t.flow != Flow::ClientCredentials.as_str()
+                {
+                    result(
+                        "skipped",
+                        Some("reset applies to Client Credentials tokens only".into()),
+                    )
+                } else {
+                    let outcome = match action {
+                        Action::Refresh => {
+                            engine.refresh_as(actor, t, None, Mode::Background).await
+                        }
+                        Action::ResetClientCredentials => {
+                            engine.reset_as(actor, t, ResetInput::default(), None).await
+                        }
+                    };
+                    match outcome {
+                        Ok(view) => match view.error {
+                            None => result("success", None),
+                            Some(e) => result(
+                                "failure",
+                                Some(format!(
+                                    "{}{}",
+                                    e.error,
+                                    e.error_description
+                                        .map(|d| format!(": {d}"))
+                                        .unwrap_or_default()
+                                )),
+                            ),
+                        },
+                        Err(e) => result("failure", Some(e.to_string())),
+                    }
+                };
+                (index, done)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(r) = done {
+                results.push(r);
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        let results: Vec<JobRunResult> = results.into_iter().map(|(_, r)| r).collect();
+        let succeeded = results.iter().filter(|r| r.outcome == "success").count();
+        let failed = results.iter().filter(|r| r.outcome == "failure").count();
+        let status = match (succeeded, failed) {
+            (_, 0) => "success",
+            (0, _) => "failure",
+            _ => "partial",
+        };
+        let finished = self.now();
+        let run = job_run::Model {
+            id: run_id,
+            job_id: j.id.clone(),
+            started_at: started,
+            finished_at: Some(finished),
+            status: status.into(),
+            trigger: trigger.into(),
+            total: results.len() as i32,
+            succeeded: succeeded as i32,
+            failed: failed as i32,
+            results: Some(serde_json::to_string(&results).unwrap_or_default()),
+            replica: self.engine.replica.clone(),
+        };
+        let mut active: job_run::ActiveModel = run.clone().into();
+        for column in [
+            job_run::Column::FinishedAt,
+            job_run::Column::Status,
+            job_run::Column::Total,
+            job_run::Column::Succeeded,
+            job_run::Column::Failed,
+            job_run::Column::Results,
+        ] {
+            sea_orm::ActiveModelTrait::reset(&mut active, column);
+        }
+        if let Err(e) = active.update(&self.db).await {
+            tracing::error!(error = %e, job = %j.id, "cannot record a job run's outcome");
+        }
+        // Completing the run and releasing the lease is one update; a
+        // scheduled run moves the schedule on.
+        let mut done: job::ActiveModel = j.clone().into();
+        done.last_run_at = Set(Some(started));
+        done.lease_owner = Set(None);
+        done.lease_until = Set(None);
+        if trigger == "schedule" {
+            let when = When::parse(j.every_minutes.map(i64::from), j.cron.as_deref()).ok();
+            done.next_run_at = Set(when.and_then(|w| w.next_after(finished)));
+        }
+        let latest = job::Entity::find_by_id(j.id.clone())
+            .one(&self.db)
+            .await
+            .ok()
+            .flatten();
+        if let Some(latest) = latest {
+            // Keep changes an admin made while it ran (pause, schedule).
+            done.paused = Set(latest.paused);
+            if latest.paused {
+                done.next_run_at = Set(None);
+            } else if trigger != "schedule" {
+                done.next_run_at = Set(latest.next_run_at);
+            }
+            if let Err(e) = done.update(&self.db).await {
+                tracing::error!(error = %e, job = %j.id, "cannot release a job");
+            }
+        }
+        self.engine
+            .metrics
+            .job_run(if failed == 0 { "success" } else { "failure" });
+        if failed > 0 {
+            self.engine
+                .events
+                .raise(
+                    EventKind::JobFailed,
+                    None,
+                    Some(&j.id),
+                    format!(
+                        "Job {}: {failed} of {} tokens failed",
+                        j.name,
+                        results.len()
+                    ),
+                    serde_json::json!({"job_name": j.name, "run_id": run.id, "failed": failed, "total": results.len()}),
+                )
+                .await;
+        }
+        tracing::info!(job = %j.id, status, succeeded, failed, "job run finished");
+        run_view(run)
+    }
+}

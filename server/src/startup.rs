@@ -1,0 +1,149 @@
+//! Opening an instance: data folder, master key, database, migrations and
+//! the master key check, in that order, each failure with a clear message.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::account::api_keys::ApiKeys;
+use crate::account::rate_limit::LoginLimiter;
+use crate::account::sessions::{SessionPolicy, Sessions};
+use crate::account::users::Users;
+use crate::audit::Audit;
+use crate::auth::Accounts;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::events::Events;
+use crate::key_check::{self, KeyCheckError};
+use crate::master_key::{self, KeyOrigin, LoadKeyError};
+use crate::providers::Providers;
+use crate::seal::Sealer;
+use crate::tokens::Tokens;
+use crate::tokens::engine::TokenEngine;
+
+/// Why the instance could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data folder cannot be created.
+    #[error("invalid setting QUIVER_DATA_DIR: cannot create {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The master key cannot be obtained.
+    #[error(transparent)]
+    Key(#[from] LoadKeyError),
+    /// The database cannot be used.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The master key is not the database's.
+    #[error(transparent)]
+    KeyCheck(#[from] KeyCheckError),
+    /// Another start-up problem.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An opened instance: what every service needs.
+#[derive(Clone)]
+pub struct Instance {
+    /// The validated settings.
+    pub config: Arc<Config>,
+    /// The database pool.
+    pub db: DatabaseConnection,
+    /// Seals and opens secret columns.
+    pub sealer: Arc<Sealer>,
+    /// The clock every expiry is measured with.
+    pub clock: SharedClock,
+    /// Users, sessions, API keys, login limits and the audit log.
+    pub accounts: Accounts,
+    /// OAuth providers.
+    pub providers: Providers,
+    /// OAuth tokens and their lifecycle.
+    pub tokens: TokenEngine,
+}
+
+/// Opens the instance described by `config`, on the system clock.
+pub async fn open(config: Config) -> Result<Instance, StartError> {
+    open_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Opens the instance with a given clock (tests move a fake one).
+pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Instance, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let (key, origin) = master_key::load(&config.master_key)?;
+    if let KeyOrigin::Generated(path) = &origin {
+        tracing::warn!(
+            key_file = %path.display(),
+            "generated a new master key in {}: back it up now and keep it apart from the \
+             database; losing it loses every secret Quiver stores",
+            path.display()
+        );
+    }
+    let db = db::connect(&config.database_url, None).await?;
+    db::migrate(&db).await?;
+    let sealer = Sealer::new(&key);
+    key_check::verify(&db, &sealer).await?;
+    tracing::info!(key_id = %sealer.current_key_id(), "master key verified");
+    let accounts = Accounts {
+        users: Users::new(db.clone(), clock.clone()),
+        sessions: Sessions::new(
+            db.clone(),
+            clock.clone(),
+            SessionPolicy {
+                idle: config.session_idle_timeout,
+                absolute: config.session_max_age,
+            },
+        ),
+        api_keys: ApiKeys::new(db.clone(), clock.clone()),
+        limiter: Arc::new(LoginLimiter::new(clock.clone())),
+        audit: Audit::new(db.clone(), clock.clone()),
+        secure_cookies: config.is_https(),
+    };
+    if accounts
+        .users
+        .count()
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?
+        == 0
+    {
+        tracing::warn!(
+            "no user exists yet: create the first admin with `quiver user create --email you@example.com --admin`"
+        );
+    }
+    let config = Arc::new(config);
+    let sealer = Arc::new(sealer);
+    let providers = Providers::new(
+        db.clone(),
+        sealer.clone(),
+        clock.clone(),
+        config.clone(),
+        accounts.audit.clone(),
+    );
+    let tokens = TokenEngine {
+        tokens: Tokens::new(db.clone(), sealer.clone(), clock.clone()),
+        providers: providers.clone(),
+        audit: accounts.audit.clone(),
+        config: config.clone(),
+        flights: Default::default(),
+        replica: uuid::Uuid::new_v4().to_string(),
+        events: Events::new(db.clone(), clock.clone(), config.webhook_url.is_some()),
+        metrics: Arc::default(),
+        http: Arc::default(),
+    };
+    Ok(Instance {
+        config,
+        db,
+        sealer,
+        clock,
+        accounts,
+        providers,
+        tokens,
+    })
+}

@@ -1,0 +1,480 @@
+//! The interactive flows (Authorization Code and OIDC Hybrid): making the
+//! link a person opens, and finishing at the callback.
+//!
+//! `state` is 256 random bits, stored only as its hash, single use, valid
+//! for 10 minutes and bound to its token and provider; when a browser
+//! session made the link, the callback must come from that session.
+
+use app::error::AppError;
+use app::tokens::{Identity, TokenError};
+use chrono::Duration;
+use oauth2::PkceCodeChallenge;
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use url::Url;
+
+use super::engine::{TokenEngine, token_error};
+use super::{Flow, db_error, status};
+use crate::account::sessions::hash_token;
+use crate::auth::{Caller, Via};
+use crate::db::entity::{auth_request, token};
+use crate::oauth::grant::GrantError;
+use crate::oauth::id_token::{self, IdentityClaims};
+use crate::oauth::outbound;
+use crate::providers::params_map;
+use crate::seal::SealSlot;
+
+/// How long an authorization link stays valid.
+pub const LINK_LIFETIME_MINUTES: i64 = 10;
+
+/// What the callback received.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct CallbackParams {
+    /// The `state` we sent.
+    pub state: Option<String>,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The hybrid id_token.
+    pub id_token: Option<String>,
+    /// RFC 9207 issuer.
+    pub iss: Option<String>,
+    /// An error from the provider.
+    pub error: Option<String>,
+    /// Its description.
+    pub error_description: Option<String>,
+}
+
+/// How the callback ended, for the page that tells the person.
+#[derive(Debug, Clone)]
+pub struct CallbackOutcome {
+    /// The token, when the state identified one.
+    pub token_id: Option<String>,
+    /// Token name.
+    pub token_name: Option<String>,
+    /// `active` or `failed`.
+    pub status: &'static str,
+    /// What went wrong.
+    pub message: Option<String>,
+}
+
+impl CallbackOutcome {
+    fn refused(message: impl Into<String>) -> Self {
+        Self {
+            token_id: None,
+            token_name: None,
+            status: status::FAILED,
+            message: Some(message.into()),
+        }
+    }
+}
+
+fn random_text(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, buf)
+}
+
+impl TokenEngine {
+    /// Makes a fresh authorization link for an interactive token (also
+    /// re-authorizes an existing one).
+    pub async fn auth_link(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<String, AppError> {
+        let result = self.make_link(caller, id).await;
+        self.audit_link(caller, id, addr, &result).await;
+        result
+    }
+
+    async fn audit_link(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+        result: &Result<String, AppError>,
+    ) {
+        use crate::audit::{AuditEvent, Outcome};
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let mut event = AuditEvent::new(caller.actor(), "token.auth_link", "token", outcome)
+            .object(id.to_owned())
+            .from_addr(addr);
+        if let Err(e) = result {
+            event.detail = Some(e.to_string());
+        }
+        let _ = self.audit.record(event).await;
+    }
+
+    pub(crate) async fn make_link(&self, caller: &Caller, id: &str) -> Result<String, AppError> {
+        let t = self.tokens.visible(caller, id).await?;
+        let flow: Flow = t.flow.parse()?;
+        if !flow.is_interactive() {
+            return Err(AppError::invalid(
+                "flow",
+                "auth links are for the Authorization Code and OIDC Hybrid flows",
+            ));
+        }
+        let provider = self.providers.open(&t.provider_id).await?;
+        let endpoint = provider
+            .model
+            .authorization_endpoint
+            .clone()
+            .ok_or_else(|| {
+                AppError::invalid("flow", "the provider has no authorization endpoint")
+            })?;
+        let mut url = Url::parse(&endpoint)
+            .map_err(|_| AppError::invalid("authorization_endpoint", "is not a URL"))?;
+        let client_id = if t.use_default_keys {
+            provider.model.client_id.clone()
+        } else {
+            t.client_id.clone()
+        }
+        .unwrap_or_default();
+        let state = random_text(32);
+        let now = self.tokens.clock.now();
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let nonce = (flow == Flow::OidcHybrid).then(|| random_text(24));
+        let state_hash = hash_token(&state);
+        let session_hash = match &caller.via {
+            Via::Session { id_hash } => Some(id_hash.clone()),
+            Via::ApiKey { .. } => None,
+        };
+        auth_request::ActiveModel {
+            state_hash: Set(state_hash.clone()),
+            token_id: Set(t.id.clone()),
+            provider_id: Set(t.provider_id.clone()),
+            session_hash: Set(session_hash),
+            pkce_verifier: Set(self.tokens.sealer.seal(
+                SealSlot::new("auth_requests", &state_hash, "pkce_verifier"),
+                verifier.secret().as_bytes(),
+            )),
+            nonce: Set(nonce.clone()),
+            created_at: Set(now),
+            expires_at: Set(now + Duration::minutes(LINK_LIFETIME_MINUTES)),
+        }
+        .insert(&self.tokens.db)
+        .await
+        .map_err(db_error)?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair(
+                "response_type",
+                if flow == Flow::OidcHybrid {
+                    "code id_token"
+                } else {
+                    "code"
+                },
+            );
+            q.append_pair("client_id", &client_id);
+            q.append_pair("redirect_uri", &self.config.redirect_uri());
+            q.append_pair("state", &state);
+            if let Some(scope) = &t.scope {
+                let joined = scope
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(&provider.model.scope_separator);
+                q.append_pair("scope", &joined);
+            }
+            if provider.model.pkce {
+                q.append_pair("code_challenge", challenge.as_str());
+                q.append_pair("code_challenge_method", "S256");
+            }
+            if let Some(nonce) = &nonce {
+                q.append_pair("nonce", nonce);
+                q.append_pair("response_mode", "form_post");
+            }
+            if let Some(resource) = &t.resource {
+                q.append_pair("resource", resource);
+            }
+            let additional: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&t.additional_values).unwrap_or_default();
+            for (k, v) in params_map(&provider.model.authorize_params)
+                .into_iter()
+                .chain(additional)
+            {
+                q.append_pair(&k, &v);
+            }
+        }
+        if t.access_token.is_none() {
+            let mut active: token::ActiveModel = t.into();
+            active.status = Set(status::PENDING.to_owned());
+            active.updated_at = Set(now);
+            active.update(&self.tokens.db).await.map_err(db_error)?;
+        }
+        Ok(url.to_string())
+    }
+
+    /// Finishes an authorization at the callback. `session_cookie` is the
+    /// browser's session id, when it sent one.
+    pub async fn callback(
+        &self,
+        params: CallbackParams,
+        session_cookie: Option<String>,
+    ) -> CallbackOutcome {
+        use crate::audit::{Actor, AuditEvent, Outcome};
+        let outcome = self.finish(params, session_cookie).await;
+        let event = AuditEvent::new(
+            Actor::System("oauth callback".into()),
+            "token.authorize",
+            "token",
+            if outcome.status == status::ACTIVE {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+        );
+        let mut event = event;
+        event.object_id = outcome.token_id.clone();
+        event.detail = outcome.message.clone();
+        let _ = self.audit.record(event).await;
+        outcome
+    }
+
+    async fn finish(
+        &self,
+        params: CallbackParams,
+        session_cookie: Option<String>,
+    ) -> CallbackOutcome {
+        let Some(state) = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 200)
+        else {
+            return CallbackOutcome::refused(
+                "The answer carries no state; it was not started by Quiver.",
+            );
+        };
+        let state_hash = hash_token(state);
+        let Ok(Some(pending)) = auth_request::Entity::find_by_id(state_hash.clone())
+            .one(&self.tokens.db)
+            .await
+        else {
+            return CallbackOutcome::refused("This authorization is unknown or was already used.");
+        };
+        // Single use: whoever deletes the row owns the callback.
+        match auth_request::Entity::delete_by_id(state_hash.clone())
+            .exec(&self.tokens.db)
+            .await
+        {
+            Ok(r) if r.rows_affected == 1 => {}
+            _ => {
+                return CallbackOutcome::refused(
+                    "This authorization is unknown or was already used.",
+                );
+            }
+        }
+        if self.tokens.clock.now() > pending.expires_at {
+            return CallbackOutcome::refused("This authorization link expired; make a new one.");
+        }
+        if let Some(expected) = &pending.session_hash
+            && session_cookie.as_deref().map(hash_token).as_ref() != Some(expected)
+        {
+            return CallbackOutcome::refused(
+                "This authorization was started in another browser session; finish it where it began.",
+            );
+        }
+        let Ok(Some(t)) = token::Entity::find_by_id(pending.token_id.clone())
+            .one(&self.tokens.db)
+            .await
+        else {
+            return CallbackOutcome::refused("The token of this authorization no longer exists.");
+        };
+        if t.provider_id != pending.provider_id {
+            return CallbackOutcome::refused("This authorization was made for another provider.");
+        }
+        let mut outcome = CallbackOutcome {
+            token_id: Some(t.id.clone()),
+            token_name: Some(t.name.clone()),
+            status: status::FAILED,
+            message: None,
+        };
+        match self.exchange(&t, &pending, &params).await {
+            Ok(()) => outcome.status = status::ACTIVE,
+            Err(error) => {
+                let mut active: token::ActiveModel = t.clone().into();
+                active.status = Set(status::FAILED.to_owned());
+                active.last_error = Set(Some(serde_json::to_string(&error).unwrap_or_default()));
+                active.updated_at = Set(self.tokens.clock.now());
+                let _ = active.update(&self.tokens.db).await;
+                outcome.message = Some(format!(
+                    "{}{}",
+                    error.error,
+                    error
+                        .error_description
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        outcome
+    }
+
+    async fn exchange(
+        &self,
+        t: &token::Model,
+        pending: &auth_request::Model,
+        params: &CallbackParams,
+    ) -> Result<(), TokenError> {
+        let fail = |error: &str, description: String| TokenError {
+            error: error.to_owned(),
+            error_description: Some(description),
+            http_status: None,
+            retry_after_seconds: None,
+        };
+        if let Some(error) = &params.error {
+            return Err(TokenError {
+                error: error.clone(),
+                error_description: params.error_description.clone(),
+                http_status: None,
+                retry_after_seconds: None,
+            });
+        }
+        let provider = self
+            .providers
+            .open(&t.provider_id)
+            .await
+            .map_err(|e| fail("invalid_configuration", e.to_string()))?;
+        // RFC 9207: a wrong iss is always refused; a missing one when the
+        // provider says it sends it.
+        let issuer = provider.model.issuer.clone().unwrap_or_default();
+        match &params.iss {
+            Some(iss) if iss.trim_end_matches('/') != issuer.trim_end_matches('/') => {
+                return Err(fail(
+                    "invalid_request",
+                    format!("the answer names issuer {iss:?}, not this provider's"),
+                ));
+            }
+            None if provider.model.iss_parameter_supported && params.id_token.is_none() => {
+                return Err(fail(
+                    "invalid_request",
+                    "the answer lacks the iss parameter the provider promises".into(),
+                ));
+            }
+            _ => {}
+        }
+        let code = params
+            .code
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| fail("invalid_request", "the answer carries no code".into()))?;
+        let flow: Flow = t
+            .flow
+            .parse()
+            .map_err(|_| fail("invalid_configuration", "unknown flow".into()))?;
+        let client_id = if t.use_default_keys {
+            provider.model.client_id.clone()
+        } else {
+            t.client_id.clone()
+        }
+        .unwrap_or_default();
+        let mut identity: Option<IdentityClaims> = None;
+        if flow == Flow::OidcHybrid {
+            let id_token = params.id_token.as_deref().ok_or_else(|| {
+                fail(
+                    "invalid_request",
+                    "the hybrid answer carries no id_token".into(),
+                )
+            })?;
+            let jwks = self
+                .fetch_jwks(&provider.model)
+                .await
+                .map_err(|e| fail("invalid_configuration", e))?;
+            let claims = id_token::verify(
+                id_token,
+                &jwks,
+                &issuer,
+                &client_id,
+                pending.nonce.as_deref().unwrap_or_default(),
+                &code,
+            )
+            .map_err(|e| fail("invalid_id_token", e.to_string()))?;
+            identity = Some(claims);
+        }
+        let verifier = self
+            .tokens
+            .sealer
+            .open(
+                SealSlot::new("auth_requests", &pending.state_hash, "pkce_verifier"),
+                &pending.pkce_verifier,
+            )
+            .map_err(|e| fail("invalid_configuration", e.to_string()))?;
+        let mut grant = vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code),
+            ("redirect_uri".to_owned(), self.config.redirect_uri()),
+        ];
+        if provider.model.pkce {
+            grant.push((
+                "code_verifier".to_owned(),
+                String::from_utf8_lossy(verifier.expose()).into_owned(),
+            ));
+        }
+        let set = self
+            .exchange_code(t, &provider, grant)
+            .await
+            .map_err(|e: GrantError| token_error(&e))?;
+        // The token endpoint's id_token (received over TLS) may carry more
+        // claims than the front-channel one; it adds to, never replaces, the
+        // verified subject.
+        let back_channel = set
+            .id_token
+            .as_deref()
+            .and_then(id_token::unverified_identity);
+        identity = match (identity, back_channel) {
+            (None, back) => back,
+            (Some(mut verified), Some(back)) if back.sub == verified.sub => {
+                verified.email = verified.email.or(back.email);
+                verified.name = verified.name.or(back.name);
+                Some(verified)
+            }
+            (verified, _) => verified,
+        };
+        let model = self
+            .store_exchanged(t, &provider, set)
+            .await
+            .map_err(|e| fail("internal", e.to_string()))?;
+        if let Some(identity) = identity {
+            let mut active: token::ActiveModel = model.into();
+            active.identity = Set(Some(
+                serde_json::to_string(&Identity {
+                    sub: identity.sub,
+                    email: identity.email,
+                    name: identity.name,
+                })
+                .unwrap_or_default(),
+            ));
+            active
+                .update(&self.tokens.db)
+                .await
+                .map_err(|e| fail("internal", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_jwks(
+        &self,
+        p: &crate::db::entity::provider::Model,
+    ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+        let uri = p.jwks_uri.clone().ok_or("the provider has no JWKS URI")?;
+        let client = outbound::client(
+            std::time::Duration::from_millis(u64::try_from(p.connect_timeout_ms).unwrap_or(5000)),
+            std::time::Duration::from_millis(u64::try_from(p.timeout_ms).unwrap_or(30000)),
+        );
+        let request = client.get(&uri).build().map_err(|e| e.to_string())?;
+        let raw = outbound::send(
+            &client,
+            request,
+            u64::try_from(p.timeout_ms).unwrap_or(30000),
+        )
+        .await
+        .map_err(|e| format!("cannot read the provider's JWKS: {e}"))?;
+        serde_json::from_slice(&raw.body)
+            .map_err(|_| "the provider's JWKS is not a JWK set".to_owned())
+    }
+}

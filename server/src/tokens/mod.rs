@@ -1,0 +1,410 @@
+//! OAuth tokens: settings, ownership, views, and the lifecycle actions in
+//! [`engine`]. A user sees and acts on their own tokens only; an admin on all.
+
+pub mod access;
+pub mod authorize;
+pub mod engine;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use app::error::AppError;
+use app::tokens::{Identity, TokenError, TokenPage, TokenView};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::account::ops::rfc3339;
+use crate::auth::Caller;
+use crate::clock::SharedClock;
+use crate::db::entity::{provider, token, user};
+use crate::seal::{SealSlot, Sealer};
+use crate::secret::SecretString;
+
+/// The four flows of the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Interactive, with the resource owner in a browser.
+    AuthorizationCode,
+    /// Machine to machine.
+    ClientCredentials,
+    /// Resource owner password credentials.
+    Password,
+    /// OpenID Connect hybrid (`code id_token`).
+    OidcHybrid,
+}
+
+impl Flow {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::Password => "password",
+            Self::OidcHybrid => "oidc_hybrid",
+        }
+    }
+
+    /// Whether a person must authorize in a browser.
+    pub fn is_interactive(self) -> bool {
+        matches!(self, Self::AuthorizationCode | Self::OidcHybrid)
+    }
+}
+
+impl FromStr for Flow {
+    type Err = AppError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "authorization_code" => Ok(Self::AuthorizationCode),
+            "client_credentials" => Ok(Self::ClientCredentials),
+            "password" => Ok(Self::Password),
+            "oidc_hybrid" => Ok(Self::OidcHybrid),
+            _ => Err(AppError::invalid(
+                "flow",
+                "must be authorization_code, client_credentials, password or oidc_hybrid",
+            )),
+        }
+    }
+}
+
+/// Stored statuses (`expired` is derived from `active` and the expiry).
+pub mod status {
+    /// Holds a usable token.
+    pub const ACTIVE: &str = "active";
+    /// The last request or refresh failed.
+    pub const FAILED: &str = "failed";
+    /// Waiting for a person to authorize in a browser.
+    pub const PENDING: &str = "pending_authorization";
+    /// Past its expiry (derived).
+    pub const EXPIRED: &str = "expired";
+}
+
+/// Filters for the token list.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct TokenQuery {
+    /// Page size (default 50, at most 500).
+    pub limit: Option<u64>,
+    /// Offset.
+    pub offset: Option<u64>,
+    /// Part of the name.
+    pub q: Option<String>,
+    /// A status.
+    pub status: Option<String>,
+    /// A provider.
+    pub provider_id: Option<String>,
+    /// A flow.
+    pub flow: Option<String>,
+    /// `name` (default), `expires_at`, `last_refreshed_at` or `created_at`.
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+}
+
+/// A token expiring within this many seconds is "expiring soon".
+pub const EXPIRING_SOON_SECS: i64 = 600;
+
+pub(crate) fn db_error(e: sea_orm::DbErr) -> AppError {
+    tracing::error!(error = %e, "token storage failed");
+    AppError::Internal
+}
+
+/// Read access to tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) clock: SharedClock,
+}
+
+/// A token's sealed column opened.
+pub(crate) fn open_secret(
+    sealer: &Sealer,
+    id: &str,
+    column: &str,
+    sealed: &Option<String>,
+) -> Result<Option<SecretString>, AppError> {
+    match sealed {
+        None => Ok(None),
+        Some(value) => sealer
+            .open(SealSlot::new("tokens", id, column), value)
+            .map_err(|e| {
+                tracing::error!(token = id, column, error = %e, "cannot open a sealed token column");
+                AppError::Internal
+            })?
+            .into_secret_string()
+            .map(Some)
+            .map_err(|_| AppError::Internal),
+    }
+}
+
+impl Tokens {
+    /// Builds the service.
+    pub fn new(db: DatabaseConnection, sealer: Arc<Sealer>, clock: SharedClock) -> Self {
+        Self { db, sealer, clock }
+    }
+
+    /// A token the caller may see, else `NotFound` (never "forbidden": the
+    /// existence of other people's tokens is not revealed).
+    pub async fn visible(&self, caller: &Caller, id: &str) -> Result<token::Model, AppError> {
+        let found = token::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        match found {
+            Some(t) if caller.is_admin() || t.owner_id == caller.user.id => Ok(t),
+            _ => Err(AppError::NotFound("the token".into())),
+        }
+    }
+
+    /// The displayed status.
+    pub fn status_of(&self, t: &token::Model) -> &'static str {
+        match t.status.as_str() {
+            status::ACTIVE if t.expires_at.is_some_and(|e| e <= self.clock.now()) => {
+                status::EXPIRED
+            }
+            status::ACTIVE => status::ACTIVE,
+            status::PENDING => status::PENDING,
+            _ => status::FAILED,
+        }
+    }
+
+    /// The wire view of a token.
+    pub async fn view(
+        &self,
+        t: &token::Model,
+        auth_url: Option<String>,
+    ) -> Result<TokenView, AppError> {
+        let provider_name = provider::Entity::find_by_id(t.provider_id.clone())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let owner_email = user::Entity::find_by_id(t.owner_id.clone())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        Ok(self.view_with(t, provider_name, owner_email, auth_url))
+    }
+
+    pub(crate) fn view_with(
+        &self,
+        t: &token::Model,
+        provider_name: String,
+        owner_email: String,
+        auth_url: Option<String>,
+    ) -> TokenView {
+        TokenView {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            provider_id: t.provider_id.clone(),
+            provider_name,
+            flow: t.flow.clone(),
+            use_default_keys: t.use_default_keys,
+            client_id: t.client_id.clone(),
+            has_client_secret: t.client_secret.is_some(),
+            username: t.username.clone(),
+            has_password: t.password.is_some(),
+            resource: t.resource.clone(),
+            scope: t.scope.clone(),
+            additional_values: serde_json::from_str::<BTreeMap<String, String>>(
+                &t.additional_values,
+            )
+            .unwrap_or_default(),
+            status: self.status_of(t).to_owned(),
+            has_access_token: t.access_token.is_some(),
+            has_refresh_token: t.refresh_token.is_some(),
+            token_type: t.token_type.clone(),
+            expires_at: t.expires_at.map(rfc3339),
+            granted_scope: t.granted_scope.clone(),
+            identity: t
+                .identity
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<Identity>(j).ok()),
+            error: t
+                .last_error
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<TokenError>(j).ok()),
+            auth_url,
+            owner_id: t.owner_id.clone(),
+            owner_email,
+            last_refreshed_at: t.last_refreshed_at.map(rfc3339),
+            refresh_margin_seconds: i64::from(t.refresh_margin_secs),
+            auto_refresh: t.auto_refresh,
+            refresh_lead_seconds: i64::from(t.refresh_lead_secs),
+            next_refresh_at: t.refresh_due_at.map(rfc3339),
+            failure_count: i64::from(t.failure_count),
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+
+    /// How many tokens there are in each displayed status (for metrics).
+    pub async fn count_by_status(&self) -> Result<BTreeMap<String, u64>, AppError> {
+        let now = self.clock.now();
+        let rows: Vec<(String, i64)> = token::Entity::find()
+            .select_only()
+            .column(token::Column::Status)
+            .column_as(token::Column::Id.count(), "n")
+            .group_by(token::Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let expired = token::Entity::find()
+            .filter(token::Column::Status.eq(status::ACTIVE))
+            .filter(token::Column::ExpiresAt.lte(now))
+            .count(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut counts: BTreeMap<String, u64> = [
+            status::ACTIVE,
+            status::EXPIRED,
+            status::FAILED,
+            status::PENDING,
+        ]
+        .into_iter()
+        .map(|s| (s.to_owned(), 0))
+        .collect();
+        for (s, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            let shown = match s.as_str() {
+                status::ACTIVE => {
+                    *counts.entry(status::EXPIRED.into()).or_default() += expired;
+                    n.saturating_sub(expired)
+                }
+                _ => n,
+            };
+            let key = if s == status::ACTIVE || s == status::PENDING {
+                s
+            } else {
+                status::FAILED.to_owned()
+            };
+            *counts.entry(key).or_default() += shown;
+        }
+        Ok(counts)
+    }
+
+    /// A page of the tokens the caller may see.
+    pub async fn list(&self, caller: &Caller, q: &TokenQuery) -> Result<TokenPage, AppError> {
+        let now: DateTime<Utc> = self.clock.now();
+        let mut query = token::Entity::find();
+        if !caller.is_admin() {
+            query = query.filter(token::Column::OwnerId.eq(caller.user.id.clone()));
+        }
+        if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            query = query.filter(
+                Expr::expr(Func::lower(Expr::col(token::Column::Name))).like(format!(
+                    "%{}%",
+                    text.to_lowercase().replace(['\\', '%', '_'], "")
+                )),
+            );
+        }
+        if let Some(provider_id) = q.provider_id.as_deref().filter(|p| !p.is_empty()) {
+            query = query.filter(token::Column::ProviderId.eq(provider_id));
+        }
+        if let Some(flow) = q.flow.as_deref().filter(|f| !f.is_empty()) {
+            let flow: Flow = flow.parse()?;
+            query = query.filter(token::Column::Flow.eq(flow.as_str()));
+        }
+        match q.status.as_deref().filter(|s| !s.is_empty()) {
+            None => {}
+            Some(status::EXPIRED) => {
+                query = query
+                    .filter(token::Column::Status.eq(status::ACTIVE))
+                    .filter(token::Column::ExpiresAt.lte(now));
+            }
+            Some(status::ACTIVE) => {
+                query = query
+                    .filter(token::Column::Status.eq(status::ACTIVE))
+                    .filter(
+                        Condition::any()
+                            .add(token::Column::ExpiresAt.is_null())
+                            .add(token::Column::ExpiresAt.gt(now)),
+                    );
+            }
+            Some("expiring_soon") => {
+                query = query
+                    .filter(token::Column::Status.eq(status::ACTIVE))
+                    .filter(token::Column::ExpiresAt.gt(now))
+                    .filter(
+                        token::Column::ExpiresAt
+                            .lte(now + chrono::Duration::seconds(EXPIRING_SOON_SECS)),
+                    );
+            }
+            Some(s @ (status::FAILED | status::PENDING)) => {
+                query = query.filter(token::Column::Status.eq(s));
+            }
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "status",
+                    "must be active, expiring_soon, expired, failed or pending_authorization",
+                ));
+            }
+        }
+        let total = query.clone().count(&self.db).await.map_err(db_error)?;
+        let column = match q.sort.as_deref().filter(|s| !s.is_empty()) {
+            None | Some("name") => token::Column::Name,
+            Some("expires_at") => token::Column::ExpiresAt,
+            Some("last_refreshed_at") => token::Column::LastRefreshedAt,
+            Some("created_at") => token::Column::CreatedAt,
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "sort",
+                    "must be name, expires_at, last_refreshed_at or created_at",
+                ));
+            }
+        };
+        let order = match q.order.as_deref().filter(|s| !s.is_empty()) {
+            None | Some("asc") => Order::Asc,
+            Some("desc") => Order::Desc,
+            Some(_) => return Err(AppError::invalid("order", "must be asc or desc")),
+        };
+        let models = query
+            .order_by(column, order.clone())
+            .order_by(token::Column::Id, order)
+            .offset(q.offset.unwrap_or(0))
+            .limit(Ord::clamp(q.limit.unwrap_or(50), 1, 500))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        // Names of the providers and owners on this page, in two queries.
+        let provider_ids: Vec<String> = models.iter().map(|t| t.provider_id.clone()).collect();
+        let owner_ids: Vec<String> = models.iter().map(|t| t.owner_id.clone()).collect();
+        let providers: BTreeMap<String, String> = provider::Entity::find()
+            .filter(provider::Column::Id.is_in(provider_ids))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect();
+        let owners: BTreeMap<String, String> = user::Entity::find()
+            .filter(user::Column::Id.is_in(owner_ids))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|u| (u.id, u.email))
+            .collect();
+        let items = models
+            .iter()
+            .map(|t| {
+                self.view_with(
+                    t,
+                    providers.get(&t.provider_id).cloned().unwrap_or_default(),
+                    owners.get(&t.owner_id).cloned().unwrap_or_default(),
+                    None,
+                )
+            })
+            .collect();
+        Ok(TokenPage { items, total })
+    }
+}

@@ -1,0 +1,490 @@
+//! The export bundle as it is written to JSON: `"format": "quiver-export"`,
+//! `"version": 1`, a header for sealed secrets, then providers and tokens.
+//!
+//! Entries carry the bundle's own ids, so the importer can resolve a token's
+//! provider inside the bundle and remap both to fresh ids. Secret fields are
+//! [`SealedValue`]s, never plain strings: a bundle cannot hold a secret in
+//! clear, and a hand-written plain string is rejected without being echoed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::providers::{DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS};
+
+/// The value of `format`.
+pub const FORMAT: &str = "quiver-export";
+/// The version this code writes.
+pub const VERSION: u32 = 1;
+/// The versions this code reads.
+pub const SUPPORTED_VERSIONS: &[u32] = &[VERSION];
+/// The only key derivation a bundle may name.
+pub const KDF_ALGORITHM: &str = "argon2id";
+/// The only cipher a bundle may name.
+pub const CIPHER: &str = "xchacha20poly1305";
+
+/// A whole bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// One of [`SUPPORTED_VERSIONS`].
+    pub version: u32,
+    /// When the bundle was written.
+    pub exported_at: DateTime<Utc>,
+    /// Which instance wrote it.
+    pub source: Source,
+    /// Key derivation and cipher of the sealed values; `null` when the
+    /// bundle carries no secrets.
+    #[serde(default)]
+    pub secrets: Option<SecretsHeader>,
+    /// Providers, in export order.
+    #[serde(default)]
+    pub providers: Vec<ProviderEntry>,
+    /// Tokens, in export order.
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+}
+
+impl Bundle {
+    /// An empty bundle of the current format and version.
+    pub fn new(exported_at: DateTime<Utc>, source: Source) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            exported_at,
+            source,
+            secrets: None,
+            providers: Vec::new(),
+            tokens: Vec::new(),
+        }
+    }
+
+    /// Every sealed value of the entries with its JSON path (the header's
+    /// `check` is not included).
+    pub fn sealed_values(&self) -> impl Iterator<Item = (String, &SealedValue)> {
+        let providers = self.providers.iter().enumerate().flat_map(|(i, p)| {
+            ProviderSecret::ALL.into_iter().filter_map(move |f| {
+                p.sealed(f)
+                    .map(|v| (format!("$.providers[{i}].{}", f.as_str()), v))
+            })
+        });
+        let tokens = self.tokens.iter().enumerate().flat_map(|(i, t)| {
+            TokenSecret::ALL.into_iter().filter_map(move |f| {
+                t.sealed(f)
+                    .map(|v| (format!("$.tokens[{i}].{}", f.as_str()), v))
+            })
+        });
+        providers.chain(tokens)
+    }
+}
+
+/// The instance that wrote the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Its public URL, when one is configured.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The Quiver version that wrote the bundle.
+    pub quiver_version: String,
+}
+
+/// How the sealed values were encrypted; the passphrase itself is not here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsHeader {
+    /// The key derivation.
+    pub kdf: KdfHeader,
+    /// Always [`CIPHER`].
+    pub cipher: String,
+    /// A known constant sealed under the key: it tells a wrong passphrase
+    /// apart from a tampered value before anything is imported.
+    pub check: SealedValue,
+}
+
+/// Argon2id parameters as stored in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdfHeader {
+    /// Always [`KDF_ALGORITHM`].
+    pub algorithm: String,
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+    /// The salt, standard base64.
+    pub salt: String,
+}
+
+/// An encrypted value: standard base64 of nonce ‖ ciphertext ‖ tag, written
+/// as `{"sealed": "…"}` so it can never be mistaken for a plain secret.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct SealedValue {
+    sealed: String,
+}
+
+impl SealedValue {
+    /// Wraps base64 text produced by the sealing code.
+    pub(crate) fn from_base64(sealed: String) -> Self {
+        Self { sealed }
+    }
+
+    /// The base64 text.
+    pub fn as_str(&self) -> &str {
+        &self.sealed
+    }
+}
+
+impl fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Ciphertext is not secret, but it is long and says nothing useful.
+        write!(f, "SealedValue({} chars)", self.sealed.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for SealedValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            sealed: String,
+        }
+
+        struct SealedVisitor;
+
+        impl<'de> Visitor<'de> for SealedVisitor {
+            type Value = SealedValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a sealed value {"sealed": "<base64>"}"#)
+            }
+
+            // A plain string here is most likely a secret in clear: refuse
+            // it without repeating it into an error message or a log.
+            fn visit_str<E: de::Error>(self, _value: &str) -> Result<SealedValue, E> {
+                Err(E::custom(
+                    r#"a secret must be sealed as {"sealed": "<base64>"}, never a plain string (the value is not shown)"#,
+                ))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SealedValue, A::Error> {
+                let wire = Wire::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(SealedValue {
+                    sealed: wire.sealed,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(SealedVisitor)
+    }
+}
+
+/// The secret fields of a provider entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderSecret {
+    /// The default client secret.
+    ClientSecret,
+    /// The PKCS#8 PEM for `private_key_jwt`.
+    PrivateKey,
+}
+
+impl ProviderSecret {
+    /// Every field, in bundle order.
+    pub const ALL: [Self; 2] = [Self::ClientSecret, Self::PrivateKey];
+
+    /// The JSON field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client_secret",
+            Self::PrivateKey => "private_key",
+        }
+    }
+}
+
+/// The secret fields of a token entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSecret {
+    /// The token's own client secret.
+    ClientSecret,
+    /// The resource owner's password (Password flow).
+    Password,
+    /// The current access token.
+    AccessToken,
+    /// The current refresh token.
+    RefreshToken,
+}
+
+impl TokenSecret {
+    /// Every field, in bundle order.
+    pub const ALL: [Self; 4] = [
+        Self::ClientSecret,
+        Self::Password,
+        Self::AccessToken,
+        Self::RefreshToken,
+    ];
+
+    /// The JSON field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client_secret",
+            Self::Password => "password",
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// One provider, mirroring the `providers` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    /// The bundle's id for it; tokens refer to it.
+    pub id: String,
+    /// Unique among providers.
+    pub name: String,
+    /// OIDC issuer.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Needed by the interactive flows.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// Where tokens are requested.
+    pub token_endpoint: String,
+    /// Where tokens are refreshed, when not the token endpoint.
+    #[serde(default)]
+    pub refresh_endpoint: Option<String>,
+    /// RFC 7009 revocation.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// Keys that sign id_tokens.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// The default client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    #[serde(default = "default_client_auth_method")]
+    pub client_auth_method: String,
+    /// The `kid` of the signing key.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// `RS256`, `PS256` or `ES256`.
+    #[serde(default)]
+    pub signing_alg: Option<String>,
+    /// The client assertion's `aud`, when not the token endpoint.
+    #[serde(default)]
+    pub assertion_audience: Option<String>,
+    /// Whether PKCE S256 is sent.
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// Joins scopes in requests.
+    #[serde(default = "default_scope_separator")]
+    pub scope_separator: String,
+    /// Lifetime assumed when the provider states none.
+    #[serde(default)]
+    pub default_lifetime_secs: Option<i64>,
+    /// Whether `expires_in` is in milliseconds.
+    #[serde(default)]
+    pub expires_in_millis: bool,
+    /// Extra authorize parameters.
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// Extra token parameters.
+    #[serde(default)]
+    pub token_params: BTreeMap<String, String>,
+    /// Connect timeout of provider calls.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u32,
+    /// Total timeout of provider calls.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u32,
+    /// RFC 9207 `iss` on the callback.
+    #[serde(default)]
+    pub iss_parameter_supported: bool,
+    /// Sealed default client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SealedValue>,
+    /// Sealed PKCS#8 PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SealedValue>,
+}
+
+impl ProviderEntry {
+    /// The sealed value of `field`, if present.
+    pub fn sealed(&self, field: ProviderSecret) -> Option<&SealedValue> {
+        match field {
+            ProviderSecret::ClientSecret => self.client_secret.as_ref(),
+            ProviderSecret::PrivateKey => self.private_key.as_ref(),
+        }
+    }
+}
+
+/// One token, mirroring the `tokens` table (status, leases and errors are
+/// the old instance's business and are not carried).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// The bundle's id for it.
+    pub id: String,
+    /// Its name; unique per owner within a bundle.
+    pub name: String,
+    /// The `id` of a provider entry of the same bundle.
+    pub provider_id: String,
+    /// The owner's email, matched to a user on import.
+    #[serde(default)]
+    pub owner_email: Option<String>,
+    /// `authorization_code`, `client_credentials`, `password` or `oidc_hybrid`.
+    pub flow: String,
+    /// Whether the provider's client id and secret are used.
+    #[serde(default = "yes")]
+    pub use_default_keys: bool,
+    /// The token's own client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Password flow user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// RFC 8707 resource.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Requested scope.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Extra request values.
+    #[serde(default)]
+    pub additional_values: BTreeMap<String, String>,
+    /// Refresh ahead of expiry by this many seconds.
+    #[serde(default = "default_refresh_margin_secs")]
+    pub refresh_margin_secs: i64,
+    /// The access token's type.
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// When the access token expires.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The scope the provider granted.
+    #[serde(default)]
+    pub granted_scope: Option<String>,
+    /// Sealed client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SealedValue>,
+    /// Sealed password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SealedValue>,
+    /// Sealed access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<SealedValue>,
+    /// Sealed refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SealedValue>,
+}
+
+impl TokenEntry {
+    /// The sealed value of `field`, if present.
+    pub fn sealed(&self, field: TokenSecret) -> Option<&SealedValue> {
+        match field {
+            TokenSecret::ClientSecret => self.client_secret.as_ref(),
+            TokenSecret::Password => self.password.as_ref(),
+            TokenSecret::AccessToken => self.access_token.as_ref(),
+            TokenSecret::RefreshToken => self.refresh_token.as_ref(),
+        }
+    }
+}
+
+// Defaults match what the providers and tokens services set on creation,
+// so a hand-written bundle may leave them out.
+fn yes() -> bool {
+    true
+}
+
+fn default_client_auth_method() -> String {
+    "client_secret_basic".to_owned()
+}
+
+fn default_scope_separator() -> String {
+    " ".to_owned()
+}
+
+fn default_connect_timeout_ms() -> u32 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+
+fn default_timeout_ms() -> u32 {
+    DEFAULT_TIMEOUT_MS
+}
+
+fn default_refresh_margin_secs() -> i64 {
+    60
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_value_serializes_as_an_object() {
+        let v = SealedValue::from_base64("QUJD".into());
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"sealed":"QUJD"}"#);
+        let back: SealedValue = serde_json::from_str(r#"{"sealed":"QUJD"}"#).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn plain_string_secret_is_refused_without_echoing_it() {
+        let err = serde_json::from_str::<SealedValue>(r#""hunter2-plain""#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("must be sealed"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn sealed_value_rejects_extra_fields_and_other_types() {
+        assert!(serde_json::from_str::<SealedValue>(r#"{"sealed":"QUJD","x":1}"#).is_err());
+        assert!(serde_json::from_str::<SealedValue>(r#"{}"#).is_err());
+        assert!(serde_json::from_str::<SealedValue>("42").is_err());
+        assert!(serde_json::from_str::<SealedValue>("null").is_err());
+    }
+
+    #[test]
+    fn debug_does_not_print_the_ciphertext() {
+        let v = SealedValue::from_base64("QUJDREVGR0hJSktM".into());
+        assert_eq!(format!("{v:?}"), "SealedValue(16 chars)");
+    }
+
+    #[test]
+    fn entries_take_service_defaults_when_fields_are_left_out() {
+        let p: ProviderEntry = serde_json::from_str(
+            r#"{"id":"p1","name":"P","token_endpoint":"https://as.example/token"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.client_auth_method, "client_secret_basic");
+        assert!(p.pkce);
+        assert_eq!(p.scope_separator, " ");
+        assert_eq!(p.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+        let t: TokenEntry = serde_json::from_str(
+            r#"{"id":"t1","name":"T","provider_id":"p1","flow":"client_credentials"}"#,
+        )
+        .unwrap();
+        assert!(t.use_default_keys);
+        assert_eq!(t.refresh_margin_secs, 60);
+    }
+
+    #[test]
+    fn absent_secrets_are_not_written() {
+        let t: TokenEntry = serde_json::from_str(
+            r#"{"id":"t1","name":"T","provider_id":"p1","flow":"client_credentials"}"#,
+        )
+        .unwrap();
+        let json = serde_json::to_string(&t).unwrap();
+        for field in TokenSecret::ALL {
+            assert!(!json.contains(field.as_str()), "{json}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+use app::auth::{AuthService, CurrentUser, LoginPageInfo};
+use app::error::AppError;
+use leptos::server_fn::http_export::request::Parts;
+
+use crate::auth::{Accounts, Caller, RequestIdentity, session_cookie};
+use crate::secret::SecretString;
+
+/// Sign-in for the web app.
+pub struct AuthFacade {
+    accounts: Accounts,
+}
+
+impl AuthFacade {
+    /// Wraps the accounts.
+    pub fn new(accounts: Accounts) -> Self {
+        Self { accounts }
+    }
+}
+
+fn identity(parts: &Parts) -> Option<&RequestIdentity> {
+    parts.extensions.get::<RequestIdentity>()
+}
+
+/// The wire form of a caller.
+pub fn current_user(caller: &Caller) -> CurrentUser {
+    CurrentUser {
+        id: caller.user.id.clone(),
+        email: caller.user.email.clone(),
+        role: caller.user.role.to_string(),
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthService for AuthFacade {
+    fn current_user(&self, parts: &Parts) -> Option<CurrentUser> {
+        identity(parts)?.caller.as_ref().map(current_user)
+    }
+
+    async fn login_page_info(&self) -> Result<LoginPageInfo, AppError> {
+        Ok(LoginPageInfo {
+            no_users_yet: self.accounts.users.count().await? == 0,
+        })
+    }
+
+    async fn login(
+        &self,
+        parts: &Parts,
+        email: String,
+        password: String,
+    ) -> Result<(CurrentUser, String), AppError> {
+        let addr = identity(parts).and_then(|i| i.client_addr.clone());
+        let (user, token) = self
+            .accounts
+            .login(
+                &email,
+                SecretString::new(password),
+                session_cookie(&parts.headers),
+                addr,
+            )
+            .await?;
+        let current = CurrentUser {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            role: user.role.to_string(),
+        };
+        Ok((current, self.accounts.set_cookie(&token)))
+    }
+
+    async fn logout(&self, parts: &Parts) -> Result<String, AppError> {
+        if let Some(identity) = identity(parts)
+            && let Some(caller) = &identity.caller
+        {
+            self.accounts
+                .logout(caller, identity.client_addr.clone())
+                .await;
+        }
+        Ok(self.accounts.clear_cookie())
+    }
+}

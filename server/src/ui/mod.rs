@@ -1,0 +1,16 @@
+//! The server side of the app's service traits: each turns a request's
+//! identity into a caller and calls the same operations the REST API uses.
+
+mod accounts;
+mod auth;
+mod instance;
+mod jobs;
+mod providers;
+mod tokens;
+
+pub use accounts::AccountsFacade;
+pub use auth::AuthFacade;
+pub use instance::InstanceFacts;
+pub use jobs::JobsFacade;
+pub use providers::ProvidersFacade;
+pub use tokens::TokensFacade;

@@ -1,0 +1,160 @@
+use app::error::AppError;
+use app::tokens::{
+    DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions, TokenHistoryEntry, TokenInput,
+    TokenListQuery, TokenPage, TokenView, TokensService,
+};
+use leptos::server_fn::http_export::request::Parts;
+
+use super::accounts::caller;
+use crate::audit::AuditFilter;
+use crate::startup::Instance;
+use crate::tokens::TokenQuery;
+
+/// The token screens' data and actions: the same engine the REST API uses.
+pub struct TokensFacade {
+    instance: Instance,
+}
+
+impl TokensFacade {
+    /// Wraps the instance.
+    pub fn new(instance: Instance) -> Self {
+        Self { instance }
+    }
+}
+
+fn none_if_empty(s: String) -> Option<String> {
+    (!s.trim().is_empty()).then_some(s)
+}
+
+#[async_trait::async_trait]
+impl TokensService for TokensFacade {
+    async fn list(&self, parts: &Parts, query: TokenListQuery) -> Result<TokenPage, AppError> {
+        let (caller, _) = caller(parts)?;
+        self.instance
+            .tokens
+            .tokens
+            .list(
+                caller,
+                &TokenQuery {
+                    q: none_if_empty(query.q),
+                    status: none_if_empty(query.status),
+                    provider_id: none_if_empty(query.provider_id),
+                    flow: none_if_empty(query.flow),
+                    sort: none_if_empty(query.sort),
+                    order: query.desc.then(|| "desc".to_owned()),
+                    offset: Some(query.offset),
+                    limit: Some(50),
+                },
+            )
+            .await
+    }
+
+    async fn detail(&self, parts: &Parts, id: String) -> Result<TokenDetail, AppError> {
+        let (caller, _) = caller(parts)?;
+        let tokens = &self.instance.tokens.tokens;
+        let model = tokens.visible(caller, &id).await?;
+        let token = tokens.view(&model, None).await?;
+        let (entries, _) = self
+            .instance
+            .tokens
+            .audit
+            .query(
+                &AuditFilter {
+                    object_kind: Some("token".into()),
+                    object_id: Some(id),
+                    ..AuditFilter::default()
+                },
+                0,
+                100,
+            )
+            .await
+            .map_err(crate::tokens::db_error)?;
+        // Someone else's failed attempt at this token is for admins' eyes:
+        // the owner sees successes and their own (and the system's) entries.
+        let own_key_suffix = format!("({})", caller.user.email);
+        let shown = |e: &crate::audit::AuditEntry| {
+            caller.is_admin()
+                || e.outcome == "success"
+                || e.actor_kind == "system"
+                || e.actor_id.as_deref() == Some(caller.user.id.as_str())
+                || (e.actor_kind == "api_key" && e.actor_label.ends_with(&own_key_suffix))
+        };
+        let history = entries
+            .into_iter()
+            .filter(|e| shown(e))
+            .map(|e| TokenHistoryEntry {
+                at: e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                action: e.action,
+                outcome: e.outcome,
+                actor: e.actor_label,
+                detail: e.detail,
+            })
+            .collect();
+        Ok(TokenDetail { token, history })
+    }
+
+    async fn form_options(&self, parts: &Parts) -> Result<TokenFormOptions, AppError> {
+        let (caller, _) = caller(parts)?;
+        let providers = self
+            .instance
+            .providers
+            .list(caller)
+            .await?
+            .into_iter()
+            .map(|p| ProviderChoice {
+                has_default_client_id: p.client_id.is_some(),
+                interactive: p.authorization_endpoint.is_some(),
+                id: p.id,
+                name: p.name,
+                client_auth_method: p.client_auth_method,
+            })
+            .collect();
+        Ok(TokenFormOptions {
+            providers,
+            redirect_uri: self.instance.config.redirect_uri(),
+        })
+    }
+
+    async fn create(&self, parts: &Parts, input: TokenInput) -> Result<TokenView, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance.tokens.create(caller, input, addr).await
+    }
+
+    async fn update(
+        &self,
+        parts: &Parts,
+        id: String,
+        input: TokenInput,
+    ) -> Result<TokenView, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance.tokens.update(caller, &id, input, addr).await
+    }
+
+    async fn request(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance.tokens.request(caller, &id, addr).await
+    }
+
+    async fn refresh(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance.tokens.refresh(caller, &id, addr).await
+    }
+
+    async fn reset(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance
+            .tokens
+            .reset(caller, &id, app::tokens::ResetInput::default(), addr)
+            .await
+    }
+
+    async fn delete(&self, parts: &Parts, id: String) -> Result<DeleteOutcome, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance.tokens.delete(caller, &id, addr).await
+    }
+
+    async fn auth_link(&self, parts: &Parts, id: String) -> Result<String, AppError> {
+        let (caller, addr) = caller(parts)?;
+        self.instance.tokens.auth_link(caller, &id, addr).await
+    }
+}

@@ -1,0 +1,444 @@
+//! The real `quiver` binary: start-up, configuration errors, key file,
+//! health, migrate, version and graceful shutdown on SIGTERM.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_quiver");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn quiver(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("QUIVER_DATA_DIR", data_dir)
+        .env("QUIVER_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn output(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Running {
+    fn start(mut cmd: Command, port: u16) -> Self {
+        cmd.env("QUIVER_LISTEN", format!("127.0.0.1:{port}"));
+        let mut child = cmd.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("quiver exited early ({status}): {err}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "quiver did not listen in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, base }
+    }
+
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "quiver ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status, err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let mut cmd = quiver(Path::new("/nonexistent"));
+    cmd.arg("version");
+    let (code, out, _) = output(cmd);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("quiver {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn bad_settings_stop_the_start_and_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, needle) in [
+        ("QUIVER_LISTEN", "localhost", "QUIVER_LISTEN"),
+        (
+            "QUIVER_PUBLIC_URL",
+            "quiver.example.com",
+            "QUIVER_PUBLIC_URL",
+        ),
+        ("QUIVER_MASTER_KEY", "c2hvcnQ=", "QUIVER_MASTER_KEY"),
+        ("QUIVER_DATABASE_URL", "mysql://x/y", "QUIVER_DATABASE_URL"),
+        (
+            "QUIVER_MASTER_KEY_FILE",
+            "/nonexistent/key",
+            "QUIVER_MASTER_KEY_FILE",
+        ),
+        ("QUIVER_SITE_DIR", "/nonexistent/site", "QUIVER_SITE_DIR"),
+    ] {
+        let mut cmd = quiver(dir.path());
+        cmd.env(var, value).arg("serve");
+        let (code, _, err) = output(cmd);
+        assert_ne!(code, 0, "{var}={value} started");
+        assert!(err.contains(needle), "{var}={value}: {err}");
+    }
+    let config = dir.path().join("quiver.toml");
+    std::fs::write(&config, "listen = 3000\n").unwrap();
+    let mut cmd = quiver(dir.path());
+    cmd.arg("--config").arg(&config);
+    let (code, _, err) = output(cmd);
+    assert_eq!(code, 2);
+    assert!(err.contains("quiver.toml"), "{err}");
+}
+
+#[test]
+fn first_start_generates_a_private_key_file_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let running = Running::start(quiver(&data), port);
+    let key_file = data.join("master.key");
+    assert!(key_file.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(data.join("quiver.db").is_file());
+
+    let client = reqwest::blocking_get(&format!("{}/healthz", running.base));
+    assert_eq!(client.0, 200, "{}", client.1);
+    // A protected page leads to the login page, which says how to create
+    // the first admin.
+    let page = reqwest::blocking_get(&format!("{}/settings", running.base));
+    assert_eq!(page.0, 200);
+    assert!(page.1.contains("Sign in to Quiver"), "{}", page.1);
+    assert!(
+        page.1
+            .contains("quiver user create --email you@example.com --admin")
+    );
+
+    let (status, err) = running.stop();
+    assert!(status.success(), "exit {status}: {err}");
+    assert!(err.contains("generated a new master key"), "{err}");
+    assert!(err.contains(&key_file.display().to_string()), "{err}");
+    assert!(err.contains("losing it loses every secret"), "{err}");
+    assert!(err.contains("shutdown requested"), "{err}");
+    assert!(err.contains("no user exists yet"), "{err}");
+
+    // The second start reuses the key quietly; another key is refused.
+    let running = Running::start(quiver(&data), port);
+    let (status, err) = running.stop();
+    assert!(status.success(), "exit {status}: {err}");
+    assert!(!err.contains("generated a new master key"), "{err}");
+
+    let mut cmd = quiver(&data);
+    cmd.env(
+        "QUIVER_MASTER_KEY",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    );
+    let (code, _, err) = output(cmd);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("does not match the key this database was sealed with"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = quiver(dir.path());
+    cmd.env("QUIVER_LOG_FORMAT", "json");
+    let running = Running::start(cmd, free_port());
+    let (status, err) = running.stop();
+    assert!(status.success(), "exit {status}: {err}");
+    let lines: Vec<_> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{err}");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            value["level"].is_string() && value["message"].is_string(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn migrate_applies_the_schema_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = quiver(dir.path());
+    cmd.arg("migrate");
+    let (code, out, err) = output(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("6 migrations applied"), "{out}");
+    assert!(out.contains("m0001_instance_settings"), "{out}");
+}
+
+/// A tiny blocking HTTP GET without another dependency at test time.
+mod reqwest {
+    pub fn blocking_get(url: &str) -> (u16, String) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // As a browser asks for a page.
+            let response = ::reqwest::Client::new()
+                .get(url)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    }
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn http(
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = ::reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(auth) = auth {
+            req = req.header("authorization", format!("Bearer {auth}"));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+fn login(base: &str, email: &str, password: &str) -> u16 {
+    http(
+        "POST",
+        &format!("{base}/api/v1/session"),
+        None,
+        Some(serde_json::json!({"email": email, "password": password})),
+    )
+    .0
+}
+
+#[test]
+fn user_and_api_key_commands_manage_real_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let user = |args: &[&str], stdin: &str| {
+        let mut cmd = quiver(data);
+        cmd.args(args);
+        run_with_stdin(cmd, stdin)
+    };
+    // Password from standard input.
+    let (code, out, err) = user(
+        &["user", "create", "--email", "Admin@Example.com", "--admin"],
+        "first admin password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created admin admin@example.com"), "{out}");
+    assert!(!out.contains("first admin password"));
+    // No password given: one is generated and printed once.
+    let (code, out, _) = user(&["user", "create", "--email", "bob@example.com"], "");
+    assert_eq!(code, 0);
+    let generated = out
+        .split("password (shown once): ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(generated.len(), 20);
+    // The same email twice is refused.
+    let (code, _, err) = user(&["user", "create", "--email", "bob@example.com"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+    // A short password is refused with the rule.
+    let (code, _, err) = user(&["user", "create", "--email", "c@example.com"], "short\n");
+    assert_ne!(code, 0);
+    assert!(err.contains("at least 12 characters"), "{err}");
+
+    let (code, out, _) = user(
+        &[
+            "api-key",
+            "create",
+            "--name",
+            "ci",
+            "--email",
+            "bob@example.com",
+        ],
+        "",
+    );
+    assert_eq!(code, 0);
+    let key = out
+        .split("key (shown once): ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let port = free_port();
+    let running = Running::start(quiver(data), port);
+    let base = running.base.clone();
+    assert_eq!(
+        login(&base, "admin@example.com", "first admin password"),
+        200
+    );
+    assert_eq!(login(&base, "bob@example.com", &generated), 200);
+    let me = http("GET", &format!("{base}/api/v1/session"), Some(&key), None);
+    assert_eq!(me.0, 200);
+    assert!(me.1.contains("bob@example.com"));
+
+    // Reset and disable work while the server runs.
+    let (code, out, _) = user(
+        &["user", "reset-password", "--email", "bob@example.com"],
+        "a brand new password\n",
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("sessions ended"), "{out}");
+    assert_eq!(login(&base, "bob@example.com", &generated), 422);
+    assert_eq!(login(&base, "bob@example.com", "a brand new password"), 200);
+    let (code, _, _) = user(&["user", "disable", "--email", "bob@example.com"], "");
+    assert_eq!(code, 0);
+    assert_eq!(login(&base, "bob@example.com", "a brand new password"), 422);
+    assert_eq!(
+        http("GET", &format!("{base}/api/v1/session"), Some(&key), None).0,
+        401
+    );
+    let (code, _, err) = user(&["user", "disable", "--email", "nobody@example.com"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("no account"), "{err}");
+    running.stop();
+
+    let (code, out, _) = user(&["audit", "--tail", "50"], "");
+    assert_eq!(code, 0);
+    for action in [
+        "user.create",
+        "api_key.create",
+        "login",
+        "user.reset_password",
+        "user.disable",
+    ] {
+        assert!(out.contains(action), "{action} missing from {out}");
+    }
+    assert!(!out.contains("first admin password") && !out.contains(&key));
+}
+
+#[test]
+fn rotate_key_moves_the_database_to_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = quiver(&data);
+    cmd.args(["user", "create", "--email", "a@example.com", "--admin"]);
+    assert_eq!(run_with_stdin(cmd, "a long enough password\n").0, 0);
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n").unwrap();
+
+    let mut cmd = quiver(&data);
+    cmd.arg("rotate-key").arg("--new-key-file").arg(&new_key);
+    let (code, out, err) = output(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("re-sealed"), "{out}");
+
+    // The old key (the generated file) is refused now; the new one works.
+    let (code, _, err) = output(quiver(&data));
+    assert_ne!(code, 0);
+    assert!(err.contains("does not match"), "{err}");
+    let mut cmd = quiver(&data);
+    cmd.env("QUIVER_MASTER_KEY_FILE", &new_key);
+    let running = Running::start(cmd, free_port());
+    assert_eq!(
+        login(&running.base, "a@example.com", "a long enough password"),
+        200
+    );
+    running.stop();
+
+    // A bad new key file is named in the error.
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "nope").unwrap();
+    let mut cmd = quiver(&data);
+    cmd.env("QUIVER_MASTER_KEY_FILE", &new_key)
+        .arg("rotate-key")
+        .arg("--new-key-file")
+        .arg(&bad);
+    let (code, _, err) = output(cmd);
+    assert_ne!(code, 0);
+    assert!(err.contains("bad.key"), "{err}");
+}

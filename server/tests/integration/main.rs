@@ -1,0 +1,16 @@
+//! Quiver's integration tests, linked into one test binary (one link instead of one per file keeps the debug
+//! build small and fast). Each module is one area; `support` holds the shared helpers.
+
+mod support;
+
+mod access_token;
+mod accounts;
+mod authz;
+mod binary;
+mod http;
+mod jobs;
+mod oauth_flows;
+mod oauth_interactive;
+mod replicas;
+mod scheduler;
+mod storage;

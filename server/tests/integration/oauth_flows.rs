@@ -1,0 +1,797 @@
+//! Providers and tokens through the REST API against a real authorization
+//! server (oidc-provider on loopback): each client authentication method,
+//! Client Credentials, Password, refresh with rotation, reset, delete with
+//! revocation, re-request after a failure, and provider faults.
+
+use crate::support::authserver::AuthServer;
+use crate::support::{Auth, TestApp, json_request, request};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use server::account::Role;
+
+struct World {
+    app: TestApp,
+    auth: AuthServer,
+    admin: Option<Auth>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let app = TestApp::with_env(&[("QUIVER_ALLOW_INSECURE_LOOPBACK", "true")]).await;
+        let auth = AuthServer::start("http://127.0.0.1:3000/oauth/callback");
+        let pw = app.user("admin@example.com", Role::Admin).await;
+        let admin = Some(Auth::Cookie(app.login("admin@example.com", &pw).await));
+        Self { app, auth, admin }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .app
+            .send(json_request("POST", path, self.admin.clone(), body))
+            .await;
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn call(&self, method: &str, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .app
+            .send(request(method, path, self.admin.clone()))
+            .await;
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn provider(&self, name: &str, client: &str, method: &str) -> String {
+        let (status, v) = self
+            .post(
+                "/api/v1/providers",
+                self.auth.provider(name, client, method),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        assert_eq!(
+            v["has_client_secret"],
+            self.auth.info["clientSecrets"][client].is_string()
+        );
+        assert!(v.get("client_secret").is_none(), "secrets are write-only");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn token(&self, body: Value) -> Value {
+        let (status, v) = self.post("/api/v1/tokens", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_fills_the_endpoints() {
+    let w = World::new().await;
+    let (status, v) = w
+        .post(
+            "/api/v1/providers/discover",
+            json!({"issuer": w.auth.issuer}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["token_endpoint"], w.auth.endpoint("token"));
+    assert_eq!(
+        v["authorization_endpoint"],
+        w.auth.endpoint("authorization")
+    );
+    assert_eq!(v["revocation_endpoint"], w.auth.endpoint("revocation"));
+    assert_eq!(v["jwks_uri"], w.auth.endpoint("jwks"));
+    assert_eq!(v["authorization_response_iss_parameter_supported"], true);
+    let (status, v) = w
+        .post(
+            "/api/v1/providers/discover",
+            json!({"issuer": "http://127.0.0.1:1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "issuer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_with_basic_and_post_authentication() {
+    let w = World::new().await;
+    for (client, method) in [
+        ("cc-basic", "client_secret_basic"),
+        ("cc-post", "client_secret_post"),
+    ] {
+        let provider = w.provider(client, client, method).await;
+        let t = w
+            .token(json!({"name": format!("{client} token"), "provider_id": provider, "flow": "client_credentials", "scope": "api:read", "resource": "https://api.example.com"}))
+            .await;
+        assert_eq!(t["status"], "active", "{t}");
+        assert!(t["expires_at"].is_string());
+        assert_eq!(t["token_type"], "Bearer");
+        assert!(
+            t.get("access_token").is_none(),
+            "access tokens are never returned here"
+        );
+        let sent = w.auth.last_token_request().await;
+        assert_eq!(sent["grantType"], "client_credentials");
+        assert_eq!(sent["body"]["scope"], "api:read");
+        assert_eq!(sent["body"]["resource"], "https://api.example.com");
+        if method == "client_secret_basic" {
+            assert_eq!(sent["basicAuth"]["clientId"], client);
+            assert!(sent["body"].get("client_secret").is_none());
+        } else {
+            assert_eq!(sent["body"]["client_id"], client);
+            assert!(sent["basicAuth"].is_null());
+        }
+        let access = w
+            .app
+            .token_secret(t["id"].as_str().unwrap(), "access_token")
+            .await
+            .unwrap();
+        assert!(w.auth.introspect(&access).await);
+    }
+    // The provider grants less than asked: the granted scope is recorded.
+    let provider = w
+        .provider("narrow", "cc-basic", "client_secret_basic")
+        .await;
+    let t = w.token(json!({"name": "narrow", "provider_id": provider, "flow": "client_credentials", "scope": "api:read unknown-scope"})).await;
+    assert_eq!(t["scope"], "api:read unknown-scope");
+    assert_eq!(t["granted_scope"], "api:read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_signs_an_rfc_7523_assertion_and_allows_only_client_credentials() {
+    let w = World::new().await;
+    let mut body = w.auth.provider("pkjwt", "cc-pkjwt", "private_key_jwt");
+    body["generate_key"] = json!(true);
+    let (status, p) = w.post("/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_str().unwrap();
+    assert!(p["public_jwk"]["x"].is_string() && p["public_jwk"].get("d").is_none());
+    // The JWKS Quiver serves is what gets registered at the provider.
+    let r = w
+        .app
+        .send(request("GET", &format!("/oauth/jwks/{id}"), None))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let jwks = r.json();
+    assert_eq!(jwks["keys"][0]["kid"], p["key_id"]);
+    w.auth
+        .admin("PUT", "/clients/cc-pkjwt/jwks", Some(jwks))
+        .await;
+
+    let t = w.token(json!({"name": "pk", "provider_id": id, "flow": "client_credentials", "scope": "api:read"})).await;
+    assert_eq!(t["status"], "active", "{t}");
+    let first = w.auth.last_token_request().await["clientAssertion"].clone();
+    let claims = &first["payload"];
+    assert_eq!(claims["iss"], "cc-pkjwt");
+    assert_eq!(claims["sub"], "cc-pkjwt");
+    assert_eq!(
+        claims["aud"], w.auth.issuer,
+        "aud is the issuer when the provider has one"
+    );
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert!(lifetime > 0 && lifetime <= 300, "{lifetime}");
+    assert_eq!(first["header"]["alg"], "ES256");
+    let (_, again) = w
+        .post(
+            &format!("/api/v1/tokens/{}/request", t["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again["status"], "active");
+    let second = w.auth.last_token_request().await["clientAssertion"]["payload"].clone();
+    assert_ne!(claims["jti"], second["jti"]);
+
+    for flow in ["password", "authorization_code", "oidc_hybrid"] {
+        let (status, v) = w
+            .post("/api/v1/tokens", json!({"name": "x", "provider_id": id, "flow": flow, "username": "a", "password": "b"}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{flow}");
+        assert_eq!(v["error"]["field"], "flow");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Client Credentials")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_flow_refresh_rotation_and_revocation_on_delete() {
+    let w = World::new().await;
+    let provider = w.provider("pw", "password", "client_secret_basic").await;
+    let t = w
+        .token(json!({"name": "alice", "provider_id": provider, "flow": "password", "username": "alice", "password": "wonderland", "scope": "openid api:read"}))
+        .await;
+    assert_eq!(t["status"], "active", "{t}");
+    assert_eq!(t["has_password"], true);
+    assert!(t.get("password").is_none());
+    let id = t["id"].as_str().unwrap().to_owned();
+    let old_refresh = w.app.token_secret(&id, "refresh_token").await.unwrap();
+    let old_access = w.app.token_secret(&id, "access_token").await.unwrap();
+
+    let (status, r) = w
+        .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "active");
+    let sent = w.auth.last_token_request().await;
+    assert_eq!(sent["grantType"], "refresh_token");
+    assert_eq!(
+        sent["basicAuth"]["clientId"], "password",
+        "refresh authenticates like the token request"
+    );
+    let new_refresh = w.app.token_secret(&id, "refresh_token").await.unwrap();
+    let new_access = w.app.token_secret(&id, "access_token").await.unwrap();
+    assert_ne!(
+        old_refresh, new_refresh,
+        "the rotated refresh token replaced the old one"
+    );
+    assert_ne!(old_access, new_access);
+    assert!(w.auth.introspect(&new_access).await);
+
+    let (status, d) = w.call("DELETE", &format!("/api/v1/tokens/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["revocation"], "revoked");
+    assert!(
+        !w.auth.introspect(&new_access).await,
+        "revoked at the provider"
+    );
+    assert_eq!(
+        w.call("GET", &format!("/api/v1/tokens/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_flow_gets_a_new_token_with_the_saved_credentials_when_refresh_fails() {
+    let w = World::new().await;
+    let provider = w.provider("pw", "password", "client_secret_basic").await;
+    let t = w
+        .token(json!({"name": "alice", "provider_id": provider, "flow": "password", "username": "alice", "password": "wonderland"}))
+        .await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    w.auth
+        .fault(json!({"endpoint": "token", "mode": "status", "status": 400, "body": {"error": "invalid_grant"}, "grantType": "refresh_token"}))
+        .await;
+    let (_, r) = w
+        .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
+        .await;
+    assert_eq!(r["status"], "active", "{r}");
+    assert_eq!(w.auth.last_token_request().await["grantType"], "password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_are_kept_on_the_token_and_it_can_be_requested_again() {
+    let w = World::new().await;
+    let provider = w.provider("cc", "cc-basic", "client_secret_basic").await;
+    // Wrong secret: saved anyway, failed, with the provider's words.
+    let t = w
+        .token(json!({"name": "t", "provider_id": provider, "flow": "client_credentials", "use_default_keys": false, "client_id": "cc-basic", "client_secret": "wrong"}))
+        .await;
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["error"]["error"], "invalid_client");
+    assert_eq!(t["error"]["http_status"], 401);
+    let id = t["id"].as_str().unwrap().to_owned();
+    // Corrected, then requested again.
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/tokens/{id}"),
+            w.admin.clone(),
+            json!({"client_secret": "cc-basic-secret"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, again) = w
+        .post(&format!("/api/v1/tokens/{id}/request"), json!({}))
+        .await;
+    assert_eq!(again["status"], "active", "{again}");
+    assert!(again["error"].is_null());
+
+    // A scope this client may not have.
+    let bad_scope = w.token(json!({"name": "s", "provider_id": provider, "flow": "client_credentials", "scope": "openid"})).await;
+    assert_eq!(bad_scope["status"], "failed");
+    assert_eq!(bad_scope["error"]["error"], "invalid_scope");
+
+    let pw_provider = w.provider("pw", "password", "client_secret_basic").await;
+    let bad_pw = w
+        .token(json!({"name": "p", "provider_id": pw_provider, "flow": "password", "username": "alice", "password": "nope"}))
+        .await;
+    assert_eq!(bad_pw["error"]["error"], "invalid_grant");
+    assert_eq!(bad_pw["error"]["http_status"], 400);
+
+    // request: false saves without asking the provider.
+    let quiet = w.token(json!({"name": "later", "provider_id": provider, "flow": "client_credentials", "request": false})).await;
+    assert_eq!(quiet["has_access_token"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_faults_never_lose_the_last_good_token() {
+    let w = World::new().await;
+    let mut p = w.auth.provider("cc", "cc-basic", "client_secret_basic");
+    p["timeout_ms"] = json!(1500);
+    p["connect_timeout_ms"] = json!(1000);
+    let (_, p) = w.post("/api/v1/providers", p).await;
+    let t = w
+        .token(json!({"name": "t", "provider_id": p["id"], "flow": "client_credentials"}))
+        .await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let good = w.app.token_secret(&id, "access_token").await.unwrap();
+    for (fault, code, status) in [
+        (
+            json!({"mode": "status", "status": 500, "body": "<html>oops</html>"}),
+            "server_error",
+            Some(500),
+        ),
+        (
+            json!({"mode": "status", "status": 503, "headers": {"Retry-After": "2"}, "body": {"error": "temporarily_unavailable"}}),
+            "temporarily_unavailable",
+            Some(503),
+        ),
+        (json!({"mode": "malformed"}), "invalid_response", Some(200)),
+        (json!({"mode": "html"}), "invalid_response", Some(200)),
+        (json!({"mode": "hang"}), "timeout", None),
+        (
+            json!({"mode": "status", "status": 302, "headers": {"Location": "http://127.0.0.1:1/steal"}, "body": ""}),
+            "invalid_response",
+            Some(302),
+        ),
+        (
+            json!({"mode": "status", "status": 200, "bodyRepeat": {"text": "x", "times": 1024 * 1024 + 10}}),
+            "unreachable",
+            None,
+        ),
+    ] {
+        let mut f = fault.clone();
+        f["endpoint"] = json!("token");
+        w.auth.fault(f).await;
+        let (_, r) = w
+            .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
+            .await;
+        assert_eq!(r["status"], "failed", "{fault}: {r}");
+        assert_eq!(r["error"]["error"], code, "{fault}: {r}");
+        assert_eq!(
+            r["error"]["http_status"],
+            status.map_or(Value::Null, |s| json!(s)),
+            "{fault}"
+        );
+        assert_eq!(
+            w.app.token_secret(&id, "access_token").await.unwrap(),
+            good,
+            "last good token kept after {fault}"
+        );
+        w.auth.admin("POST", "/faults/release-hung", None).await;
+        w.auth.clear_faults().await;
+    }
+    let (_, r) = w
+        .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
+        .await;
+    assert_eq!(r["status"], "active");
+    assert!(r["error"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_revokes_the_old_token_and_issues_a_new_one_with_overrides() {
+    let w = World::new().await;
+    let provider = w.provider("cc", "cc-basic", "client_secret_basic").await;
+    let t = w.token(json!({"name": "t", "provider_id": provider, "flow": "client_credentials", "scope": "api:read"})).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let old = w.app.token_secret(&id, "access_token").await.unwrap();
+    let (status, r) = w
+        .post(
+            &format!("/api/v1/tokens/{id}/reset"),
+            json!({"scope": "api:write", "resource": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "active");
+    assert_eq!(r["scope"], "api:write");
+    let new = w.app.token_secret(&id, "access_token").await.unwrap();
+    assert_ne!(old, new);
+    assert!(!w.auth.introspect(&old).await, "the old token was revoked");
+    assert!(w.auth.introspect(&new).await);
+    // No body keeps everything.
+    let r = w
+        .app
+        .send(request(
+            "POST",
+            &format!("/api/v1/tokens/{id}/reset"),
+            w.admin.clone(),
+        ))
+        .await;
+    assert_eq!(r.json()["scope"], "api:write");
+
+    let pw = w.provider("pw", "password", "client_secret_basic").await;
+    let p = w.token(json!({"name": "p", "provider_id": pw, "flow": "password", "username": "alice", "password": "wonderland"})).await;
+    let (status, v) = w
+        .post(
+            &format!("/api/v1/tokens/{}/reset", p["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_reports_revocation_it_could_not_do_and_deletes_anyway() {
+    let w = World::new().await;
+    let mut body = w
+        .auth
+        .provider("no-revoke", "cc-basic", "client_secret_basic");
+    body["revocation_endpoint"] = json!("");
+    let (_, p) = w.post("/api/v1/providers", body).await;
+    let t = w
+        .token(json!({"name": "t", "provider_id": p["id"], "flow": "client_credentials"}))
+        .await;
+    let (_, d) = w
+        .call(
+            "DELETE",
+            &format!("/api/v1/tokens/{}", t["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(d["revocation"], "not_supported");
+
+    let provider = w.provider("cc", "cc-basic", "client_secret_basic").await;
+    let t = w
+        .token(json!({"name": "t", "provider_id": provider, "flow": "client_credentials"}))
+        .await;
+    w.auth
+        .fault(json!({"endpoint": "revocation", "mode": "status", "status": 500, "body": "down"}))
+        .await;
+    let (status, d) = w
+        .call(
+            "DELETE",
+            &format!("/api/v1/tokens/{}", t["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(d["revocation"], "failed");
+    assert!(
+        d["revocation_error"].as_str().unwrap().contains("500"),
+        "{d}"
+    );
+    assert_eq!(
+        w.call(
+            "GET",
+            &format!("/api/v1/tokens/{}", t["id"].as_str().unwrap())
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_rules_urls_origins_and_the_delete_guard() {
+    let w = World::new().await;
+    let base = w.auth.provider("rules", "cc-basic", "client_secret_basic");
+    for (field, value, needle) in [
+        (
+            "token_endpoint",
+            "https://169.254.169.254/token",
+            "metadata",
+        ),
+        (
+            "token_endpoint",
+            "https://[::ffff:169.254.169.254]/token",
+            "metadata",
+        ),
+        ("token_endpoint", "ftp://example.com/token", "https"),
+        ("authorization_endpoint", "not a url", "not a URL"),
+        ("client_auth_method", "magic", "client_secret_basic"),
+    ] {
+        let mut b = base.clone();
+        b[field] = json!(value);
+        let (status, v) = w.post("/api/v1/providers", b).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={value}: {v}"
+        );
+        assert_eq!(v["error"]["field"], field);
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{v}"
+        );
+    }
+    let mut b = base.clone();
+    b["client_auth_method"] = json!("private_key_jwt");
+    let (status, v) = w.post("/api/v1/providers", b).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "private_key_pem");
+
+    let id = w.provider("rules", "cc-basic", "client_secret_basic").await;
+    let (status, _) = w.post("/api/v1/providers", base.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "names are unique");
+    // Same origin keeps the secret; another origin drops it unless given again.
+    let patch = |body: Value| {
+        json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            w.admin.clone(),
+            body,
+        )
+    };
+    let same = w
+        .app
+        .send(patch(
+            json!({"token_endpoint": format!("{}/token?x=1", w.auth.issuer)}),
+        ))
+        .await
+        .json();
+    assert_eq!(same["has_client_secret"], true, "{same}");
+    let moved = w
+        .app
+        .send(patch(json!({"token_endpoint": "http://localhost:9/token"})))
+        .await
+        .json();
+    assert_eq!(moved["has_client_secret"], false, "{moved}");
+    let again = w
+        .app
+        .send(patch(
+            json!({"token_endpoint": "http://127.0.0.2:9/token", "client_secret": "new"}),
+        ))
+        .await
+        .json();
+    assert_eq!(again["has_client_secret"], true);
+    w.app
+        .send(patch(
+            json!({"token_endpoint": w.auth.endpoint("token"), "client_secret": "cc-basic-secret"}),
+        ))
+        .await;
+
+    let t = w
+        .token(json!({"name": "t", "provider_id": id, "flow": "client_credentials"}))
+        .await;
+    let (status, v) = w.call("DELETE", &format!("/api/v1/providers/{id}")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 tokens use this provider")
+    );
+    let (status, v) = w
+        .call("DELETE", &format!("/api/v1/providers/{id}?force=true"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["deleted_tokens"], 1);
+    assert_eq!(v["revocations"][0]["revocation"], "revoked");
+    assert_eq!(
+        w.call(
+            "GET",
+            &format!("/api/v1/tokens/{}", t["id"].as_str().unwrap())
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_and_act_on_their_own_tokens_only() {
+    let w = World::new().await;
+    let provider = w.provider("cc", "cc-basic", "client_secret_basic").await;
+    let pa = w.app.user("a@example.com", Role::User).await;
+    let pb = w.app.user("b@example.com", Role::User).await;
+    let a = Some(Auth::Cookie(w.app.login("a@example.com", &pa).await));
+    let b = Some(Auth::Cookie(w.app.login("b@example.com", &pb).await));
+    let r = w
+        .app
+        .send(json_request(
+            "POST",
+            "/api/v1/tokens",
+            a.clone(),
+            json!({"name": "mine", "provider_id": provider, "flow": "client_credentials"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["owner_email"], "a@example.com");
+    for (method, path) in [
+        ("GET", format!("/api/v1/tokens/{id}")),
+        ("DELETE", format!("/api/v1/tokens/{id}")),
+        ("POST", format!("/api/v1/tokens/{id}/refresh")),
+        ("POST", format!("/api/v1/tokens/{id}/request")),
+        ("POST", format!("/api/v1/tokens/{id}/reset")),
+    ] {
+        let r = w.app.send(request(method, &path, b.clone())).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path} as another user"
+        );
+    }
+    let list_b = w
+        .app
+        .send(request("GET", "/api/v1/tokens", b.clone()))
+        .await
+        .json();
+    assert_eq!(list_b["total"], 0);
+    let list_a = w
+        .app
+        .send(request("GET", "/api/v1/tokens", a.clone()))
+        .await
+        .json();
+    assert_eq!(list_a["total"], 1);
+    let list_admin = w.call("GET", "/api/v1/tokens").await.1;
+    assert_eq!(list_admin["total"], 1, "admins see every token");
+    // Users can read providers (to pick one) but not change them.
+    assert_eq!(
+        w.app
+            .send(request("GET", "/api/v1/providers", b.clone()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = w
+        .app
+        .send(json_request(
+            "POST",
+            "/api/v1/providers",
+            b.clone(),
+            w.auth.provider("x", "cc-basic", "client_secret_basic"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = w
+        .app
+        .send(request(
+            "DELETE",
+            &format!("/api/v1/providers/{provider}"),
+            b.clone(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_list_filters_and_pages() {
+    let w = World::new().await;
+    let cc = w.provider("cc", "cc-basic", "client_secret_basic").await;
+    for i in 0..5 {
+        w.token(
+            json!({"name": format!("alpha {i}"), "provider_id": cc, "flow": "client_credentials"}),
+        )
+        .await;
+    }
+    w.token(
+        json!({"name": "beta", "provider_id": cc, "flow": "client_credentials", "scope": "openid"}),
+    )
+    .await;
+    let page = w
+        .call("GET", "/api/v1/tokens?limit=2&offset=0&q=ALPHA")
+        .await
+        .1;
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["items"][0]["name"], "alpha 0");
+    let failed = w.call("GET", "/api/v1/tokens?status=failed").await.1;
+    assert_eq!(failed["total"], 1);
+    assert_eq!(failed["items"][0]["name"], "beta");
+    let active = w
+        .call(
+            "GET",
+            &format!("/api/v1/tokens?status=active&provider_id={cc}&flow=client_credentials"),
+        )
+        .await
+        .1;
+    assert_eq!(active["total"], 5);
+    let (status, v) = w.call("GET", "/api/v1/tokens?status=weird").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_rsa_key_signs_rs256_and_ps256_assertions() {
+    let w = World::new().await;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl makes the test key");
+    let pem = String::from_utf8(out.stdout).unwrap();
+    assert!(pem.contains("BEGIN PRIVATE KEY"));
+    for alg in ["RS256", "PS256"] {
+        let mut body = w
+            .auth
+            .provider(&format!("rsa {alg}"), "cc-pkjwt", "private_key_jwt");
+        body["private_key_pem"] = json!(pem);
+        body["signing_alg"] = json!(alg);
+        body["key_id"] = json!(format!("rsa-{alg}"));
+        let (status, p) = w.post("/api/v1/providers", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{p}");
+        assert_eq!(p["public_jwk"]["kty"], "RSA");
+        assert!(p["public_jwk"].get("d").is_none() && p["public_jwk"].get("p").is_none());
+        assert_eq!(p["public_jwk"]["alg"], alg);
+        let jwks = w
+            .app
+            .send(request(
+                "GET",
+                &format!("/oauth/jwks/{}", p["id"].as_str().unwrap()),
+                None,
+            ))
+            .await
+            .json();
+        w.auth
+            .admin("PUT", "/clients/cc-pkjwt/jwks", Some(jwks))
+            .await;
+        let t = w.token(json!({"name": alg, "provider_id": p["id"], "flow": "client_credentials", "scope": "api:read"})).await;
+        assert_eq!(t["status"], "active", "{alg}: {t}");
+        let assertion = w.auth.last_token_request().await["clientAssertion"].clone();
+        assert_eq!(assertion["header"]["alg"], alg);
+        assert_eq!(assertion["header"]["kid"], format!("rsa-{alg}"));
+    }
+    // A PKCS#1 PEM is refused with how to convert it.
+    let mut body = w.auth.provider("pkcs1", "cc-pkjwt", "private_key_jwt");
+    body["private_key_pem"] =
+        json!("-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n");
+    let (status, v) = w.post("/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "private_key_pem");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openssl pkcs8")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_list_filters_expiring_soon_and_sorts() {
+    let w = World::new().await;
+    let p = w.provider("list", "cc-basic", "client_secret_basic").await;
+    for name in ["b-active", "a-active"] {
+        w.token(json!({"name": name, "provider_id": p, "flow": "client_credentials"}))
+            .await;
+    }
+    w.token(json!({"name": "c-saved", "provider_id": p, "flow": "client_credentials", "request": false}))
+        .await;
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, v) = w.call("GET", "/api/v1/tokens?sort=name&order=desc").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(names(&v), ["c-saved", "b-active", "a-active"]);
+    let (_, v) = w.call("GET", "/api/v1/tokens?status=expiring_soon").await;
+    assert_eq!(v["total"], 0, "{v}");
+    // Fifty-five minutes later the one-hour tokens expire within ten.
+    w.app.clock.advance(chrono::Duration::minutes(55));
+    let (_, v) = w
+        .call("GET", "/api/v1/tokens?status=expiring_soon&sort=name")
+        .await;
+    assert_eq!(names(&v), ["a-active", "b-active"]);
+    let (_, v) = w.call("GET", "/api/v1/tokens?status=active").await;
+    assert_eq!(v["total"], 2, "expiring soon is still active: {v}");
+    w.app.clock.advance(chrono::Duration::minutes(10));
+    let (_, v) = w.call("GET", "/api/v1/tokens?status=expiring_soon").await;
+    assert_eq!(v["total"], 0, "{v}");
+    let (_, v) = w.call("GET", "/api/v1/tokens?status=expired").await;
+    assert_eq!(v["total"], 2, "{v}");
+    for (query, field) in [
+        ("sort=secret", "sort"),
+        ("order=up", "order"),
+        ("status=soon", "status"),
+    ] {
+        let (s, v) = w.call("GET", &format!("/api/v1/tokens?{query}")).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+}
