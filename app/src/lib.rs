@@ -16,5 +16,6 @@ pub mod pages;
 pub mod providers;
 mod shell;
 pub mod tokens;
+pub mod transfer;
 
 pub use shell::{App, shell};

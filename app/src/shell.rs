@@ -55,9 +55,9 @@ pub fn App() -> impl IntoView {
                                         <NavLink href="/tokens" label="Tokens" />
                                         <NavLink href="/providers" label="Providers" />
                                         <NavLink href="/notifications" label="Notifications" />
-                                        <NavLink href="/import-export" label="Import/Export" />
                                         <NavLink href="/settings" label="Settings" />
                                         {admin.then(|| view! {
+                                            <NavLink href="/import-export" label="Import/Export" />
                                             <NavLink href="/jobs" label="Jobs" />
                                             <NavLink href="/users" label="Users" />
                                             <NavLink href="/audit" label="Audit" />
@@ -80,7 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/providers/:id") ssr=SsrMode::Async view=|| view! { <Protected><ProviderEditPage /></Protected> } />
                     <Route
                         path=path!("/import-export") ssr=SsrMode::Async
-                        view=|| view! { <Protected><ImportExportPage /></Protected> }
+                        view=|| view! { <Protected admin=true><ImportExportPage /></Protected> }
                     />
                     <Route path=path!("/settings") ssr=SsrMode::Async view=|| view! { <Protected><SettingsPage /></Protected> } />
                     <Route path=path!("/users") ssr=SsrMode::Async view=|| view! { <Protected admin=true><UsersPage /></Protected> } />

@@ -76,7 +76,7 @@ pub struct TokenView {
     pub resource: Option<String>,
     pub scope: Option<String>,
     pub additional_values: BTreeMap<String, String>,
-    /// `active`, `failed`, `pending_authorization` or `expired`.
+    /// `active`, `failed`, `pending_authorization`, `needs_credentials` or `expired`.
     pub status: String,
     pub has_access_token: bool,
     pub has_refresh_token: bool,
@@ -135,7 +135,8 @@ pub struct ResetInput {
 pub struct TokenListQuery {
     /// Part of the name.
     pub q: String,
-    /// `active`, `expiring_soon`, `expired`, `failed`, `pending_authorization`; empty: all.
+    /// `active`, `expiring_soon`, `expired`, `failed`, `pending_authorization`,
+    /// `needs_credentials`; empty: all.
     pub status: String,
     /// A provider id; empty: all.
     pub provider_id: String,

@@ -2,6 +2,8 @@
 //! time, object, outcome and client address. Never a secret value. The
 //! application only inserts and reads; nothing updates or deletes entries.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
@@ -9,6 +11,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use crate::cache::Changes;
 use crate::clock::SharedClock;
 use crate::db::entity::audit_entry;
 
@@ -157,16 +160,22 @@ pub struct AuditFilter {
 pub struct Audit {
     db: DatabaseConnection,
     clock: SharedClock,
+    changes: Arc<Changes>,
 }
 
 impl Audit {
-    /// Wraps the database.
-    pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
-        Self { db, clock }
+    /// Wraps the database. Every recorded change (all but sign-ins and
+    /// refusals) also moves `changes` on, which drops the caches of
+    /// API keys and access tokens here and, announced, on other replicas.
+    pub fn new(db: DatabaseConnection, clock: SharedClock, changes: Arc<Changes>) -> Self {
+        Self { db, clock, changes }
     }
 
     /// Appends an event. A failure to write is logged and returned.
     pub async fn record(&self, event: AuditEvent) -> Result<(), DbErr> {
+        if event.object_kind != "session" && event.outcome != Outcome::Denied {
+            self.changes.changed().await;
+        }
         let (actor_kind, actor_id, actor_label) = event.actor.parts();
         let result = audit_entry::ActiveModel {
             at: Set(self.clock.now()),

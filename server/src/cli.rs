@@ -45,6 +45,54 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         new_key_file: PathBuf,
     },
+    /// Export providers and tokens to a bundle file (all of them unless
+    /// --provider or --token is given). Secrets are left out unless
+    /// --include-secrets; then they are sealed under a passphrase read from
+    /// QUIVER_EXPORT_PASSPHRASE, or asked for (standard input).
+    Export {
+        /// Where to write the bundle (written whole or not at all).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A provider to export, with its tokens (repeatable).
+        #[arg(long = "provider", value_name = "ID")]
+        providers: Vec<String>,
+        /// A token to export, with its provider (repeatable).
+        #[arg(long = "token", value_name = "ID")]
+        tokens: Vec<String>,
+        /// Seal secrets (client secrets, keys, passwords, access and refresh
+        /// tokens) into the bundle under a passphrase.
+        #[arg(long)]
+        include_secrets: bool,
+    },
+    /// Import a bundle file: a preview unless --apply. A passphrase for its
+    /// secrets is read from QUIVER_IMPORT_PASSPHRASE, or asked for
+    /// (standard input).
+    Import {
+        /// The bundle.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Write it (in one transaction); without this, only report.
+        #[arg(long)]
+        apply: bool,
+        /// When a name is taken: keep what is here, replace it, or keep both
+        /// (the bundle's entry gets a new name).
+        #[arg(long, value_enum, default_value_t = ConflictPolicy::Skip)]
+        on_conflict: ConflictPolicy,
+        /// Print the whole report as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--on-conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConflictPolicy {
+    /// Keep what is here.
+    Skip,
+    /// Replace it with the bundle's.
+    Overwrite,
+    /// Keep both; the bundle's entry is renamed "Name (2)".
+    Rename,
 }
 
 /// `quiver user …`

@@ -2,7 +2,7 @@
 //! master key rotation. They work on the database directly, with the same
 //! services the server uses, and record what they do in the audit log.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, IsTerminal, Read};
 
 use crate::account::{Role, password};
 use crate::audit::{Actor, AuditEvent, AuditFilter, Outcome};
@@ -210,5 +210,296 @@ pub async fn rotate_key(
         report.resealed,
         report.already_done
     );
+    Ok(())
+}
+
+/// A passphrase from the variable `var`, else typed on the terminal (not
+/// echoed), else the first line of standard input; never from the command
+/// line, where other users could read it. `None` when nothing was given.
+fn passphrase_from(var: &str, confirm: bool) -> Result<Option<SecretString>, String> {
+    if let Ok(value) = std::env::var(var)
+        && !value.is_empty()
+    {
+        return Ok(Some(SecretString::new(value)));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let term = console::Term::stderr();
+        let ask = |prompt: &str| -> Result<SecretString, String> {
+            term.write_str(prompt)
+                .and_then(|()| term.read_secure_line())
+                .map(SecretString::new)
+                .map_err(|e| format!("cannot read the passphrase: {e}"))
+        };
+        let first = ask("Passphrase: ")?;
+        if confirm && !first.is_empty() && ask("The same passphrase again: ")? != first {
+            return Err("the two passphrases differ".into());
+        }
+        return Ok((!first.is_empty()).then_some(first));
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the passphrase from standard input: {e}"))?;
+    let secret = SecretString::new(line.trim_end_matches(['\r', '\n']));
+    zeroize::Zeroize::zeroize(&mut line);
+    Ok((!secret.is_empty()).then_some(secret))
+}
+
+/// A progress bar on standard error (drawn only on a terminal).
+fn bar(message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta} left)")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}
+
+/// Up to `max` problem lines, indented, with a count of the rest.
+fn problem_lines(problems: &[crate::transfer::Problem], max: usize) -> String {
+    let mut out: Vec<String> = problems
+        .iter()
+        .take(max)
+        .map(|p| format!("  {p}"))
+        .collect();
+    if problems.len() > max {
+        out.push(format!("  … and {} more", problems.len() - max));
+    }
+    out.join("\n")
+}
+
+/// `quiver export --out FILE [--provider ID]… [--token ID]… [--include-secrets]`
+pub async fn export(
+    instance: &Instance,
+    out: &std::path::Path,
+    providers: Vec<String>,
+    tokens: Vec<String>,
+    include_secrets: bool,
+) -> Result<(), String> {
+    use crate::transfer::{ExportError, ExportRequest, Transfer};
+    use tokio::io::AsyncWriteExt;
+
+    let transfer = Transfer::new(instance);
+    let who = transfer.authorize_cli().await?;
+    let passphrase = if include_secrets {
+        Some(passphrase_from("QUIVER_EXPORT_PASSPHRASE", true)?.ok_or(
+            "--include-secrets needs a passphrase: set QUIVER_EXPORT_PASSPHRASE or type one",
+        )?)
+    } else {
+        None
+    };
+    let request = ExportRequest {
+        provider_ids: (!providers.is_empty()).then_some(providers),
+        token_ids: (!tokens.is_empty()).then_some(tokens),
+        include_secrets,
+        passphrase,
+    };
+    let plan = transfer
+        .plan_export(&who, request)
+        .await
+        .map_err(|e| match &e {
+            ExportError::UnknownIds(problems) => {
+                let problems = problems
+                    .iter()
+                    .map(|p| crate::transfer::Problem {
+                        path: p
+                            .path
+                            .replace("$.provider_ids", "--provider")
+                            .replace("$.token_ids", "--token"),
+                        message: p.message.clone(),
+                    })
+                    .collect::<Vec<_>>();
+                format!(
+                    "nothing was exported: unknown ids\n{}",
+                    problem_lines(&problems, 50)
+                )
+            }
+            other => format!("nothing was exported: {other}"),
+        })?;
+    // Written beside the target and renamed at the end: a failed export
+    // leaves no partial bundle behind.
+    let file_name = out
+        .file_name()
+        .ok_or_else(|| format!("--out {} is not a file name", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let partial = out.with_file_name(format!(".{file_name}.partial"));
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let file = options
+        .open(&partial)
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let progress = bar("exporting");
+    let shown = progress.clone();
+    let result = transfer
+        .write_export(&who, plan, &mut writer, &move |done, total| {
+            shown.set_length(total);
+            shown.set_position(done);
+        })
+        .await;
+    progress.finish_and_clear();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(format!("the export failed: {e}"));
+        }
+    };
+    writer
+        .shutdown()
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    tokio::fs::rename(&partial, out)
+        .await
+        .map_err(|e| format!("cannot move the bundle to {}: {e}", out.display()))?;
+    println!(
+        "exported {} providers and {} tokens to {} ({} bytes, {})",
+        summary.providers,
+        summary.tokens,
+        out.display(),
+        summary.bytes,
+        if summary.secrets {
+            "secrets sealed under your passphrase"
+        } else {
+            "without secrets"
+        }
+    );
+    Ok(())
+}
+
+/// `quiver import FILE [--apply] [--on-conflict skip|overwrite|rename] [--json]`
+pub async fn import(
+    instance: &Instance,
+    file: &std::path::Path,
+    apply: bool,
+    on_conflict: crate::cli::ConflictPolicy,
+    json: bool,
+) -> Result<(), String> {
+    use crate::cli::ConflictPolicy;
+    use crate::transfer::progress::Phase;
+    use crate::transfer::{BundleError, ImportOptions, Mode, OnConflict, Transfer, read_bundle};
+
+    let transfer = Transfer::new(instance);
+    let who = transfer.authorize_cli().await?;
+    let limits = transfer.import_limits();
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+        .len();
+    // Refused before it is read into memory.
+    let read = if usize::try_from(size).map_or(true, |n| n > limits.max_bytes) {
+        Err(BundleError::TooLarge {
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            limit: limits.max_bytes,
+        })
+    } else {
+        let bytes = tokio::fs::read(file)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        read_bundle(&bytes, &limits)
+    };
+    let passphrase = match &read {
+        Ok(bundle) if bundle.secrets.is_some() => {
+            passphrase_from("QUIVER_IMPORT_PASSPHRASE", false)?
+        }
+        _ => None,
+    };
+    let options = ImportOptions {
+        mode: if apply { Mode::Apply } else { Mode::Preview },
+        on_conflict: match on_conflict {
+            ConflictPolicy::Skip => OnConflict::Skip,
+            ConflictPolicy::Overwrite => OnConflict::Overwrite,
+            ConflictPolicy::Rename => OnConflict::Rename,
+        },
+        passphrase,
+    };
+    let progress = bar("importing");
+    let shown = progress.clone();
+    let on_progress = move |phase: Phase, done: u64, total: u64| {
+        if phase == Phase::Writing {
+            shown.set_length(total);
+            shown.set_position(done);
+        }
+    };
+    let result = transfer
+        .import_read(&who, read, options, &on_progress)
+        .await;
+    progress.finish_and_clear();
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            let problems = e.problems();
+            let mut message = format!("{}: {e}", file.display());
+            if problems.len() > 1 {
+                message.push('\n');
+                message.push_str(&problem_lines(&problems, 50));
+            }
+            return Err(message);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let s = report.summary;
+    println!(
+        "{} of {} (on conflict: {}){}",
+        if report.applied {
+            "imported"
+        } else {
+            "preview"
+        },
+        file.display(),
+        match on_conflict {
+            ConflictPolicy::Skip => "skip",
+            ConflictPolicy::Overwrite => "overwrite",
+            ConflictPolicy::Rename => "rename",
+        },
+        if report.applied {
+            ""
+        } else {
+            ": nothing was written; add --apply to import"
+        }
+    );
+    println!(
+        "providers: {} created, {} updated, {} skipped",
+        s.providers.created, s.providers.updated, s.providers.skipped
+    );
+    println!(
+        "tokens: {} created, {} updated, {} skipped; {} without credentials (status needs_credentials)",
+        s.tokens.created, s.tokens.updated, s.tokens.skipped, s.needs_credentials
+    );
+    let lines = |label: &str, items: &[crate::transfer::import::Item]| {
+        for it in items.iter().take(20) {
+            let renamed = it
+                .new_name
+                .as_deref()
+                .map(|n| format!(" as {n:?}"))
+                .unwrap_or_default();
+            println!("  {label} {:?}{renamed}  ({})", it.name, it.path);
+        }
+        if items.len() > 20 {
+            println!("  … and {} more {label}", items.len() - 20);
+        }
+    };
+    lines("new provider", &report.created.providers);
+    lines("updated provider", &report.updated.providers);
+    lines("skipped provider", &report.skipped.providers);
+    lines("new token", &report.created.tokens);
+    lines("updated token", &report.updated.tokens);
+    lines("skipped token", &report.skipped.tokens);
+    if !report.warnings.is_empty() {
+        eprintln!("warnings:\n{}", problem_lines(&report.warnings, 50));
+    }
     Ok(())
 }

@@ -33,7 +33,13 @@ pub const SETTINGS: &[&str] = &[
     "refresh_max_failures",
     "webhook_url",
     "webhook_secret",
+    "cache_ttl",
+    "import_max_bytes",
 ];
+
+/// Variables the export and import commands read their passphrase from:
+/// not settings, but not unknown either.
+pub const PASSPHRASE_VARIABLES: &[&str] = &["QUIVER_EXPORT_PASSPHRASE", "QUIVER_IMPORT_PASSPHRASE"];
 
 /// A setting that is wrong, with where it came from and what is wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -200,6 +206,11 @@ pub struct Config {
     pub webhook_url: Option<Url>,
     /// The HMAC-SHA256 key webhook bodies are signed with.
     pub webhook_secret: Option<crate::secret::SecretString>,
+    /// How long a replica may reuse a verified API key or a fresh access
+    /// token without reading the database again (0 turns the cache off).
+    pub cache_ttl: std::time::Duration,
+    /// Largest import bundle accepted, in bytes (the REST body and the CLI file).
+    pub import_max_bytes: usize,
 }
 
 /// The raw settings file: every key optional, unknown keys refused.
@@ -224,6 +235,8 @@ struct FileSettings {
     refresh_max_failures: Option<String>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
+    cache_ttl: Option<String>,
+    import_max_bytes: Option<String>,
 }
 
 /// One raw value with the place it came from, for messages.
@@ -295,6 +308,8 @@ impl Config {
                 ("refresh_max_failures", file.refresh_max_failures),
                 ("webhook_url", file.webhook_url),
                 ("webhook_secret", file.webhook_secret),
+                ("cache_ttl", file.cache_ttl),
+                ("import_max_bytes", file.import_max_bytes),
             ];
             for (key, value) in fields {
                 if let Some(value) = value {
@@ -324,7 +339,8 @@ impl Config {
                         },
                     );
                 }
-                None if rest.starts_with("TEST_") => {}
+                None if rest.starts_with("TEST_")
+                    || PASSPHRASE_VARIABLES.contains(&name.as_str()) => {}
                 None => warnings.push(format!(
                     "unknown setting {name} is ignored (known: {})",
                     SETTINGS
@@ -447,6 +463,21 @@ impl Config {
         let scheduler = flag("scheduler", true)?;
         let scheduler_interval = duration("scheduler_interval", "5s")?;
         let idle_refresh_interval = duration("idle_refresh_interval", "24h")?;
+        let cache_ttl = match non_empty("cache_ttl")?.as_deref() {
+            None => std::time::Duration::from_secs(1),
+            Some("0" | "0s" | "off") => std::time::Duration::ZERO,
+            Some(text) => parse_duration(text)
+                .filter(|d| *d <= chrono::Duration::seconds(60))
+                .and_then(|d| d.to_std().ok())
+                .ok_or_else(|| {
+                    src.error(
+                        "cache_ttl",
+                        format!(
+                            "{text:?} is not a duration from 0 to 60s (e.g. 1s, 500ms; 0 turns the cache off)"
+                        ),
+                    )
+                })?,
+        };
         let refresh_max_failures = match non_empty("refresh_max_failures")? {
             None => 5,
             Some(text) => text
@@ -480,7 +511,23 @@ impl Config {
             ));
         }
 
+        let import_max_bytes = match non_empty("import_max_bytes")? {
+            None => crate::transfer::reader::DEFAULT_MAX_BYTES,
+            Some(text) => parse_size(&text)
+                .filter(|n| (1024..=MAX_IMPORT_BYTES).contains(n))
+                .ok_or_else(|| {
+                    src.error(
+                        "import_max_bytes",
+                        format!(
+                            "{text:?} is not a size from 1KiB to 1GiB (a number of bytes, or with KiB, MiB or GiB, e.g. 50MiB)"
+                        ),
+                    )
+                })?,
+        };
+
         Ok(Self {
+            import_max_bytes,
+            cache_ttl,
             allow_insecure_loopback,
             scheduler,
             scheduler_interval,
@@ -516,6 +563,28 @@ impl Config {
     pub fn public_url_text(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_owned()
     }
+}
+
+/// Largest `QUIVER_IMPORT_MAX_BYTES` accepted: the bundle is held in memory.
+const MAX_IMPORT_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Parses a size: a number of bytes, or a number with `KiB`, `MiB` or `GiB`
+/// (also `K`, `M`, `G`, `KB`, `MB`, `GB`, read as powers of 1024).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: usize = number.parse().ok()?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// Parses `500ms`, `30s`, `15m`, `12h` or `7d` (a positive whole number and a unit).
@@ -587,6 +656,20 @@ mod tests {
         assert_eq!(c.idle_refresh_interval, chrono::Duration::hours(24));
         assert_eq!(c.refresh_max_failures, 5);
         assert!(c.webhook_url.is_none());
+        assert_eq!(c.import_max_bytes, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn import_size_limit_takes_units_and_names_the_setting() {
+        let c = load(&[("QUIVER_IMPORT_MAX_BYTES", "2MiB")]).unwrap();
+        assert_eq!(c.import_max_bytes, 2 * 1024 * 1024);
+        let c = load(&[("QUIVER_IMPORT_MAX_BYTES", "4096")]).unwrap();
+        assert_eq!(c.import_max_bytes, 4096);
+        for bad in ["lots", "10", "2TiB", "-5", "5 parsecs"] {
+            let err = load(&[("QUIVER_IMPORT_MAX_BYTES", bad)]).unwrap_err();
+            assert_eq!(err.setting, "QUIVER_IMPORT_MAX_BYTES", "{bad}");
+            assert!(err.to_string().contains("1KiB to 1GiB"), "{err}");
+        }
     }
 
     #[test]
@@ -698,7 +781,11 @@ mod tests {
     fn unknown_variables_warn_and_test_variables_are_quiet() {
         let (_, warnings) = Config::load(
             None,
-            env(&[("QUIVER_LISTNE", "x"), ("QUIVER_TEST_POSTGRES_URL", "y")]),
+            env(&[
+                ("QUIVER_LISTNE", "x"),
+                ("QUIVER_TEST_POSTGRES_URL", "y"),
+                ("QUIVER_EXPORT_PASSPHRASE", "z"),
+            ]),
         )
         .unwrap();
         assert_eq!(warnings.len(), 1);

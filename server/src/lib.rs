@@ -6,6 +6,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod commands;

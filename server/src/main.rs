@@ -65,6 +65,24 @@ fn main() -> ExitCode {
                 let instance = startup::open(config).await.map_err(|e| e.to_string())?;
                 commands::audit_tail(&instance, tail).await
             }
+            Command::Export {
+                out,
+                providers,
+                tokens,
+                include_secrets,
+            } => {
+                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                commands::export(&instance, &out, providers, tokens, include_secrets).await
+            }
+            Command::Import {
+                file,
+                apply,
+                on_conflict,
+                json,
+            } => {
+                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                commands::import(&instance, &file, apply, on_conflict, json).await
+            }
             Command::RotateKey { new_key_file } => {
                 let (old, _) = master_key::load(&config.master_key).map_err(|e| e.to_string())?;
                 let db = db::connect(&config.database_url, None)
@@ -134,6 +152,7 @@ async fn serve(config: Config) -> Result<(), String> {
         );
     }
     let scheduler = server::schedule::start(&instance);
+    let change_listener = instance.changes.follow(&instance.db);
     let app = server::http::router(AppState {
         instance,
         leptos_options,
@@ -156,6 +175,9 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     if let Some(scheduler) = scheduler {
         scheduler.abort();
+    }
+    if let Some(listener) = change_listener {
+        listener.abort();
     }
     db.close().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");

@@ -76,7 +76,7 @@ pub struct Metrics {
     /// provider → renewal latency.
     refresh_latency: Mutex<BTreeMap<String, Arc<Histogram>>>,
     /// outcome → access-token requests.
-    access: Mutex<BTreeMap<String, u64>>,
+    access: Mutex<BTreeMap<&'static str, u64>>,
     access_latency: Histogram,
     /// outcome → job runs.
     job_runs: Mutex<BTreeMap<&'static str, u64>>,
@@ -103,12 +103,12 @@ impl Metrics {
     }
 
     /// Records an access-token request (`outcome`: `ok` or the error code).
-    pub fn access_token(&self, outcome: &str, took: Duration) {
+    pub fn access_token(&self, outcome: &'static str, took: Duration) {
         *self
             .access
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(outcome.to_owned())
+            .entry(outcome)
             .or_default() += 1;
         self.access_latency.observe(took);
     }

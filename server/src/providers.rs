@@ -29,6 +29,10 @@ use crate::secret::SecretString;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5_000;
 /// Default total timeout for provider calls.
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+/// Default background refreshes at once against one provider (per replica).
+pub const DEFAULT_REFRESH_CONCURRENCY: u32 = 4;
+/// Default background refreshes started per minute (per replica).
+pub const DEFAULT_REFRESH_RATE_PER_MINUTE: u32 = 600;
 
 /// The provider service.
 #[derive(Clone)]
@@ -316,8 +320,8 @@ impl Providers {
                 token_params: Set("{}".into()),
                 connect_timeout_ms: Set(DEFAULT_CONNECT_TIMEOUT_MS as i32),
                 timeout_ms: Set(DEFAULT_TIMEOUT_MS as i32),
-                refresh_concurrency: Set(4),
-                refresh_rate_per_minute: Set(600),
+                refresh_concurrency: Set(DEFAULT_REFRESH_CONCURRENCY as i32),
+                refresh_rate_per_minute: Set(DEFAULT_REFRESH_RATE_PER_MINUTE as i32),
                 iss_parameter_supported: Set(false),
                 ..Default::default()
             };

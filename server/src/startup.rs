@@ -11,6 +11,7 @@ use crate::account::sessions::{SessionPolicy, Sessions};
 use crate::account::users::Users;
 use crate::audit::Audit;
 use crate::auth::Accounts;
+use crate::cache::Changes;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::db::{self, DbError};
@@ -20,6 +21,7 @@ use crate::master_key::{self, KeyOrigin, LoadKeyError};
 use crate::providers::Providers;
 use crate::seal::Sealer;
 use crate::tokens::Tokens;
+use crate::tokens::access::FreshTokens;
 use crate::tokens::engine::TokenEngine;
 
 /// Why the instance could not be opened.
@@ -50,6 +52,8 @@ pub enum StartError {
 /// An opened instance: what every service needs.
 #[derive(Clone)]
 pub struct Instance {
+    /// The change epoch behind the API key and access-token caches.
+    pub changes: Arc<Changes>,
     /// The validated settings.
     pub config: Arc<Config>,
     /// The database pool.
@@ -91,6 +95,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
     let sealer = Sealer::new(&key);
     key_check::verify(&db, &sealer).await?;
     tracing::info!(key_id = %sealer.current_key_id(), "master key verified");
+    let changes = Changes::new(&db, config.cache_ttl);
     let accounts = Accounts {
         users: Users::new(db.clone(), clock.clone()),
         sessions: Sessions::new(
@@ -101,9 +106,9 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
                 absolute: config.session_max_age,
             },
         ),
-        api_keys: ApiKeys::new(db.clone(), clock.clone()),
+        api_keys: ApiKeys::new(db.clone(), clock.clone(), changes.clone()),
         limiter: Arc::new(LoginLimiter::new(clock.clone())),
-        audit: Audit::new(db.clone(), clock.clone()),
+        audit: Audit::new(db.clone(), clock.clone(), changes.clone()),
         secure_cookies: config.is_https(),
     };
     if accounts
@@ -136,8 +141,10 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         events: Events::new(db.clone(), clock.clone(), config.webhook_url.is_some()),
         metrics: Arc::default(),
         http: Arc::default(),
+        fresh: Arc::new(FreshTokens::new(changes.clone())),
     };
     Ok(Instance {
+        changes,
         config,
         db,
         sealer,

@@ -106,6 +106,7 @@ pub fn status_badge(
             _ => ("active", "Active"),
         },
         "pending_authorization" => ("pending_authorization", "Waiting for authorization"),
+        "needs_credentials" => ("needs_credentials", "Needs credentials"),
         _ => ("failed", "Failed"),
     }
 }
@@ -150,6 +151,7 @@ mod tests {
             badge("pending_authorization", None),
             "Waiting for authorization"
         );
+        assert_eq!(badge("needs_credentials", None), "Needs credentials");
         assert_eq!(expires_in(Some("2026-01-01T00:00:30Z"), now), "in 30 s");
         assert_eq!(
             expires_in(Some("2025-12-31T23:58:00Z"), now),

@@ -137,6 +137,11 @@ fn TokenDetailView(
                     {i.email.map(|e| view! { <dt>"Email"</dt><dd>{e}</dd> })}
                 </dl>
             })}
+            {(t.status == "needs_credentials").then(|| view! {
+                <div class="alert alert-warning" role="status" data-testid="needs-credentials">
+                    "Imported without its secrets. Give its provider a client secret (Providers → Edit), or this token its own secret or password (Manage → Edit), then use Manage → Request Token; an Authorization Code token needs Manage → Get Auth Link."
+                </div>
+            })}
             {t.error.clone().map(|e| view! {
                 <div class="alert alert-error" role="alert" data-testid="last-error">
                     <strong>"Last error: "</strong><code>{e.error}</code>

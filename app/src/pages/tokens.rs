@@ -101,6 +101,7 @@ pub fn TokensPage() -> impl IntoView {
                     <option value="expired">"Expired"</option>
                     <option value="failed">"Failed"</option>
                     <option value="pending_authorization">"Waiting for authorization"</option>
+                    <option value="needs_credentials">"Needs credentials"</option>
                 </select>
             </div>
             <div class="control">

@@ -1,6 +1,8 @@
 //! API keys for automation: shown once at creation, stored only as a
 //! SHA-256 hash, acting with their user's role, revocable at once.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -12,6 +14,7 @@ use sea_orm::{
 use super::AccountError;
 use super::sessions::hash_token;
 use super::users::User;
+use crate::cache::{Cache, Changes};
 use crate::clock::SharedClock;
 use crate::db::entity::{api_key, user};
 use crate::secret::SecretString;
@@ -61,12 +64,18 @@ impl From<api_key::Model> for ApiKey {
 pub struct ApiKeys {
     db: DatabaseConnection,
     clock: SharedClock,
+    /// Keys verified moments ago, by hash, with their users.
+    verified: Arc<Cache<(ApiKey, User)>>,
 }
 
 impl ApiKeys {
-    /// Wraps the database.
-    pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
-        Self { db, clock }
+    /// Wraps the database; verified keys are reused until `changes` moves.
+    pub fn new(db: DatabaseConnection, clock: SharedClock, changes: Arc<Changes>) -> Self {
+        Self {
+            db,
+            clock,
+            verified: Arc::new(Cache::new(changes)),
+        }
     }
 
     /// Creates a key for `user_id`; the key itself is returned only here.
@@ -111,10 +120,20 @@ impl ApiKeys {
         if !presented.starts_with(KEY_PREFIX) || presented.len() > 200 {
             return Ok(None);
         }
+        let hash = hash_token(presented);
+        let now = self.clock.now();
+        // Verified moments ago, with no change since: no database read,
+        // unless it is time to note the key's use.
+        if let Some((key, owner)) = self.verified.get(&hash)
+            && key.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY)
+        {
+            return Ok(Some((key, owner)));
+        }
+        let epoch = self.verified.epoch();
         // The key and its user in one round trip: this runs on every
         // request a program makes.
-        let Some((found, Some(owner))) = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(hash_token(presented)))
+        let Some((mut found, Some(owner))) = api_key::Entity::find()
+            .filter(api_key::Column::KeyHash.eq(&hash))
             .join(
                 JoinType::InnerJoin,
                 api_key::Entity::belongs_to(user::Entity)
@@ -135,13 +154,15 @@ impl ApiKeys {
         if owner.disabled {
             return Ok(None);
         }
-        let now = self.clock.now();
         if found.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             let mut active: api_key::ActiveModel = found.clone().into();
             active.last_used_at = Set(Some(now));
-            active.update(&self.db).await?;
+            found = active.update(&self.db).await?;
         }
-        Ok(Some((found.into(), owner)))
+        let key = ApiKey::from(found);
+        self.verified
+            .put(&hash, (key.clone(), owner.clone()), epoch);
+        Ok(Some((key, owner)))
     }
 
     /// Keys of one user, or of everyone, newest first.

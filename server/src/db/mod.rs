@@ -60,7 +60,11 @@ pub async fn connect(
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(15));
+        .acquire_timeout(Duration::from_secs(15))
+        // No ping before every query: it doubled the round trips of the
+        // hot paths; a broken connection fails its query, which reports
+        // the error, and the pool replaces it.
+        .test_before_acquire(false);
     match url.kind() {
         DatabaseKind::Sqlite => {
             options

@@ -26,11 +26,13 @@ use app::instance::InstanceService;
 use app::jobs::JobsService;
 use app::providers::ProvidersService;
 use app::tokens::TokensService;
+use app::transfer::TransferService;
 
 use crate::auth;
 use crate::startup::Instance;
 use crate::ui::{
     AccountsFacade, AuthFacade, InstanceFacts, JobsFacade, ProvidersFacade, TokensFacade,
+    TransferFacade,
 };
 
 /// Largest request body the API and server functions accept.
@@ -64,10 +66,13 @@ pub fn router(state: AppState) -> Router {
     let providers_service: Arc<dyn ProvidersService> =
         Arc::new(ProvidersFacade::new(state.instance.clone()));
     let jobs_service: Arc<dyn JobsService> = Arc::new(JobsFacade::new(state.instance.clone()));
+    let transfer_service: Arc<dyn TransferService> =
+        Arc::new(TransferFacade::new(state.instance.clone()));
     let context = move || {
         provide_context(tokens_service.clone());
         provide_context(providers_service.clone());
         provide_context(jobs_service.clone());
+        provide_context(transfer_service.clone());
         provide_context(instance_service.clone());
         provide_context(accounts_service.clone());
         provide_context(auth_service.clone());
@@ -83,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
     let accounts = state.instance.accounts.clone();
+    let rpc_limits = security::RpcBodyLimits::new(state.instance.config.import_max_bytes);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
@@ -100,6 +106,10 @@ pub fn router(state: AppState) -> Router {
             app::shell,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            rpc_limits,
+            security::limit_rpc_bodies,
+        ))
         .layer(middleware::from_fn_with_state(
             accounts,
             auth::identify_request,

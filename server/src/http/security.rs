@@ -1,8 +1,9 @@
 //! Request hygiene: cross-site write refusal and security headers.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header::{
-    CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, ORIGIN, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -59,6 +60,87 @@ pub async fn refuse_cross_site_writes(request: Request, next: Next) -> Response 
         return error_response(&AppError::CrossSite);
     }
     next.run(request).await
+}
+
+/// The largest bodies server functions accept. The framework reads a
+/// server function's body whole with no limit of its own, so without this
+/// any caller, signed in or not, could make the server hold gigabytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RpcBodyLimits {
+    /// Every server function but the import.
+    pub default: usize,
+    /// The import (`app::transfer::IMPORT_ENDPOINT`): a bundle of up to
+    /// `QUIVER_IMPORT_MAX_BYTES`, sent as a JSON string (escaping can
+    /// double it), plus the request around it.
+    pub import: usize,
+    /// `QUIVER_IMPORT_MAX_BYTES`, for the message.
+    pub import_max_bytes: usize,
+}
+
+impl RpcBodyLimits {
+    /// The limits for an import size limit.
+    #[must_use]
+    pub fn new(import_max_bytes: usize) -> Self {
+        Self {
+            default: super::BODY_LIMIT,
+            import: import_max_bytes.saturating_mul(2).saturating_add(64 * 1024),
+            import_max_bytes,
+        }
+    }
+}
+
+/// Middleware: caps the body of every server-function call; a body
+/// announced larger is refused at once with 413, one that turns out larger
+/// fails while it is read.
+pub async fn limit_rpc_bodies(
+    State(limits): State<RpcBodyLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with("/rpc/") {
+        return next.run(request).await;
+    }
+    let is_import = path == app::transfer::IMPORT_ENDPOINT;
+    let limit = if is_import {
+        limits.import
+    } else {
+        limits.default
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let error = if is_import {
+            AppError::invalid(
+                "bundle",
+                format!(
+                    "the file is larger than the {} bytes this instance imports (QUIVER_IMPORT_MAX_BYTES)",
+                    limits.import_max_bytes
+                ),
+            )
+        } else {
+            AppError::Validation {
+                field: None,
+                message: format!(
+                    "the request is larger than the {limit} bytes this server accepts"
+                ),
+            }
+        };
+        // Server functions answer errors as the app's error, in JSON.
+        let body = serde_json::to_string(&error).unwrap_or_default();
+        let mut response = Response::new(axum::body::Body::from(body));
+        *response.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Middleware: a server-function call whose arguments could not be decoded

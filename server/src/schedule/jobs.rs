@@ -633,6 +633,11 @@ impl Jobs {
                 };
                 let done = if t.status == status::PENDING {
                     result("skipped", Some("waiting for authorization".into()))
+                } else if t.status == status::NEEDS_CREDENTIALS {
+                    result(
+                        "skipped",
+                        Some("imported without credentials; supply them first".into()),
+                    )
                 } else if action == Action::ResetClientCredentials
                     && t.flow != Flow::ClientCredentials.as_str()
                 {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::audit::Actor;
 use crate::db::entity::{provider, token};
+use crate::providers::OpenedProvider;
 use crate::tokens::engine::{Mode, TokenEngine};
 use crate::tokens::status;
 
@@ -148,10 +149,9 @@ impl RefreshScheduler {
     pub async fn pass(self: &Arc<Self>) -> PassReport {
         let db = &self.engine.tokens.db;
         let now = self.engine.tokens.clock.now();
-        let due: Vec<(String, String)> = match token::Entity::find()
-            .select_only()
-            .column(token::Column::Id)
-            .column(token::Column::ProviderId)
+        // Whole rows: each renewal starts from the row read here (its claim
+        // checks the row's version, so a row renewed since is skipped).
+        let due: Vec<token::Model> = match token::Entity::find()
             .filter(token::Column::AutoRefresh.eq(true))
             .filter(token::Column::RefreshDueAt.lte(now))
             .filter(
@@ -161,7 +161,6 @@ impl RefreshScheduler {
             )
             .order_by_asc(token::Column::RefreshDueAt)
             .limit(BATCH)
-            .into_tuple()
             .all(db)
             .await
         {
@@ -174,28 +173,30 @@ impl RefreshScheduler {
         if due.is_empty() {
             return PassReport::default();
         }
-        let provider_ids: HashSet<&String> = due.iter().map(|(_, p)| p).collect();
-        let providers: HashMap<String, provider::Model> = match provider::Entity::find()
-            .filter(provider::Column::Id.is_in(provider_ids.into_iter().cloned()))
-            .all(db)
-            .await
-        {
-            Ok(rows) => rows.into_iter().map(|p| (p.id.clone(), p)).collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "the scheduler cannot read providers");
-                return PassReport::default();
+        // Each provider opened (secrets and all) once per pass.
+        let provider_ids: HashSet<&String> = due.iter().map(|t| &t.provider_id).collect();
+        let mut providers: HashMap<String, Arc<OpenedProvider>> = HashMap::new();
+        for id in provider_ids {
+            match self.engine.providers.open(id).await {
+                Ok(p) => {
+                    providers.insert(id.clone(), Arc::new(p));
+                }
+                Err(e) => {
+                    tracing::error!(provider = %id, error = %e, "the scheduler cannot open a provider")
+                }
             }
-        };
+        }
         // Replicas start in different places, so they rarely reach for
         // the same token at once.
         let mut due = due;
         due.shuffle(&mut rand::thread_rng());
         let mut tasks = tokio::task::JoinSet::new();
         let mut report = PassReport::default();
-        for (id, provider_id) in due {
-            let Some(p) = providers.get(&provider_id) else {
+        for t in due {
+            let Some(p) = providers.get(&t.provider_id).cloned() else {
                 continue;
             };
+            let id = t.id.clone();
             if !self
                 .in_flight
                 .lock()
@@ -205,15 +206,15 @@ impl RefreshScheduler {
                 report.skipped += 1;
                 continue;
             }
-            let gate = self.gate(p);
+            let gate = self.gate(&p.model);
             let lease =
-                chrono::Duration::milliseconds(i64::from(p.timeout_ms.max(0))) + LEASE_SLACK;
+                chrono::Duration::milliseconds(i64::from(p.model.timeout_ms.max(0))) + LEASE_SLACK;
             let engine = self.engine.clone();
             let in_flight = self.in_flight.clone();
             tasks.spawn(async move {
                 let outcome = {
                     let _permit = gate.enter().await;
-                    renew_due(&engine, &id, lease).await
+                    renew_due(&engine, t, &p, lease).await
                 };
                 in_flight
                     .lock()
@@ -242,31 +243,34 @@ impl RefreshScheduler {
     }
 }
 
-/// Renews one due token if this replica can claim it.
-pub async fn renew_due(engine: &TokenEngine, id: &str, lease: chrono::Duration) -> Renewal {
+/// Renews one due token, as read by the pass, if this replica can claim
+/// it (the claim fails when the row changed since it was read).
+pub async fn renew_due(
+    engine: &TokenEngine,
+    t: token::Model,
+    provider: &OpenedProvider,
+    lease: chrono::Duration,
+) -> Renewal {
     let now = engine.tokens.clock.now();
-    let t = match token::Entity::find_by_id(id.to_owned())
-        .one(&engine.tokens.db)
-        .await
-    {
-        Ok(Some(t)) => t,
-        Ok(None) => return Renewal::Skipped,
-        Err(e) => {
-            tracing::error!(error = %e, token = id, "cannot read a due token");
-            return Renewal::Skipped;
-        }
-    };
+    let id = t.id.clone();
+    let id = id.as_str();
     let still_due = t.auto_refresh && t.refresh_due_at.is_some_and(|d| d <= now);
     if !still_due || t.status == status::PENDING {
         return Renewal::Skipped;
     }
-    match engine.claim(id, t.last_refreshed_at, lease).await {
+    match engine.claim_row(&t, lease).await {
         Ok(true) => {}
         Ok(false) => return Renewal::Skipped,
         Err(_) => return Renewal::Skipped,
     }
     let result = engine
-        .refresh_as(Actor::System("scheduler".into()), t, None, Mode::Background)
+        .refresh_with(
+            Actor::System("scheduler".into()),
+            t,
+            None,
+            Mode::Background,
+            provider,
+        )
         .await;
     // Storing released the lease; a refusal before storing did not.
     if result.is_err() {

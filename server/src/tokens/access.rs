@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 
 use app::error::AppError;
 use app::tokens::{AccessTokenView, TokenError};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -19,6 +19,7 @@ use super::{Flow, db_error, open_secret, status};
 use crate::account::ops::rfc3339;
 use crate::auth::Caller;
 use crate::db::entity::token;
+use crate::secret::SecretString;
 
 /// How long a replica may hold a refresh lease before others take over.
 pub const LEASE: Duration = Duration::seconds(45);
@@ -46,19 +47,54 @@ impl Flights {
     }
 }
 
+/// A token that was fresh when read, kept by [`crate::cache::Cache`] so
+/// that a stream of callers does not read the database for each request.
+#[derive(Clone)]
+pub struct FreshToken {
+    owner_id: String,
+    /// When it stops being fresh (its expiry less its margin); `None`
+    /// when the provider gave no expiry.
+    fresh_until: Option<DateTime<Utc>>,
+    access_token: SecretString,
+    token_type: String,
+    expires_at: Option<String>,
+    scope: Option<String>,
+}
+
+impl FreshToken {
+    fn view(&self) -> AccessTokenView {
+        AccessTokenView {
+            access_token: self.access_token.expose().to_owned(),
+            token_type: self.token_type.clone(),
+            expires_at: self.expires_at.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+/// The cache of fresh tokens.
+pub type FreshTokens = crate::cache::Cache<FreshToken>;
+
 impl TokenEngine {
-    /// Whether the token can be served as it is: it expires later than its
-    /// margin from now. The margin is at most half the token's lifetime, so
-    /// a provider that issues tokens shorter than the margin is not asked
+    /// How long before its expiry a token is renewed before it is handed
+    /// out: its margin, at most half the token's lifetime, so that a
+    /// provider that issues tokens shorter than the margin is not asked
     /// again by every caller.
+    fn margin(t: &token::Model) -> Duration {
+        let margin = Duration::seconds(i64::from(t.refresh_margin_secs));
+        match (t.expires_at, t.last_refreshed_at) {
+            (Some(expires), Some(renewed)) if expires > renewed => {
+                margin.min((expires - renewed) / 2)
+            }
+            _ => margin,
+        }
+    }
+
+    /// Whether the token can be served as it is: it expires later than its
+    /// margin from now.
     fn is_fresh(&self, t: &token::Model) -> bool {
         let now = self.tokens.clock.now();
-        let mut margin = Duration::seconds(i64::from(t.refresh_margin_secs));
-        if let (Some(expires), Some(renewed)) = (t.expires_at, t.last_refreshed_at)
-            && expires > renewed
-        {
-            margin = margin.min((expires - renewed) / 2);
-        }
+        let margin = Self::margin(t);
         t.status != status::PENDING
             && t.access_token.is_some()
             && t.expires_at.is_none_or(|e| e - now > margin)
@@ -70,15 +106,21 @@ impl TokenEngine {
             && t.expires_at.is_none_or(|e| e > self.tokens.clock.now())
     }
 
-    fn hand_out(&self, t: &token::Model) -> Result<AccessTokenView, AppError> {
+    fn opened(&self, t: &token::Model) -> Result<FreshToken, AppError> {
         let access = open_secret(&self.tokens.sealer, &t.id, "access_token", &t.access_token)?
             .ok_or(AppError::Internal)?;
-        Ok(AccessTokenView {
-            access_token: access.expose().to_owned(),
+        Ok(FreshToken {
+            owner_id: t.owner_id.clone(),
+            fresh_until: t.expires_at.map(|e| e - Self::margin(t)),
+            access_token: access,
             token_type: t.token_type.clone().unwrap_or_else(|| "Bearer".into()),
             expires_at: t.expires_at.map(rfc3339),
             scope: t.granted_scope.clone().or_else(|| t.scope.clone()),
         })
+    }
+
+    fn hand_out(&self, t: &token::Model) -> Result<AccessTokenView, AppError> {
+        Ok(self.opened(t)?.view())
     }
 
     async fn reload(&self, id: &str) -> Result<token::Model, AppError> {
@@ -98,8 +140,30 @@ impl TokenEngine {
         version: Option<chrono::DateTime<chrono::Utc>>,
         lease: Duration,
     ) -> Result<bool, AppError> {
+        self.claim_if(id, version, None, lease).await
+    }
+
+    /// Claims the refresh lease for exactly the row `t`: false also when
+    /// anything in it changed since it was read (its `updated_at` moved),
+    /// so a renewal never writes over an edit made meanwhile.
+    pub(crate) async fn claim_row(
+        &self,
+        t: &token::Model,
+        lease: Duration,
+    ) -> Result<bool, AppError> {
+        self.claim_if(&t.id, t.last_refreshed_at, Some(t.updated_at), lease)
+            .await
+    }
+
+    async fn claim_if(
+        &self,
+        id: &str,
+        version: Option<chrono::DateTime<chrono::Utc>>,
+        updated_at: Option<chrono::DateTime<chrono::Utc>>,
+        lease: Duration,
+    ) -> Result<bool, AppError> {
         let now = self.tokens.clock.now();
-        let result = token::Entity::update_many()
+        let mut update = token::Entity::update_many()
             .col_expr(token::Column::LeaseOwner, Expr::value(self.replica.clone()))
             .col_expr(token::Column::LeaseUntil, Expr::value(now + lease))
             .filter(token::Column::Id.eq(id))
@@ -112,10 +176,11 @@ impl TokenEngine {
                     .add(token::Column::LeaseUntil.is_null())
                     .add(token::Column::LeaseUntil.lt(now))
                     .add(token::Column::LeaseOwner.eq(self.replica.clone())),
-            )
-            .exec(&self.tokens.db)
-            .await
-            .map_err(db_error)?;
+            );
+        if let Some(updated_at) = updated_at {
+            update = update.filter(token::Column::UpdatedAt.eq(updated_at));
+        }
+        let result = update.exec(&self.tokens.db).await.map_err(db_error)?;
         Ok(result.rows_affected == 1)
     }
 
@@ -142,9 +207,22 @@ impl TokenEngine {
         id: &str,
         addr: Option<String>,
     ) -> Result<AccessTokenView, AppError> {
+        // Served moments ago and nothing changed since: no database read.
+        if let Some(hit) = self.fresh.get(id)
+            && (caller.is_admin() || hit.owner_id == caller.user.id)
+            && hit
+                .fresh_until
+                .is_none_or(|until| self.tokens.clock.now() < until)
+        {
+            return Ok(hit.view());
+        }
+        let epoch = self.fresh.epoch();
         let t = self.tokens.visible(caller, id).await?;
         if self.is_fresh(&t) {
-            return self.hand_out(&t);
+            let fresh = self.opened(&t)?;
+            let view = fresh.view();
+            self.fresh.put(id, fresh, epoch);
+            return Ok(view);
         }
         // The version this caller saw; a different one after the lock means
         // another caller renewed the token meanwhile.

@@ -49,6 +49,8 @@ pub struct TokenEngine {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// HTTP clients for providers, reused between calls.
     pub http: Arc<outbound::Clients>,
+    /// Tokens served fresh moments ago.
+    pub fresh: Arc<super::access::FreshTokens>,
 }
 
 /// Default lead time of background renewals.
@@ -925,10 +927,28 @@ impl TokenEngine {
                 return Err(e);
             }
         };
-        let name = provider.model.name.clone();
+        self.refresh_with(actor, t, addr, mode, &provider).await
+    }
+
+    /// Renews `t` for `actor` with its provider already opened (the
+    /// scheduler opens each provider once per pass), counted in the metrics.
+    pub(crate) async fn refresh_with(
+        &self,
+        actor: Actor,
+        t: token::Model,
+        addr: Option<String>,
+        mode: Mode,
+        provider: &OpenedProvider,
+    ) -> Result<TokenView, AppError> {
+        let started = std::time::Instant::now();
+        let trigger = match mode {
+            Mode::Asked => "asked",
+            Mode::Background => "background",
+        };
         let result = self.renew(actor, t, addr, mode, provider).await;
         let ok = matches!(&result, Ok(view) if view.error.is_none());
-        self.metrics.refresh(&name, ok, trigger, started.elapsed());
+        self.metrics
+            .refresh(&provider.model.name, ok, trigger, started.elapsed());
         result
     }
 
@@ -939,7 +959,7 @@ impl TokenEngine {
         t: token::Model,
         addr: Option<String>,
         mode: Mode,
-        provider: OpenedProvider,
+        provider: &OpenedProvider,
     ) -> Result<TokenView, AppError> {
         let id = t.id.as_str();
         let flow: Flow = t.flow.parse()?;
@@ -962,16 +982,16 @@ impl TokenEngine {
                     resource: values.resource.clone(),
                     additional: values.additional.clone(),
                 };
-                match self.call(&t, &provider, grant, &refresh_values, true).await {
+                match self.call(&t, provider, grant, &refresh_values, true).await {
                     Err(GrantError::Provider(ProviderFault::Refused { ref error, .. }))
                         if error == "invalid_grant" && flow == Flow::Password =>
                     {
-                        self.obtain(&t, &provider, &values).await
+                        self.obtain(&t, provider, &values).await
                     }
                     other => other,
                 }
             }
-            None if !flow.is_interactive() => self.obtain(&t, &provider, &values).await,
+            None if !flow.is_interactive() => self.obtain(&t, provider, &values).await,
             None => {
                 if mode == Mode::Background {
                     self.needs_person(&t).await?;
@@ -991,7 +1011,7 @@ impl TokenEngine {
                     .await;
             }
         };
-        let (model, detail) = self.settle(&t, &provider, outcome, &values, mode).await?;
+        let (model, detail) = self.settle(&t, provider, outcome, &values, mode).await?;
         // The scheduler only reads the outcome: no names to look up.
         let view = match mode {
             Mode::Asked => self.tokens.view(&model, None).await,

@@ -82,6 +82,9 @@ pub mod status {
     pub const PENDING: &str = "pending_authorization";
     /// Past its expiry (derived).
     pub const EXPIRED: &str = "expired";
+    /// Imported without the secrets it needs (no access token): supply them
+    /// (provider or token update), then request it.
+    pub const NEEDS_CREDENTIALS: &str = "needs_credentials";
 }
 
 /// Filters for the token list.
@@ -169,6 +172,7 @@ impl Tokens {
             }
             status::ACTIVE => status::ACTIVE,
             status::PENDING => status::PENDING,
+            status::NEEDS_CREDENTIALS => status::NEEDS_CREDENTIALS,
             _ => status::FAILED,
         }
     }
@@ -269,6 +273,7 @@ impl Tokens {
             status::EXPIRED,
             status::FAILED,
             status::PENDING,
+            status::NEEDS_CREDENTIALS,
         ]
         .into_iter()
         .map(|s| (s.to_owned(), 0))
@@ -282,7 +287,9 @@ impl Tokens {
                 }
                 _ => n,
             };
-            let key = if s == status::ACTIVE || s == status::PENDING {
+            let key = if [status::ACTIVE, status::PENDING, status::NEEDS_CREDENTIALS]
+                .contains(&s.as_str())
+            {
                 s
             } else {
                 status::FAILED.to_owned()
@@ -339,13 +346,13 @@ impl Tokens {
                             .lte(now + chrono::Duration::seconds(EXPIRING_SOON_SECS)),
                     );
             }
-            Some(s @ (status::FAILED | status::PENDING)) => {
+            Some(s @ (status::FAILED | status::PENDING | status::NEEDS_CREDENTIALS)) => {
                 query = query.filter(token::Column::Status.eq(s));
             }
             Some(_) => {
                 return Err(AppError::invalid(
                     "status",
-                    "must be active, expiring_soon, expired, failed or pending_authorization",
+                    "must be active, expiring_soon, expired, failed, pending_authorization or needs_credentials",
                 ));
             }
         }

@@ -308,6 +308,13 @@ pub struct ProviderEntry {
     /// RFC 9207 `iss` on the callback.
     #[serde(default)]
     pub iss_parameter_supported: bool,
+    /// Background refreshes at once against this provider, per replica
+    /// (absent in older bundles: the service default).
+    #[serde(default = "default_refresh_concurrency")]
+    pub refresh_concurrency: u32,
+    /// Background refreshes started per minute, per replica; 0 is no limit.
+    #[serde(default = "default_refresh_rate_per_minute")]
+    pub refresh_rate_per_minute: u32,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -363,6 +370,12 @@ pub struct TokenEntry {
     /// Refresh ahead of expiry by this many seconds.
     #[serde(default = "default_refresh_margin_secs")]
     pub refresh_margin_secs: i64,
+    /// Whether the scheduler renews the token before it expires.
+    #[serde(default = "yes")]
+    pub auto_refresh: bool,
+    /// How long before expiry the scheduler renews it.
+    #[serde(default = "default_refresh_lead_secs")]
+    pub refresh_lead_secs: i64,
     /// The access token's type.
     #[serde(default)]
     pub token_type: Option<String>,
@@ -424,6 +437,18 @@ fn default_refresh_margin_secs() -> i64 {
     60
 }
 
+fn default_refresh_lead_secs() -> i64 {
+    i64::from(crate::tokens::engine::DEFAULT_LEAD_SECS)
+}
+
+fn default_refresh_concurrency() -> u32 {
+    crate::providers::DEFAULT_REFRESH_CONCURRENCY
+}
+
+fn default_refresh_rate_per_minute() -> u32 {
+    crate::providers::DEFAULT_REFRESH_RATE_PER_MINUTE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +499,12 @@ mod tests {
         .unwrap();
         assert!(t.use_default_keys);
         assert_eq!(t.refresh_margin_secs, 60);
+        // Fields added after the first bundles were written take the
+        // service defaults, so those bundles still read.
+        assert!(t.auto_refresh);
+        assert_eq!(t.refresh_lead_secs, 300);
+        assert_eq!(p.refresh_concurrency, 4);
+        assert_eq!(p.refresh_rate_per_minute, 600);
     }
 
     #[test]

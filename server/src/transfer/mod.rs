@@ -1,13 +1,20 @@
-//! Export and import bundles (issue 7), the database-free core: the bundle
-//! types ([`bundle`]), the passphrase key that seals their secrets
-//! ([`passphrase`]) and the reader that checks untrusted bytes ([`reader`]).
+//! Export and import bundles (issue 7): the bundle types ([`bundle`]), the
+//! passphrase key that seals their secrets ([`passphrase`]), the reader that
+//! checks untrusted bytes ([`reader`]), and the database side: streamed
+//! export ([`export`]), preview and apply of an import in one transaction
+//! ([`import`]), import progress ([`progress`]) and the access check and
+//! audit entry around both ([`service`]).
 //!
 //! A bundle never holds a secret in clear: secret fields are sealed under a
 //! key derived from the admin's passphrase, or left out.
 
 pub mod bundle;
+pub mod export;
+pub mod import;
 pub mod passphrase;
+pub mod progress;
 pub mod reader;
+pub mod service;
 
 #[cfg(test)]
 mod samples;
@@ -18,5 +25,8 @@ pub use bundle::{
     Bundle, ProviderEntry, ProviderSecret, SealedValue, SecretsHeader, Source, TokenEntry,
     TokenSecret,
 };
+pub use export::{ExportError, ExportPlan, ExportRequest, ExportSummary};
+pub use import::{ImportError, ImportOptions, ImportReport, Mode, OnConflict};
 pub use passphrase::{BundleKey, KdfParams, SecretSlot, TransferError};
 pub use reader::{BundleError, Limits, Problem, read_bundle};
+pub use service::{Authorized, Transfer};

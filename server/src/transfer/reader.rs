@@ -565,6 +565,15 @@ fn check_providers<'b>(
         if !(500..=300_000).contains(&pr.timeout_ms) {
             p.push(at("timeout_ms"), "must be between 500 and 300000");
         }
+        if !(1..=64).contains(&pr.refresh_concurrency) {
+            p.push(at("refresh_concurrency"), "must be between 1 and 64");
+        }
+        if pr.refresh_rate_per_minute > 100_000 {
+            p.push(
+                at("refresh_rate_per_minute"),
+                "must be between 0 (no limit) and 100000",
+            );
+        }
         for (field, map) in [
             ("authorize_params", &pr.authorize_params),
             ("token_params", &pr.token_params),
@@ -659,6 +668,9 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
         }
         if !(0..=86_400).contains(&t.refresh_margin_secs) {
             p.push(at("refresh_margin_secs"), "must be between 0 and 86400");
+        }
+        if !(0..=604_800).contains(&t.refresh_lead_secs) {
+            p.push(at("refresh_lead_secs"), "must be between 0 and 604800");
         }
         if let Some(resource) = &t.resource
             && url::Url::parse(resource).is_err()
@@ -1117,6 +1129,8 @@ mod tests {
         v["providers"][0]["token_endpoint"] = json!("http://as.example/token");
         v["providers"][0]["jwks_uri"] = json!("https://169.254.169.254/jwks");
         v["tokens"][0]["refresh_margin_secs"] = json!(-1);
+        v["tokens"][1]["refresh_lead_secs"] = json!(700_000);
+        v["providers"][1]["refresh_concurrency"] = json!(0);
         v["tokens"][2]["username"] = json!(null);
         v["tokens"][0]["name"] = json!("  ");
         let found = problems(&v);
@@ -1125,6 +1139,8 @@ mod tests {
             ("$.providers[0].token_endpoint", "https"),
             ("$.providers[0].jwks_uri", "metadata"),
             ("$.tokens[0].refresh_margin_secs", "between 0"),
+            ("$.tokens[1].refresh_lead_secs", "between 0"),
+            ("$.providers[1].refresh_concurrency", "between 1"),
             ("$.tokens[2].username", "required"),
             ("$.tokens[0].name", "1 to 100"),
         ] {

@@ -103,6 +103,8 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         connect_timeout_ms: 5_000,
         timeout_ms: 30_000,
         iss_parameter_supported: true,
+        refresh_concurrency: 4,
+        refresh_rate_per_minute: 600,
         client_secret: None,
         private_key: None,
     }
@@ -122,6 +124,8 @@ fn token(id: &str, name: &str, provider_id: &str, flow: &str) -> TokenEntry {
         scope: None,
         additional_values: BTreeMap::new(),
         refresh_margin_secs: 60,
+        auto_refresh: true,
+        refresh_lead_secs: 300,
         token_type: Some("Bearer".into()),
         expires_at: Some(Utc.with_ymd_and_hms(2025, 1, 2, 4, 4, 5).unwrap()),
         granted_scope: None,

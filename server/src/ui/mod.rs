@@ -7,6 +7,7 @@ mod instance;
 mod jobs;
 mod providers;
 mod tokens;
+mod transfer;
 
 pub use accounts::AccountsFacade;
 pub use auth::AuthFacade;
@@ -14,3 +15,4 @@ pub use instance::InstanceFacts;
 pub use jobs::JobsFacade;
 pub use providers::ProvidersFacade;
 pub use tokens::TokensFacade;
+pub use transfer::TransferFacade;

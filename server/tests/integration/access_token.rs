@@ -284,3 +284,215 @@ async fn failures_say_why() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// One access-token call; the status and the answer.
+async fn fetch(app: &TestApp, auth: &Option<Auth>, id: &str) -> (StatusCode, Value) {
+    let r = app
+        .send(request(
+            "GET",
+            &format!("/api/v1/tokens/{id}/access-token"),
+            auth.clone(),
+        ))
+        .await;
+    (
+        r.status,
+        serde_json::from_str(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+/// A new user with an API key: (user id, key id, key).
+async fn user_with_key(app: &TestApp, email: &str) -> (String, String, Option<Auth>) {
+    let pw = app.user(email, server::account::Role::User).await;
+    let cookie = app.login(email, &pw).await;
+    let (key, key_id) = app.api_key(&cookie, "k").await;
+    let user_id = app
+        .send(request(
+            "GET",
+            "/api/v1/session",
+            Some(Auth::Cookie(cookie.clone())),
+        ))
+        .await
+        .json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (user_id, key_id, Some(Auth::Bearer(key)))
+}
+
+/// Keys and tokens are served from memory between changes (the cache lasts
+/// 60 s here, so only the change itself can explain what follows): a reset,
+/// a revoked key, a disabled account and another user's token all take
+/// effect on the very next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_keys_and_tokens_give_way_to_every_change_at_once() {
+    let w = World::with_env(&[("QUIVER_CACHE_TTL", "60s")]).await;
+    let cc = w.provider_id("cc").await;
+    let id = w
+        .token(json!({"name": "cc", "provider_id": cc, "flow": "client_credentials"}))
+        .await;
+    w.auth.admin("POST", "/stats/reset", None).await;
+    let (s, first) = fetch(&w.app, &w.key, &id).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    for _ in 0..20 {
+        let (s, again) = fetch(&w.app, &w.key, &id).await;
+        assert_eq!(s, StatusCode::OK, "{again}");
+        assert_eq!(again, first);
+    }
+
+    // A reset: the next answer is the new token, never the revoked one.
+    let r = w
+        .app
+        .send(json_request(
+            "POST",
+            &format!("/api/v1/tokens/{id}/reset"),
+            w.key.clone(),
+            json!({}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (s, after_reset) = fetch(&w.app, &w.key, &id).await;
+    assert_eq!(s, StatusCode::OK, "{after_reset}");
+    assert_ne!(after_reset["access_token"], first["access_token"]);
+    assert!(
+        w.auth
+            .introspect(after_reset["access_token"].as_str().unwrap())
+            .await
+    );
+
+    // Another user never gets a token served to its owner moments ago.
+    let (_, carol_key_id, carol) = user_with_key(&w.app, "carol@example.com").await;
+    let (s, body) = fetch(&w.app, &carol, &id).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+
+    // Carol's own token, served, then her key revoked: refused at once.
+    let carol_token = {
+        let r = w
+            .app
+            .send(json_request(
+                "POST",
+                "/api/v1/tokens",
+                carol.clone(),
+                json!({"name": "carol cc", "provider_id": cc, "flow": "client_credentials"}),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(fetch(&w.app, &carol, &carol_token).await.0, StatusCode::OK);
+    assert_eq!(fetch(&w.app, &carol, &carol_token).await.0, StatusCode::OK);
+    let r = w
+        .app
+        .send(request(
+            "DELETE",
+            &format!("/api/v1/api-keys/{carol_key_id}"),
+            Some(w.admin.clone()),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (s, body) = fetch(&w.app, &carol, &carol_token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Dave, served, then his account disabled: refused at once.
+    let (dave_id, _, dave) = user_with_key(&w.app, "dave@example.com").await;
+    let dave_token = {
+        let r = w
+            .app
+            .send(json_request(
+                "POST",
+                "/api/v1/tokens",
+                dave.clone(),
+                json!({"name": "dave cc", "provider_id": cc, "flow": "client_credentials"}),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(fetch(&w.app, &dave, &dave_token).await.0, StatusCode::OK);
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/users/{dave_id}"),
+            Some(w.admin.clone()),
+            json!({"disabled": true}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (s, body) = fetch(&w.app, &dave, &dave_token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Deleted: gone at once.
+    let r = w
+        .app
+        .send(request(
+            "DELETE",
+            &format!("/api/v1/tokens/{id}"),
+            w.key.clone(),
+        ))
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(fetch(&w.app, &w.key, &id).await.0, StatusCode::NOT_FOUND);
+    // Only the creations and the reset reached the provider.
+    assert_eq!(
+        w.auth.stats().await["providerGrantTypes"]["client_credentials"],
+        3
+    );
+}
+
+/// On PostgreSQL a change made on one replica is announced to the others,
+/// which drop what they keep in memory: a key revoked on one replica is
+/// refused by the other within moments, long before its 60 s cache lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_replica_is_refused_by_the_other_at_once() {
+    let db = crate::replicas::TestDb::create().await;
+    let env = [
+        ("QUIVER_DATABASE_URL", db.url.as_str()),
+        ("QUIVER_CACHE_TTL", "60s"),
+    ];
+    let w = World::with_env(&env).await;
+    let mut replica_env = ENV.to_vec();
+    replica_env.extend_from_slice(&env);
+    let second = w.app.replica(&replica_env).await;
+    let cc = w.provider_id("cc").await;
+    let (_, key_id, erin) = user_with_key(&w.app, "erin@example.com").await;
+    let r = w
+        .app
+        .send(json_request(
+            "POST",
+            "/api/v1/tokens",
+            erin.clone(),
+            json!({"name": "erin cc", "provider_id": cc, "flow": "client_credentials"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    // Served (and kept) by the second replica.
+    assert_eq!(fetch(&second, &erin, &id).await.0, StatusCode::OK);
+    assert_eq!(fetch(&second, &erin, &id).await.0, StatusCode::OK);
+    let r = w
+        .app
+        .send(request(
+            "DELETE",
+            &format!("/api/v1/api-keys/{key_id}"),
+            Some(w.admin.clone()),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let started = std::time::Instant::now();
+    loop {
+        let (s, body) = fetch(&second, &erin, &id).await;
+        if s == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the second replica still accepts the revoked key after 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "revocation reached the other replica in {:?}",
+        started.elapsed()
+    );
+}

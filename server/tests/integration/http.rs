@@ -151,6 +151,9 @@ async fn the_openapi_document_describes_every_rest_route() {
         ("delete", "/jobs/{id}"),
         ("post", "/jobs/{id}/run"),
         ("get", "/jobs/{id}/runs"),
+        ("post", "/export"),
+        ("post", "/import"),
+        ("get", "/import/{import_id}/progress"),
     ];
     for (method, path) in routes {
         assert!(

@@ -14,3 +14,4 @@ mod oauth_interactive;
 mod replicas;
 mod scheduler;
 mod storage;
+mod transfer;

@@ -50,13 +50,13 @@ fn http() -> reqwest::Client {
 
 /// A database of the test's own on the test PostgreSQL server, dropped
 /// (with its connections) when this value drops.
-struct TestDb {
+pub(crate) struct TestDb {
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl TestDb {
-    async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         let server = postgres_url();
         let admin = Database::connect(server.as_str())
             .await

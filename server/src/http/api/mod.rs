@@ -7,6 +7,7 @@ mod events;
 mod jobs;
 mod json;
 pub(crate) mod oauth;
+mod transfer;
 
 pub use error::{ApiError, ApiResult, error_response, status_of};
 pub use json::{JsonBody, QueryParams};
@@ -75,6 +76,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/jobs/{id}/run", post(jobs::run_job))
         .route("/jobs/{id}/runs", get(jobs::list_runs))
+        .route("/export", post(transfer::export))
+        .route("/import", post(transfer::import))
+        .route(
+            "/import/{import_id}/progress",
+            get(transfer::import_progress),
+        )
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError(AppError::NotFound("this API endpoint".into())) })
 }

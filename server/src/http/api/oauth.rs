@@ -266,10 +266,10 @@ pub(super) async fn access_token(
         Err(e) => Err(e.0),
     };
     let outcome = match &result {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => e.code().to_owned(),
+        Ok(_) => "ok",
+        Err(e) => e.code(),
     };
-    engine.metrics.access_token(&outcome, started.elapsed());
+    engine.metrics.access_token(outcome, started.elapsed());
     Ok(Json(result?))
 }
 

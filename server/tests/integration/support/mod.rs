@@ -174,6 +174,8 @@ impl TestApp {
         let instance = startup::open_with_clock(config, Arc::new(clock.clone()))
             .await
             .unwrap();
+        // As `quiver serve` does: hear other replicas' changes (PostgreSQL).
+        let _ = instance.changes.follow(&instance.db);
         let state = AppState {
             instance,
             leptos_options: options,
@@ -201,6 +203,7 @@ impl TestApp {
         let instance = startup::open_with_clock(config, Arc::new(self.clock.clone()))
             .await
             .unwrap();
+        let _ = instance.changes.follow(&instance.db);
         let state = AppState {
             instance,
             leptos_options: options,

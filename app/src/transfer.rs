@@ -1,0 +1,199 @@
+//! Export and import of providers and tokens (the Import/Export page):
+//! wire types, server functions, and the service trait the server provides
+//! through Leptos context. Admins only.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the import server function is served: its body may be as large
+/// as an import bundle, so the server gives this path its own size limit.
+pub const IMPORT_ENDPOINT: &str = "/rpc/import_bundle";
+
+/// What to export.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportInput {
+    /// These providers with their tokens; empty: every provider.
+    pub provider_ids: Vec<String>,
+    /// Seal secrets (client secrets, keys, access and refresh tokens) into
+    /// the bundle under `passphrase`.
+    pub include_secrets: bool,
+    /// Required with `include_secrets`; never stored.
+    pub passphrase: Option<String>,
+}
+
+/// An export, ready to save.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFile {
+    /// `quiver-export-<date>.json`.
+    pub file_name: String,
+    /// The bundle (JSON).
+    pub content: String,
+    /// Providers in it.
+    pub providers: u64,
+    /// Tokens in it.
+    pub tokens: u64,
+    /// Whether secrets are sealed in it.
+    pub secrets: bool,
+}
+
+/// An import to preview or apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportInput {
+    /// The bundle file's text.
+    pub bundle: String,
+    /// Opens the bundle's secrets, when it has some.
+    pub passphrase: Option<String>,
+    /// `skip`, `overwrite` or `rename` (keep both).
+    pub on_conflict: String,
+    /// Apply (write) instead of preview.
+    pub apply: bool,
+    /// Chosen by the page to follow the apply with [`import_progress`].
+    pub import_id: Option<String>,
+}
+
+/// A problem or warning at a place in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProblem {
+    /// A JSON path such as `$.tokens[3].provider_id`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One entry of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportItem {
+    /// The entry in the bundle, e.g. `$.tokens[3]`.
+    pub path: String,
+    /// Its name in the bundle.
+    pub name: String,
+    /// The name it gets here when it is renamed.
+    #[serde(default)]
+    pub new_name: Option<String>,
+    /// Tokens: the status it arrives with.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why it is skipped.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Items of one outcome, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportItems {
+    pub providers: Vec<ImportItem>,
+    pub tokens: Vec<ImportItem>,
+}
+
+/// Counts of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+}
+
+/// The counts of a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    pub providers: ImportCounts,
+    pub tokens: ImportCounts,
+    /// Tokens that arrive without credentials (`needs_credentials`).
+    pub needs_credentials: u64,
+}
+
+/// What an import did or (preview) would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReportView {
+    /// Whether anything was written.
+    pub applied: bool,
+    /// Whether the bundle's secrets were opened.
+    pub secrets: bool,
+    pub summary: ImportSummary,
+    pub created: ImportItems,
+    pub updated: ImportItems,
+    pub skipped: ImportItems,
+    /// Worth knowing; does not stop the import.
+    pub warnings: Vec<ImportProblem>,
+    /// Stops the import: with any, nothing is written.
+    pub problems: Vec<ImportProblem>,
+}
+
+/// How far an apply has got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProgressView {
+    /// `reading`, `unlocking`, `planning`, `writing`, `committing`, `done`
+    /// or `failed`.
+    pub phase: String,
+    /// Rows written so far.
+    pub done: u64,
+    /// Rows to write (0 until planned).
+    pub total: u64,
+    /// Whether it has ended.
+    pub finished: bool,
+}
+
+/// The server side of the Import/Export page.
+#[cfg(feature = "ssr")]
+#[async_trait::async_trait]
+pub trait TransferService: Send + Sync + 'static {
+    /// Admin: a bundle of the chosen providers (all by default).
+    async fn export(&self, parts: &Parts, input: ExportInput) -> Result<ExportFile, AppError>;
+    /// Admin: previews or applies a bundle.
+    async fn import(&self, parts: &Parts, input: ImportInput)
+    -> Result<ImportReportView, AppError>;
+    /// Admin: the progress of an apply started on this server.
+    async fn progress(
+        &self,
+        parts: &Parts,
+        import_id: String,
+    ) -> Result<ImportProgressView, AppError>;
+}
+
+#[cfg(feature = "ssr")]
+use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use leptos::server_fn::http_export::request::Parts;
+
+#[cfg(feature = "ssr")]
+fn service() -> Result<(std::sync::Arc<dyn TransferService>, Parts), AppError> {
+    use leptos::prelude::use_context;
+    let service = use_context::<std::sync::Arc<dyn TransferService>>().ok_or(AppError::Internal)?;
+    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
+    Ok((service, parts))
+}
+
+mod server_fns {
+    use leptos::prelude::*;
+
+    use super::*;
+    use crate::error::AppError;
+
+    /// Admin: exports providers and tokens as a bundle.
+    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    pub async fn export_bundle(input: ExportInput) -> Result<ExportFile, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.export(&p, input).await)
+    }
+
+    /// Admin: previews or applies an import.
+    #[server(
+        prefix = "/rpc",
+        endpoint = "import_bundle",
+        input = leptos::server_fn::codec::Json
+    )]
+    pub async fn import_bundle(input: ImportInput) -> Result<ImportReportView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.import(&p, input).await)
+    }
+
+    /// Admin: how far an apply has got.
+    #[server(prefix = "/rpc")]
+    pub async fn import_progress(import_id: String) -> Result<ImportProgressView, AppError> {
+        let (s, p) = service()?;
+        crate::error::respond(s.progress(&p, import_id).await)
+    }
+}
+
+pub use server_fns::*;

@@ -1,0 +1,205 @@
+use app::error::AppError;
+use app::transfer::{
+    ExportFile, ExportInput, ImportInput, ImportProgressView, ImportReportView, TransferService,
+};
+use leptos::server_fn::http_export::request::Parts;
+
+use super::accounts::caller;
+use crate::secret::SecretString;
+use crate::startup::Instance;
+use crate::transfer::export::{ExportError, ExportRequest};
+use crate::transfer::import::{ImportError, ImportOptions, ImportReport, Mode, OnConflict};
+use crate::transfer::progress::{self, Phase, Tracker};
+use crate::transfer::{Problem, Transfer};
+
+/// The Import/Export page's data and actions: the same operations as
+/// `POST /api/v1/export` and `POST /api/v1/import`.
+pub struct TransferFacade {
+    instance: Instance,
+}
+
+impl TransferFacade {
+    /// Wraps the instance.
+    pub fn new(instance: Instance) -> Self {
+        Self { instance }
+    }
+}
+
+fn export_error(e: ExportError) -> AppError {
+    match e {
+        ExportError::PassphraseRequired
+        | ExportError::WeakPassphrase
+        | ExportError::PassphraseWithoutSecrets => AppError::invalid("passphrase", e.to_string()),
+        ExportError::UnknownIds(_) | ExportError::TooManyIds => {
+            AppError::invalid("provider_ids", e.to_string())
+        }
+        ExportError::Storage(db) => {
+            tracing::error!(error = %db, "export failed");
+            AppError::Internal
+        }
+        other => {
+            tracing::error!(error = %other, "export failed");
+            AppError::Internal
+        }
+    }
+}
+
+fn problems(list: Vec<Problem>) -> Vec<app::transfer::ImportProblem> {
+    list.into_iter()
+        .map(|p| app::transfer::ImportProblem {
+            path: p.path,
+            message: p.message,
+        })
+        .collect()
+}
+
+/// The report as the page shows it (same field names as the REST report).
+fn report_view(report: &ImportReport) -> Result<ImportReportView, AppError> {
+    let value = serde_json::to_value(report).map_err(|_| AppError::Internal)?;
+    serde_json::from_value(value).map_err(|e| {
+        tracing::error!(error = %e, "the import report does not fit the page's view");
+        AppError::Internal
+    })
+}
+
+#[async_trait::async_trait]
+impl TransferService for TransferFacade {
+    async fn export(&self, parts: &Parts, input: ExportInput) -> Result<ExportFile, AppError> {
+        let (caller, addr) = caller(parts)?;
+        let transfer = Transfer::new(&self.instance);
+        let who = transfer.authorize(caller, addr, "transfer.export").await?;
+        let request = ExportRequest {
+            provider_ids: (!input.provider_ids.is_empty()).then_some(input.provider_ids),
+            token_ids: None,
+            include_secrets: input.include_secrets,
+            passphrase: input
+                .passphrase
+                .filter(|p| !p.is_empty())
+                .map(SecretString::new),
+        };
+        let plan = transfer
+            .plan_export(&who, request)
+            .await
+            .map_err(export_error)?;
+        let file_name = plan.file_name();
+        let mut out: Vec<u8> = Vec::new();
+        let summary = transfer
+            .write_export(&who, plan, &mut out, &|_, _| {})
+            .await
+            .map_err(export_error)?;
+        let content = String::from_utf8(out).map_err(|_| AppError::Internal)?;
+        Ok(ExportFile {
+            file_name,
+            content,
+            providers: summary.providers,
+            tokens: summary.tokens,
+            secrets: summary.secrets,
+        })
+    }
+
+    async fn import(
+        &self,
+        parts: &Parts,
+        input: ImportInput,
+    ) -> Result<ImportReportView, AppError> {
+        let (caller, addr) = caller(parts)?;
+        let transfer = Transfer::new(&self.instance);
+        let who = transfer.authorize(caller, addr, "transfer.import").await?;
+        let on_conflict = match input.on_conflict.as_str() {
+            "" | "skip" => OnConflict::Skip,
+            "overwrite" => OnConflict::Overwrite,
+            "rename" => OnConflict::Rename,
+            other => {
+                return Err(AppError::invalid(
+                    "on_conflict",
+                    format!("{other:?} is not skip, overwrite or rename"),
+                ));
+            }
+        };
+        if let Some(id) = &input.import_id
+            && !progress::valid_id(id)
+        {
+            return Err(AppError::invalid(
+                "import_id",
+                "must be 1 to 64 letters, digits, - or _",
+            ));
+        }
+        let options = ImportOptions {
+            mode: if input.apply {
+                Mode::Apply
+            } else {
+                Mode::Preview
+            },
+            on_conflict,
+            passphrase: input
+                .passphrase
+                .filter(|p| !p.is_empty())
+                .map(SecretString::new),
+        };
+        let tracker = match &input.import_id {
+            Some(id) => progress::registry()
+                .start(id)
+                .map_err(|e| AppError::Conflict(e.to_string()))?,
+            None => Tracker::none(),
+        };
+        let on_progress = |phase: Phase, done: u64, total: u64| {
+            tracker.phase(phase);
+            if phase == Phase::Writing || phase == Phase::Committing {
+                tracker.progress(done, total);
+            }
+        };
+        let result = transfer
+            .import(&who, input.bundle.as_bytes(), options, &on_progress)
+            .await;
+        tracker.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+        match result {
+            Ok(report) => report_view(&report),
+            // The page lists every problem with its place in the file.
+            Err(ImportError::Invalid(report)) => report_view(&report),
+            Err(e @ (ImportError::WrongPassphrase | ImportError::PassphraseRequired)) => {
+                Err(AppError::invalid("passphrase", e.to_string()))
+            }
+            Err(ImportError::Busy(e)) => Err(AppError::Conflict(e.to_string())),
+            Err(ImportError::Storage(db)) => {
+                tracing::error!(error = %db, "import failed and was rolled back");
+                Err(AppError::Unavailable(
+                    "the import failed and was rolled back; nothing was imported".into(),
+                ))
+            }
+            Err(e) => {
+                let mut list = e.problems();
+                if list.is_empty() {
+                    list.push(Problem {
+                        path: "$".into(),
+                        message: e.to_string(),
+                    });
+                }
+                Ok(ImportReportView {
+                    problems: problems(list),
+                    ..ImportReportView::default()
+                })
+            }
+        }
+    }
+
+    async fn progress(
+        &self,
+        parts: &Parts,
+        import_id: String,
+    ) -> Result<ImportProgressView, AppError> {
+        let (caller, _) = caller(parts)?;
+        if !caller.is_admin() {
+            return Err(AppError::Forbidden);
+        }
+        let snapshot = progress::registry()
+            .get(&import_id)
+            .ok_or_else(|| AppError::NotFound("the import".into()))?;
+        let value = serde_json::to_value(&snapshot).map_err(|_| AppError::Internal)?;
+        Ok(ImportProgressView {
+            phase: value["phase"].as_str().unwrap_or_default().to_owned(),
+            done: snapshot.done,
+            total: snapshot.total,
+            finished: snapshot.finished,
+        })
+    }
+}
