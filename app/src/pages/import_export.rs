@@ -278,13 +278,18 @@ fn ImportSection(notices: Notices) -> impl IntoView {
                         s.providers.created, s.tokens.created, s.providers.updated,
                         s.tokens.updated, s.providers.skipped, s.tokens.skipped
                     ));
-                    progress.update(|p| {
-                        if let Some(p) = p {
-                            p.phase = "done".into();
-                            p.finished = true;
-                            p.done = p.total;
-                        }
-                    });
+                    // The last poll may not have seen the end (or any of
+                    // it, for a small file): the report has the numbers.
+                    let written = s.providers.created
+                        + s.providers.updated
+                        + s.tokens.created
+                        + s.tokens.updated;
+                    progress.set(Some(ImportProgressView {
+                        phase: "done".into(),
+                        done: written,
+                        total: written,
+                        finished: true,
+                    }));
                     previewed.set_value(None);
                     report.set(Some(r));
                 }
