@@ -229,7 +229,7 @@ async fn access(s: &Settings) -> BenchResult {
             let instance = startup::open(config).await.map_err(|e| e.to_string())?;
             let key = admin_key(&instance).await?;
             let router = router(AppState {
-                instance,
+                instance: instance.into(),
                 leptos_options: options,
             });
             Ok((router, key))
@@ -436,7 +436,7 @@ async fn refresh(s: &Settings) -> BenchResult {
         let instance = startup::open(config).await.map_err(|e| e.to_string())?;
         let key = admin_key(&instance).await?;
         let served = serve_here(router(AppState {
-            instance: instance.clone(),
+            instance: instance.clone().into(),
             leptos_options: options,
         }))
         .await?;

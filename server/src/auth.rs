@@ -168,7 +168,7 @@ pub async fn identify(
 
 /// Middleware: puts a [`RequestIdentity`] into the request's extensions.
 pub async fn identify_request(
-    State(accounts): State<Accounts>,
+    State(accounts): State<std::sync::Arc<Accounts>>,
     mut request: Request,
     next: Next,
 ) -> Response {

@@ -154,7 +154,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let scheduler = server::schedule::start(&instance);
     let change_listener = instance.changes.follow(&instance.db);
     let app = server::http::router(AppState {
-        instance,
+        instance: instance.into(),
         leptos_options,
     });
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();

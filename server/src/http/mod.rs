@@ -41,8 +41,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The opened instance.
-    pub instance: Instance,
+    /// The opened instance (shared: handlers clone the state per request).
+    pub instance: Arc<Instance>,
     /// Where the site files are, for SSR and static files.
     pub leptos_options: LeptosOptions,
 }
@@ -56,18 +56,18 @@ impl FromRef<AppState> for LeptosOptions {
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let instance_service: Arc<dyn InstanceService> =
-        Arc::new(InstanceFacts::new(state.instance.clone()));
+        Arc::new(InstanceFacts::new((*state.instance).clone()));
     let auth_service: Arc<dyn AuthService> =
         Arc::new(AuthFacade::new(state.instance.accounts.clone()));
     let accounts_service: Arc<dyn AccountsService> =
         Arc::new(AccountsFacade::new(state.instance.accounts.clone()));
     let tokens_service: Arc<dyn TokensService> =
-        Arc::new(TokensFacade::new(state.instance.clone()));
+        Arc::new(TokensFacade::new((*state.instance).clone()));
     let providers_service: Arc<dyn ProvidersService> =
-        Arc::new(ProvidersFacade::new(state.instance.clone()));
-    let jobs_service: Arc<dyn JobsService> = Arc::new(JobsFacade::new(state.instance.clone()));
+        Arc::new(ProvidersFacade::new((*state.instance).clone()));
+    let jobs_service: Arc<dyn JobsService> = Arc::new(JobsFacade::new((*state.instance).clone()));
     let transfer_service: Arc<dyn TransferService> =
-        Arc::new(TransferFacade::new(state.instance.clone()));
+        Arc::new(TransferFacade::new((*state.instance).clone()));
     let context = move || {
         provide_context(tokens_service.clone());
         provide_context(providers_service.clone());
@@ -87,7 +87,7 @@ pub fn router(state: AppState) -> Router {
     };
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
-    let accounts = state.instance.accounts.clone();
+    let accounts = Arc::new(state.instance.accounts.clone());
     let rpc_limits = security::RpcBodyLimits::new(state.instance.config.import_max_bytes);
     Router::new()
         .route("/healthz", get(health::healthz))

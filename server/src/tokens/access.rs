@@ -73,7 +73,7 @@ impl FreshToken {
 }
 
 /// The cache of fresh tokens.
-pub type FreshTokens = crate::cache::Cache<FreshToken>;
+pub type FreshTokens = crate::cache::Cache<Arc<FreshToken>>;
 
 impl TokenEngine {
     /// How long before its expiry a token is renewed before it is handed
@@ -221,7 +221,7 @@ impl TokenEngine {
         if self.is_fresh(&t) {
             let fresh = self.opened(&t)?;
             let view = fresh.view();
-            self.fresh.put(id, fresh, epoch);
+            self.fresh.put(id, Arc::new(fresh), epoch);
             return Ok(view);
         }
         // The version this caller saw; a different one after the lock means

@@ -177,7 +177,7 @@ impl TestApp {
         // As `quiver serve` does: hear other replicas' changes (PostgreSQL).
         let _ = instance.changes.follow(&instance.db);
         let state = AppState {
-            instance,
+            instance: instance.into(),
             leptos_options: options,
         };
         Self {
@@ -205,7 +205,7 @@ impl TestApp {
             .unwrap();
         let _ = instance.changes.follow(&instance.db);
         let state = AppState {
-            instance,
+            instance: instance.into(),
             leptos_options: options,
         };
         Self {
