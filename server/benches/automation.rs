@@ -503,7 +503,7 @@ async fn refresh(s: &Settings) -> BenchResult {
         bench(
             &format!("refresh.{}.provider_alone_new_connection", kind.name()),
             &format!(
-                "{:.0} grants/s ({} grants at concurrency {}, a new connection per grant, as Quiver does)",
+                "{:.0} grants/s ({} grants at concurrency {}, a new connection per grant)",
                 alone_new.per_second, alone_new.count, s.concurrency
             ),
         );
