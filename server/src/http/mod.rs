@@ -105,11 +105,12 @@ pub fn router(state: AppState) -> Router {
             context,
             app::shell,
         ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Inside the router-wide limit, which the import's own overrides.
         .layer(middleware::from_fn_with_state(
             rpc_limits,
             security::limit_rpc_bodies,
         ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             accounts,
             auth::identify_request,

@@ -62,9 +62,9 @@ pub async fn refuse_cross_site_writes(request: Request, next: Next) -> Response 
     next.run(request).await
 }
 
-/// The largest bodies server functions accept. The framework reads a
-/// server function's body whole with no limit of its own, so without this
-/// any caller, signed in or not, could make the server hold gigabytes.
+/// The largest bodies server functions accept: the router-wide
+/// `DefaultBodyLimit` (1 MiB) for all but the Import/Export page's import,
+/// which takes a whole bundle.
 #[derive(Debug, Clone, Copy)]
 pub struct RpcBodyLimits {
     /// Every server function but the import.
@@ -89,9 +89,12 @@ impl RpcBodyLimits {
     }
 }
 
-/// Middleware: caps the body of every server-function call; a body
-/// announced larger is refused at once with 413, one that turns out larger
-/// fails while it is read.
+/// Middleware: a server-function call whose announced body is over its
+/// limit is refused at once with 413 and a message naming the limit (the
+/// framework would read up to the limit and answer a bare 400); the import
+/// gets its own, larger limit. A body that turns out larger than announced
+/// still fails at the limit while it is read. Must be layered inside the
+/// router-wide `DefaultBodyLimit`.
 pub async fn limit_rpc_bodies(
     State(limits): State<RpcBodyLimits>,
     request: Request,
@@ -138,9 +141,20 @@ pub async fn limit_rpc_bodies(
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return response;
     }
-    let (parts, body) = request.into_parts();
-    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
-    next.run(Request::from_parts(parts, body)).await
+    if is_import {
+        // The router-wide `DefaultBodyLimit` (1 MiB) would cut a bundle
+        // off: this path gets its own.
+        use tower::{Layer, ServiceExt};
+        return match axum::extract::DefaultBodyLimit::max(limit)
+            .layer(next)
+            .oneshot(request)
+            .await
+        {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+    }
+    next.run(request).await
 }
 
 /// Middleware: a server-function call whose arguments could not be decoded

@@ -1395,3 +1395,76 @@ mod cli {
         );
     }
 }
+
+/// A server-function call with a JSON body and its `Content-Length`, as a
+/// browser sends it.
+fn rpc_json(path: &str, who: &Auth, body: String) -> axum::http::Request<axum::body::Body> {
+    let mut r = json_request("POST", path, Some(who.clone()), Value::Null);
+    r.headers_mut()
+        .insert("content-length", body.len().to_string().parse().unwrap());
+    *r.body_mut() = axum::body::Body::from(body);
+    r
+}
+
+/// Server functions refuse bodies over 1 MiB (413 naming the limit, before
+/// reading them), except for the Import/Export page's import, which takes a
+/// bundle up to `QUIVER_IMPORT_MAX_BYTES`. A body without a length is cut
+/// off at the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_functions_refuse_big_bodies_but_the_page_imports_big_bundles() {
+    let (app, admin) = fresh(&[]).await;
+    let big = format!(r#"{{"id": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let r = app
+        .send(rpc_json(
+            &TestApp::server_fn_path("run_job"),
+            &admin,
+            big.clone(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert!(
+        r.body.contains("larger than the 1048576 bytes"),
+        "{}",
+        r.body
+    );
+
+    // Without a length, the body is cut off at the limit instead.
+    let mut unannounced = rpc_json(&TestApp::server_fn_path("run_job"), &admin, big);
+    unannounced.headers_mut().remove("content-length");
+    let r = app.send(unannounced).await;
+    assert!(r.status.is_client_error(), "{} {}", r.status, r.body);
+
+    // The page's import takes a 2 MiB bundle (a preview: nothing written).
+    let bundle = generated(10, 9_000, "Last token").to_string();
+    assert!(bundle.len() > 1024 * 1024, "{} bytes", bundle.len());
+    let call = json!({"input": {"bundle": bundle, "passphrase": null, "on_conflict": "skip", "apply": false, "import_id": null}});
+    let r = app
+        .send(rpc_json(
+            app::transfer::IMPORT_ENDPOINT,
+            &admin,
+            call.to_string(),
+        ))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        &r.body[..r.body.len().min(2000)]
+    );
+    let report = r.json();
+    assert_eq!(report["summary"]["tokens"]["created"], 9_000);
+    assert_eq!(report["applied"], false);
+    assert_eq!(counts(&app).await, (0, 0));
+
+    // Over the instance's import limit: refused before it is read.
+    let (small, admin) = fresh(&[("QUIVER_IMPORT_MAX_BYTES", "100000")]).await;
+    let r = small
+        .send(rpc_json(
+            app::transfer::IMPORT_ENDPOINT,
+            &admin,
+            call.to_string(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert!(r.body.contains("QUIVER_IMPORT_MAX_BYTES"), "{}", r.body);
+}
