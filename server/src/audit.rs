@@ -4,16 +4,19 @@
 
 use std::sync::Arc;
 
+use app::error::AppError;
 use chrono::{DateTime, Utc};
+use sea_orm::QueryTrait as _;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::cache::Changes;
 use crate::clock::SharedClock;
 use crate::db::entity::audit_entry;
+use crate::db::writes::Writes;
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +125,12 @@ impl AuditEvent {
         self
     }
 
+    /// Sets the object id, when there is one.
+    pub fn maybe_object(mut self, id: Option<String>) -> Self {
+        self.object_id = id;
+        self
+    }
+
     /// Sets the detail.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
@@ -159,6 +168,8 @@ pub struct AuditFilter {
 #[derive(Clone)]
 pub struct Audit {
     db: DatabaseConnection,
+    /// Entries are appended through the group commit (SQLite).
+    writes: Writes,
     clock: SharedClock,
     changes: Arc<Changes>,
 }
@@ -167,8 +178,38 @@ impl Audit {
     /// Wraps the database. Every recorded change (all but sign-ins and
     /// refusals) also moves `changes` on, which drops the caches of
     /// API keys and access tokens here and, announced, on other replicas.
-    pub fn new(db: DatabaseConnection, clock: SharedClock, changes: Arc<Changes>) -> Self {
-        Self { db, clock, changes }
+    pub fn new(
+        db: DatabaseConnection,
+        writes: Writes,
+        clock: SharedClock,
+        changes: Arc<Changes>,
+    ) -> Self {
+        Self {
+            db,
+            writes,
+            clock,
+            changes,
+        }
+    }
+
+    /// Records how an action ended and hands its result back: an error
+    /// is the entry's detail, with outcome `denied` for
+    /// [`AppError::Forbidden`] and `failure` for any other; a success keeps
+    /// the event's own outcome and detail.
+    pub async fn record_result<T>(
+        &self,
+        mut event: AuditEvent,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        if let Err(e) = &result {
+            event.outcome = match e {
+                AppError::Forbidden => Outcome::Denied,
+                _ => Outcome::Failure,
+            };
+            event.detail = Some(e.to_string());
+        }
+        let _ = self.record(event).await;
+        result
     }
 
     /// Appends an event. A failure to write is logged and returned.
@@ -177,7 +218,7 @@ impl Audit {
             self.changes.changed().await;
         }
         let (actor_kind, actor_id, actor_label) = event.actor.parts();
-        let result = audit_entry::ActiveModel {
+        let entry = audit_entry::ActiveModel {
             at: Set(self.clock.now()),
             actor_kind: Set(actor_kind.to_owned()),
             actor_id: Set(actor_id),
@@ -189,13 +230,20 @@ impl Audit {
             detail: Set(event.detail),
             client_addr: Set(event.client_addr),
             ..Default::default()
+        };
+        let mut insert = audit_entry::Entity::insert(entry).into_query();
+        insert.returning_col(audit_entry::Column::Id);
+        let statement = self.db.get_database_backend().build(&insert);
+        match self.writes.insert_returning_id(statement).await {
+            Ok(id) => {
+                self.changes.wrote(id);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, action = event.action, "could not write the audit log");
+                Err(e)
+            }
         }
-        .insert(&self.db)
-        .await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, action = event.action, "could not write the audit log");
-        }
-        result.map(|_| ())
     }
 
     /// Entries matching `filter`, newest first, and how many match in all.

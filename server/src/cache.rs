@@ -14,10 +14,10 @@
 //!   without an announcement (the CLI on SQLite, a lost listener
 //!   connection) can leave behind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
@@ -35,6 +35,12 @@ pub struct Changes {
     ttl: Duration,
     /// Where changes are announced to other replicas (PostgreSQL only).
     announce_to: Option<DatabaseConnection>,
+    /// Whether the audit log is watched (then `own` is kept).
+    watching: AtomicBool,
+    /// Audit entries this process wrote that the watch has not seen yet:
+    /// its own changes already moved the epoch, so seeing them in the log
+    /// is no reason to drop the caches again.
+    own: Mutex<BTreeSet<i64>>,
 }
 
 impl Changes {
@@ -48,6 +54,8 @@ impl Changes {
             epoch: AtomicU64::new(0),
             ttl,
             announce_to,
+            watching: AtomicBool::new(false),
+            own: Mutex::default(),
         })
     }
 
@@ -58,6 +66,8 @@ impl Changes {
             epoch: AtomicU64::new(0),
             ttl,
             announce_to: None,
+            watching: AtomicBool::new(false),
+            own: Mutex::default(),
         })
     }
 
@@ -82,6 +92,31 @@ impl Changes {
         }
     }
 
+    /// This process wrote audit entry `id`.
+    pub fn wrote(&self, id: i64) {
+        if self.watching.load(Ordering::Acquire) {
+            self.own
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
+        }
+    }
+
+    /// Whether every audit entry after `seen` up to `latest` was written by
+    /// this process; forgets the entries up to `latest`. A gap in the ids
+    /// (a rolled-back insert) counts as someone else's.
+    fn only_own_since(&self, seen: Option<i64>, latest: Option<i64>) -> bool {
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(latest) = latest else {
+            return false;
+        };
+        let from = seen.unwrap_or(0);
+        let mine = own.range(from.saturating_add(1)..=latest).count();
+        let newer = own.split_off(&latest.saturating_add(1));
+        *own = newer;
+        i64::try_from(mine).is_ok_and(|n| n == latest - from)
+    }
+
     /// Follows changes made by other processes, until aborted: on
     /// PostgreSQL it listens for other replicas' announcements (a lost
     /// connection counts as a change, since announcements may have been
@@ -96,6 +131,7 @@ impl Changes {
             return None;
         }
         let changes = Arc::clone(self);
+        changes.watching.store(true, Ordering::Release);
         let db = db.clone();
         Some(tokio::spawn(async move {
             let listen = async {
@@ -124,7 +160,10 @@ impl Changes {
                 .and_then(|row| row.map_or(Ok(None), |r| r.try_get::<Option<i64>>("", "latest")));
             match latest {
                 Ok(latest) => {
-                    if seen.is_some_and(|s| s != latest) {
+                    if let Some(before) = seen
+                        && before != latest
+                        && !self.only_own_since(before, latest)
+                    {
                         self.invalidate();
                     }
                     seen = Some(latest);
@@ -240,6 +279,36 @@ impl<V: Clone> Cache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_entries_of_others_count_as_changes_made_elsewhere() {
+        let changes = Changes::local(Duration::from_secs(60));
+        changes.watching.store(true, Ordering::Release);
+        changes.wrote(11);
+        changes.wrote(12);
+        assert!(changes.only_own_since(Some(10), Some(12)));
+        // 13 is someone else's; 14 is ours.
+        changes.wrote(14);
+        assert!(!changes.only_own_since(Some(12), Some(14)));
+        // Forgotten once seen.
+        assert!(changes.own.lock().unwrap().is_empty());
+        // Ours written after the look stays for the next one.
+        changes.wrote(15);
+        changes.wrote(16);
+        assert!(changes.only_own_since(Some(14), Some(15)));
+        assert!(changes.only_own_since(Some(15), Some(16)));
+        // From an empty log, and a log that looks emptied.
+        changes.wrote(1);
+        assert!(changes.only_own_since(None, Some(1)));
+        assert!(!changes.only_own_since(Some(1), None));
+    }
+
+    #[test]
+    fn nothing_is_kept_unless_the_log_is_watched() {
+        let changes = Changes::local(Duration::from_secs(60));
+        changes.wrote(1);
+        assert!(changes.own.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn a_change_drops_every_entry() {

@@ -2,6 +2,7 @@
 //! discovery, the public JWKS, and the guard on deleting a provider that
 //! tokens use. Every change is audited.
 
+use crate::db::db_error;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -42,11 +43,6 @@ pub struct Providers {
     clock: SharedClock,
     config: Arc<Config>,
     audit: Audit,
-}
-
-fn db_error(e: sea_orm::DbErr) -> AppError {
-    tracing::error!(error = %e, "provider storage failed");
-    AppError::Internal
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> AppError {
@@ -282,19 +278,10 @@ impl Providers {
         id: Option<String>,
         result: Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let outcome = match &result {
-            Ok(_) => Outcome::Success,
-            Err(AppError::Forbidden) => Outcome::Denied,
-            Err(_) => Outcome::Failure,
-        };
-        let mut event =
-            AuditEvent::new(caller.actor(), action, "provider", outcome).from_addr(addr);
-        event.object_id = id;
-        if let Err(e) = &result {
-            event.detail = Some(e.to_string());
-        }
-        let _ = self.audit.record(event).await;
-        result
+        let event = AuditEvent::new(caller.actor(), action, "provider", Outcome::Success)
+            .from_addr(addr)
+            .maybe_object(id);
+        self.audit.record_result(event, result).await
     }
 
     /// Creates a provider.

@@ -5,6 +5,7 @@
 
 pub mod webhook;
 
+use crate::db::db_error;
 use app::error::AppError;
 use sea_orm::sea_query::Query;
 use sea_orm::{
@@ -190,9 +191,4 @@ impl Events {
             .collect();
         Ok(EventPage { items, total })
     }
-}
-
-fn db_error(e: sea_orm::DbErr) -> AppError {
-    tracing::error!(error = %e, "event storage failed");
-    AppError::Internal
 }

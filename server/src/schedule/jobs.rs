@@ -6,6 +6,8 @@
 //! lapsed lease, and another replica runs the job again (the dead run is
 //! marked `interrupted`). Each run keeps the outcome per token.
 
+use crate::db::db_error;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Statement,
 };
 use tokio::sync::Semaphore;
 
@@ -109,11 +111,6 @@ impl When {
     }
 }
 
-fn db_error(e: sea_orm::DbErr) -> AppError {
-    tracing::error!(error = %e, "job storage failed");
-    AppError::Internal
-}
-
 fn run_view(r: job_run::Model) -> JobRunView {
     JobRunView {
         id: r.id,
@@ -161,18 +158,10 @@ impl Jobs {
         id: Option<String>,
         result: Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let outcome = match &result {
-            Ok(_) => Outcome::Success,
-            Err(AppError::Forbidden) => Outcome::Denied,
-            Err(_) => Outcome::Failure,
-        };
-        let mut event = AuditEvent::new(actor, action, "job", outcome).from_addr(addr);
-        event.object_id = id;
-        if let Err(e) = &result {
-            event.detail = Some(e.to_string());
-        }
-        let _ = self.engine.audit.record(event).await;
-        result
+        let event = AuditEvent::new(actor, action, "job", Outcome::Success)
+            .from_addr(addr)
+            .maybe_object(id);
+        self.engine.audit.record_result(event, result).await
     }
 
     fn admin(caller: &Caller) -> Result<(), AppError> {
@@ -191,52 +180,71 @@ impl Jobs {
             .ok_or_else(|| AppError::NotFound("the job".into()))
     }
 
-    async fn target_label(&self, j: &job::Model) -> String {
-        let name_of_token = |id: String| async move {
-            token::Entity::find_by_id(id)
-                .one(&self.db)
-                .await
-                .ok()
-                .flatten()
-                .map(|t| t.name)
-        };
-        match (j.target.as_str(), j.target_id.clone()) {
-            ("token", Some(id)) => format!(
-                "token {}",
-                name_of_token(id)
-                    .await
-                    .unwrap_or_else(|| "(deleted)".into())
-            ),
-            ("provider", Some(id)) => format!(
-                "all tokens of {}",
-                self.engine
-                    .providers
-                    .name_of(&id)
-                    .await
-                    .unwrap_or_else(|| "(deleted provider)".into())
-            ),
+    /// What a job works on, in words, with names from `names` (token and
+    /// provider ids to names).
+    fn target_label(j: &job::Model, names: &HashMap<String, String>) -> String {
+        let name = |id: &String, gone: &str| names.get(id).cloned().unwrap_or_else(|| gone.into());
+        match (j.target.as_str(), &j.target_id) {
+            ("token", Some(id)) => format!("token {}", name(id, "(deleted)")),
+            ("provider", Some(id)) => {
+                format!("all tokens of {}", name(id, "(deleted provider)"))
+            }
             ("client_credentials", Some(id)) => format!(
                 "all Client Credentials tokens of {}",
-                self.engine
-                    .providers
-                    .name_of(&id)
-                    .await
-                    .unwrap_or_else(|| "(deleted provider)".into())
+                name(id, "(deleted provider)")
             ),
             _ => "all Client Credentials tokens".into(),
         }
     }
 
-    async fn view(&self, j: job::Model) -> Result<JobView, AppError> {
-        let last_run = job_run::Entity::find()
-            .filter(job_run::Column::JobId.eq(j.id.clone()))
-            .order_by_desc(job_run::Column::StartedAt)
-            .one(&self.db)
-            .await
-            .map_err(db_error)?
-            .map(run_view);
-        Ok(JobView {
-            target_label: self.target_label(&j).await,
+    /// The names of the tokens and providers `jobs` target, by id: two
+    /// queries whatever the number of jobs.
+    async fn target_names(&self, jobs: &[job::Model]) -> Result<HashMap<String, String>, AppError> {
+        let ids = |kind: fn(&str) -> bool| -> Vec<String> {
+            let set: HashSet<&String> = jobs
+                .iter()
+                .filter(|j| kind(&j.target))
+                .filter_map(|j| j.target_id.as_ref())
+                .collect();
+            set.into_iter().cloned().collect()
+        };
+        let token_ids = ids(|t| t == "token");
+        let provider_ids = ids(|t| t != "token");
+        let mut names = HashMap::new();
+        for chunk in token_ids.chunks(500) {
+            let rows: Vec<(String, String)> = token::Entity::find()
+                .select_only()
+                .column(token::Column::Id)
+                .column(token::Column::Name)
+                .filter(token::Column::Id.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error)?;
+            names.extend(rows);
+        }
+        for chunk in provider_ids.chunks(500) {
+            let rows: Vec<(String, String)> = provider::Entity::find()
+                .select_only()
+                .column(provider::Column::Id)
+                .column(provider::Column::Name)
+                .filter(provider::Column::Id.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error)?;
+            names.extend(rows);
+        }
+        Ok(names)
+    }
+
+    fn view(
+        j: job::Model,
+        last_run: Option<job_run::Model>,
+        names: &HashMap<String, String>,
+    ) -> JobView {
+        JobView {
+            target_label: Self::target_label(&j, names),
             id: j.id,
             name: j.name,
             action: j.action,
@@ -247,12 +255,24 @@ impl Jobs {
             paused: j.paused,
             next_run_at: j.next_run_at.map(rfc3339),
             last_run_at: j.last_run_at.map(rfc3339),
-            last_run,
+            last_run: last_run.map(run_view),
             created_at: rfc3339(j.created_at),
-        })
+        }
     }
 
-    /// Every job, by name.
+    /// One job as lists show it.
+    async fn view_one(&self, j: job::Model) -> Result<JobView, AppError> {
+        let last_run = job_run::Entity::find()
+            .filter(job_run::Column::JobId.eq(j.id.clone()))
+            .order_by_desc(job_run::Column::StartedAt)
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        let names = self.target_names(std::slice::from_ref(&j)).await?;
+        Ok(Self::view(j, last_run, &names))
+    }
+
+    /// Every job, by name: four queries whatever the number of jobs.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<JobView>, AppError> {
         Self::admin(caller)?;
         let jobs = job::Entity::find()
@@ -260,11 +280,29 @@ impl Jobs {
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            out.push(self.view(j).await?);
+        // The newest run of each job (index job_id, started_at).
+        let newest = Statement::from_string(
+            self.db.get_database_backend(),
+            "SELECT * FROM job_runs r WHERE r.started_at = \
+             (SELECT MAX(n.started_at) FROM job_runs n WHERE n.job_id = r.job_id)",
+        );
+        let mut last_runs: HashMap<String, job_run::Model> = HashMap::new();
+        for run in job_run::Entity::find()
+            .from_raw_sql(newest)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+        {
+            last_runs.insert(run.job_id.clone(), run);
         }
-        Ok(out)
+        let names = self.target_names(&jobs).await?;
+        Ok(jobs
+            .into_iter()
+            .map(|j| {
+                let last_run = last_runs.remove(&j.id);
+                Self::view(j, last_run, &names)
+            })
+            .collect())
     }
 
     /// One job and its recent runs.
@@ -282,7 +320,7 @@ impl Jobs {
             .map(run_view)
             .collect();
         Ok(JobDetail {
-            job: self.view(j).await?,
+            job: self.view_one(j).await?,
             runs,
         })
     }
@@ -420,7 +458,7 @@ impl Jobs {
             };
             self.apply(&mut active, None, &input).await?;
             let j = active.insert(&self.db).await.map_err(db_error)?;
-            self.view(j).await
+            self.view_one(j).await
         }
         .await;
         let id = result.as_ref().ok().map(|j| j.id.clone());
@@ -442,7 +480,7 @@ impl Jobs {
             let mut active: job::ActiveModel = existing.clone().into();
             self.apply(&mut active, Some(&existing), &input).await?;
             let j = active.update(&self.db).await.map_err(db_error)?;
-            self.view(j).await
+            self.view_one(j).await
         }
         .await;
         self.audited(

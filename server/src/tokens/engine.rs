@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use app::error::AppError;
 use app::tokens::{DeleteOutcome, ResetInput, TokenError, TokenInput, TokenView};
+use sea_orm::QueryTrait as _;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryIntoModel,
 };
@@ -157,20 +158,17 @@ impl TokenEngine {
         result: Result<T, AppError>,
         detail: Option<String>,
     ) -> Result<T, AppError> {
-        let outcome = match &result {
-            Ok(_) if detail.as_deref().is_some_and(|d| d.starts_with("failed")) => Outcome::Failure,
-            Ok(_) => Outcome::Success,
-            Err(AppError::Forbidden) => Outcome::Denied,
-            Err(_) => Outcome::Failure,
+        // A call that ran but whose grant failed reports `failed …`.
+        let outcome = if detail.as_deref().is_some_and(|d| d.starts_with("failed")) {
+            Outcome::Failure
+        } else {
+            Outcome::Success
         };
-        let mut event = AuditEvent::new(actor, action, "token", outcome).from_addr(addr.clone());
-        event.object_id = id;
-        event.detail = match &result {
-            Err(e) => Some(e.to_string()),
-            Ok(_) => detail,
-        };
-        let _ = self.audit.record(event).await;
-        result
+        let mut event = AuditEvent::new(actor, action, "token", outcome)
+            .from_addr(addr.clone())
+            .maybe_object(id);
+        event.detail = detail;
+        self.audit.record_result(event, result).await
     }
 
     /// Creates a token and, unless `request` is false, requests it at once.
@@ -635,12 +633,12 @@ impl TokenEngine {
             Some(v) => token::Column::LastRefreshedAt.eq(v),
             None => token::Column::LastRefreshedAt.is_null(),
         };
-        let written = token::Entity::update_many()
+        let statement = token::Entity::update_many()
             .set(active.clone())
             .filter(token::Column::Id.eq(t.id.clone()))
             .filter(version)
-            .exec(&self.tokens.db)
-            .await;
+            .build(self.tokens.db.get_database_backend());
+        let written = self.tokens.writes.execute(statement).await;
         match written {
             Ok(r) if r.rows_affected == 1 => active.try_into_model().map_err(db_error),
             Ok(_) => {

@@ -5,6 +5,8 @@ pub mod access;
 pub mod authorize;
 pub mod engine;
 
+pub(crate) use crate::db::db_error;
+use crate::db::writes::Writes;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -111,15 +113,12 @@ pub struct TokenQuery {
 /// A token expiring within this many seconds is "expiring soon".
 pub const EXPIRING_SOON_SECS: i64 = 600;
 
-pub(crate) fn db_error(e: sea_orm::DbErr) -> AppError {
-    tracing::error!(error = %e, "token storage failed");
-    AppError::Internal
-}
-
 /// Read access to tokens.
 #[derive(Clone)]
 pub struct Tokens {
     pub(crate) db: DatabaseConnection,
+    /// Lease and renewal writes, committed in groups on SQLite.
+    pub(crate) writes: Writes,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) clock: SharedClock,
 }
@@ -147,8 +146,18 @@ pub(crate) fn open_secret(
 
 impl Tokens {
     /// Builds the service.
-    pub fn new(db: DatabaseConnection, sealer: Arc<Sealer>, clock: SharedClock) -> Self {
-        Self { db, sealer, clock }
+    pub fn new(
+        db: DatabaseConnection,
+        writes: Writes,
+        sealer: Arc<Sealer>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            db,
+            writes,
+            sealer,
+            clock,
+        }
     }
 
     /// A token the caller may see, else `NotFound` (never "forbidden": the

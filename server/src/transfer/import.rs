@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bundle::{Bundle, ProviderEntry, ProviderSecret, TokenEntry, TokenSecret};
 use super::passphrase::{BundleKey, SecretSlot, TransferError};
-use super::progress::Phase;
+use super::progress::{self, Phase, Tracker};
 use super::reader::{BundleError, Limits, Problem, read_bundle};
 use super::service::{Authorized, Transfer};
 use crate::audit::Outcome;
@@ -80,7 +80,19 @@ pub enum OnConflict {
 }
 
 impl OnConflict {
-    fn as_str(self) -> &'static str {
+    /// The policy named `name` (`skip`, `overwrite`, `rename`); an empty
+    /// name is the default, `skip`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "" | "skip" => Some(Self::Skip),
+            "overwrite" => Some(Self::Overwrite),
+            "rename" => Some(Self::Rename),
+            _ => None,
+        }
+    }
+
+    /// Its name, as the API spells it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Skip => "skip",
             Self::Overwrite => "overwrite",
@@ -258,9 +270,12 @@ pub enum ImportError {
     /// The bundle's key parameters cannot be used.
     #[error("the bundle's secrets cannot be opened: {0}; nothing was imported")]
     Secrets(TransferError),
+    /// The import id is not 1 to 64 letters, digits, `-` or `_`.
+    #[error("import_id must be 1 to 64 letters, digits, - or _")]
+    BadImportId,
     /// The import id is in use by a running import.
     #[error(transparent)]
-    Busy(#[from] super::progress::AlreadyRunning),
+    Busy(#[from] progress::AlreadyRunning),
     /// The database failed; the transaction was rolled back.
     #[error("the import failed and was rolled back; nothing was imported")]
     Storage(#[from] DbErr),
@@ -280,7 +295,7 @@ impl ImportError {
                 path: "$.secrets".into(),
                 message: e.to_string(),
             }],
-            Self::Busy(_) | Self::Storage(_) => Vec::new(),
+            Self::BadImportId | Self::Busy(_) | Self::Storage(_) => Vec::new(),
         }
     }
 }
@@ -436,6 +451,31 @@ impl Transfer {
         progress(Phase::Reading, 0, 0);
         let read = read_bundle(bytes, &self.import_limits());
         self.import_read(who, read, options, progress).await
+    }
+
+    /// [`Self::import`], its progress published under `import_id` (when
+    /// given) for `GET /api/v1/import/{import_id}/progress` and the page.
+    pub async fn import_tracked(
+        &self,
+        who: &Authorized,
+        bytes: &[u8],
+        options: ImportOptions,
+        import_id: Option<&str>,
+    ) -> Result<ImportReport, ImportError> {
+        let tracker = match import_id {
+            Some(id) if !progress::valid_id(id) => return Err(ImportError::BadImportId),
+            Some(id) => progress::registry().start(id)?,
+            None => Tracker::none(),
+        };
+        let on_progress = |phase: Phase, done: u64, total: u64| {
+            tracker.phase(phase);
+            if phase == Phase::Writing || phase == Phase::Committing {
+                tracker.progress(done, total);
+            }
+        };
+        let result = self.import(who, bytes, options, &on_progress).await;
+        tracker.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+        result
     }
 
     /// What the reader accepts here: `QUIVER_IMPORT_MAX_BYTES`.

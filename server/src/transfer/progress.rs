@@ -39,6 +39,21 @@ pub enum Phase {
     Failed,
 }
 
+impl Phase {
+    /// Its name, as `GET …/progress` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reading => "reading",
+            Self::Unlocking => "unlocking",
+            Self::Planning => "planning",
+            Self::Writing => "writing",
+            Self::Committing => "committing",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One import's progress, as `GET …/progress` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
@@ -207,6 +222,24 @@ impl Drop for Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phase_names_are_the_serialized_names() {
+        for phase in [
+            Phase::Reading,
+            Phase::Unlocking,
+            Phase::Planning,
+            Phase::Writing,
+            Phase::Committing,
+            Phase::Done,
+            Phase::Failed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::json!(phase.as_str())
+            );
+        }
+    }
 
     #[test]
     fn a_running_id_cannot_be_reused_until_it_finishes() {

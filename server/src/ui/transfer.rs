@@ -1,6 +1,7 @@
 use app::error::AppError;
 use app::transfer::{
-    ExportFile, ExportInput, ImportInput, ImportProgressView, ImportReportView, TransferService,
+    ExportFile, ExportInput, ImportCounts, ImportInput, ImportItem, ImportItems,
+    ImportProgressView, ImportReportView, ImportSummary, TransferService,
 };
 use leptos::server_fn::http_export::request::Parts;
 
@@ -8,8 +9,10 @@ use super::accounts::caller;
 use crate::secret::SecretString;
 use crate::startup::Instance;
 use crate::transfer::export::{ExportError, ExportRequest};
-use crate::transfer::import::{ImportError, ImportOptions, ImportReport, Mode, OnConflict};
-use crate::transfer::progress::{self, Phase, Tracker};
+use crate::transfer::import::{
+    Counts, ImportError, ImportOptions, ImportReport, Item, Items, Mode, OnConflict,
+};
+use crate::transfer::progress;
 use crate::transfer::{Problem, Transfer};
 
 /// The Import/Export page's data and actions: the same operations as
@@ -53,13 +56,49 @@ fn problems(list: Vec<Problem>) -> Vec<app::transfer::ImportProblem> {
         .collect()
 }
 
+fn items(list: &[Item]) -> Vec<ImportItem> {
+    list.iter()
+        .map(|i| ImportItem {
+            path: i.path.clone(),
+            name: i.name.clone(),
+            new_name: i.new_name.clone(),
+            status: i.status.clone(),
+            reason: i.reason.clone(),
+        })
+        .collect()
+}
+
+fn items_view(items: &Items) -> ImportItems {
+    ImportItems {
+        providers: self::items(&items.providers),
+        tokens: self::items(&items.tokens),
+    }
+}
+
+fn counts(c: Counts) -> ImportCounts {
+    ImportCounts {
+        created: c.created,
+        updated: c.updated,
+        skipped: c.skipped,
+    }
+}
+
 /// The report as the page shows it (same field names as the REST report).
-fn report_view(report: &ImportReport) -> Result<ImportReportView, AppError> {
-    let value = serde_json::to_value(report).map_err(|_| AppError::Internal)?;
-    serde_json::from_value(value).map_err(|e| {
-        tracing::error!(error = %e, "the import report does not fit the page's view");
-        AppError::Internal
-    })
+fn report_view(report: &ImportReport) -> ImportReportView {
+    ImportReportView {
+        applied: report.applied,
+        secrets: report.secrets,
+        summary: ImportSummary {
+            providers: counts(report.summary.providers),
+            tokens: counts(report.summary.tokens),
+            needs_credentials: report.summary.needs_credentials,
+        },
+        created: items_view(&report.created),
+        updated: items_view(&report.updated),
+        skipped: items_view(&report.skipped),
+        warnings: problems(report.warnings.clone()),
+        problems: problems(report.problems.clone()),
+    }
 }
 
 #[async_trait::async_trait]
@@ -105,25 +144,12 @@ impl TransferService for TransferFacade {
         let (caller, addr) = caller(parts)?;
         let transfer = Transfer::new(&self.instance);
         let who = transfer.authorize(caller, addr, "transfer.import").await?;
-        let on_conflict = match input.on_conflict.as_str() {
-            "" | "skip" => OnConflict::Skip,
-            "overwrite" => OnConflict::Overwrite,
-            "rename" => OnConflict::Rename,
-            other => {
-                return Err(AppError::invalid(
-                    "on_conflict",
-                    format!("{other:?} is not skip, overwrite or rename"),
-                ));
-            }
-        };
-        if let Some(id) = &input.import_id
-            && !progress::valid_id(id)
-        {
-            return Err(AppError::invalid(
-                "import_id",
-                "must be 1 to 64 letters, digits, - or _",
-            ));
-        }
+        let on_conflict = OnConflict::from_name(&input.on_conflict).ok_or_else(|| {
+            AppError::invalid(
+                "on_conflict",
+                format!("{:?} is not skip, overwrite or rename", input.on_conflict),
+            )
+        })?;
         let options = ImportOptions {
             mode: if input.apply {
                 Mode::Apply
@@ -136,26 +162,19 @@ impl TransferService for TransferFacade {
                 .filter(|p| !p.is_empty())
                 .map(SecretString::new),
         };
-        let tracker = match &input.import_id {
-            Some(id) => progress::registry()
-                .start(id)
-                .map_err(|e| AppError::Conflict(e.to_string()))?,
-            None => Tracker::none(),
-        };
-        let on_progress = |phase: Phase, done: u64, total: u64| {
-            tracker.phase(phase);
-            if phase == Phase::Writing || phase == Phase::Committing {
-                tracker.progress(done, total);
-            }
-        };
         let result = transfer
-            .import(&who, input.bundle.as_bytes(), options, &on_progress)
+            .import_tracked(
+                &who,
+                input.bundle.as_bytes(),
+                options,
+                input.import_id.as_deref(),
+            )
             .await;
-        tracker.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
         match result {
-            Ok(report) => report_view(&report),
+            Ok(report) => Ok(report_view(&report)),
             // The page lists every problem with its place in the file.
-            Err(ImportError::Invalid(report)) => report_view(&report),
+            Err(ImportError::Invalid(report)) => Ok(report_view(&report)),
+            Err(e @ ImportError::BadImportId) => Err(AppError::invalid("import_id", e.to_string())),
             Err(e @ (ImportError::WrongPassphrase | ImportError::PassphraseRequired)) => {
                 Err(AppError::invalid("passphrase", e.to_string()))
             }
@@ -194,9 +213,8 @@ impl TransferService for TransferFacade {
         let snapshot = progress::registry()
             .get(&import_id)
             .ok_or_else(|| AppError::NotFound("the import".into()))?;
-        let value = serde_json::to_value(&snapshot).map_err(|_| AppError::Internal)?;
         Ok(ImportProgressView {
-            phase: value["phase"].as_str().unwrap_or_default().to_owned(),
+            phase: snapshot.phase.as_str().to_owned(),
             done: snapshot.done,
             total: snapshot.total,
             finished: snapshot.finished,

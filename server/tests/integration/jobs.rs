@@ -278,11 +278,14 @@ async fn a_manual_run_reports_each_token_and_raises_an_event_on_failure() {
     let w = World::new().await;
     let admin = Some(w.admin.clone());
     let cc = w.provider_id("cc").await;
-    w.token(json!({"name": "one", "provider_id": cc, "flow": "client_credentials"}))
+    let one = w
+        .token(json!({"name": "one", "provider_id": cc, "flow": "client_credentials"}))
         .await;
     w.token(json!({"name": "two", "provider_id": cc, "flow": "client_credentials"}))
         .await;
     let (_, job) = call(&w, "POST", "/api/v1/jobs", admin.clone(), Some(json!({"name": "refresh cc", "action": "refresh", "target": "provider", "target_id": cc, "every_minutes": 60}))).await;
+    let (status, other) = call(&w, "POST", "/api/v1/jobs", admin.clone(), Some(json!({"name": "refresh one", "action": "refresh", "target": "token", "target_id": one, "every_minutes": 60}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
     let id = job["id"].as_str().unwrap();
     assert!(
         job["target_label"].as_str().unwrap().contains("cc"),
@@ -335,6 +338,24 @@ async fn a_manual_run_reports_each_token_and_raises_an_event_on_failure() {
     )
     .await;
     assert_eq!(runs["total"], 1);
+    // The list: each job with its own newest run and target names.
+    let (_, list) = call(&w, "GET", "/api/v1/jobs", admin.clone(), None).await;
+    let by_name = |name: &str| -> Value {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|j| j["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no job {name} in {list}"))
+    };
+    let listed = by_name("refresh cc");
+    assert_eq!(listed["last_run"]["status"], "partial", "{listed}");
+    assert_eq!(listed["last_run"]["id"], run["id"], "{listed}");
+    assert_eq!(listed["target_label"], "all tokens of cc", "{listed}");
+    let listed = by_name("refresh one");
+    assert!(listed["last_run"].is_null(), "{listed}");
+    assert_eq!(listed["target_label"], "token one", "{listed}");
     let (_, events) = call(&w, "GET", "/api/v1/events", admin, None).await;
     let event = &events["items"][0];
     assert_eq!(event["kind"], "job.failed", "{events}");

@@ -26,7 +26,7 @@ use crate::http::AppState;
 use crate::secret::SecretString;
 use crate::transfer::export::{ExportError, ExportRequest};
 use crate::transfer::import::{ImportError, ImportOptions, Mode, OnConflict};
-use crate::transfer::progress::{self, Phase, Tracker};
+use crate::transfer::progress;
 use crate::transfer::reader::{BundleError, Limits, read_bundle};
 use crate::transfer::{Problem, Transfer};
 
@@ -193,6 +193,12 @@ impl IntoResponse for TransferFailure {
                         "wrong_passphrase",
                         e.to_string(),
                         json!({"field": "passphrase"}),
+                    ),
+                    ImportError::BadImportId => body(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "validation_failed",
+                        e.to_string(),
+                        json!({"field": "import_id"}),
                     ),
                     ImportError::Busy(_) => body(
                         StatusCode::CONFLICT,
@@ -405,14 +411,6 @@ pub(super) async fn import(
                 message: format!("the import request is malformed: {message}"),
             }
         })?;
-        if let Some(id) = &envelope.import_id
-            && !progress::valid_id(id)
-        {
-            return Err(TransferFailure::Request {
-                field: Some("import_id".into()),
-                message: "must be 1 to 64 letters, digits, - or _".into(),
-            });
-        }
         let inner: BundleOnly<'_> =
             serde_json::from_slice(&bytes).map_err(|e| TransferFailure::Request {
                 field: Some("bundle".into()),
@@ -425,20 +423,9 @@ pub(super) async fn import(
         };
         (inner.bundle.get().as_bytes(), options, envelope.import_id)
     };
-    let tracker = match &import_id {
-        Some(id) => progress::registry()
-            .start(id)
-            .map_err(|e| TransferFailure::Import(ImportError::Busy(e)))?,
-        None => Tracker::none(),
-    };
-    let on_progress = |phase: Phase, done: u64, total: u64| {
-        tracker.phase(phase);
-        if phase == Phase::Writing || phase == Phase::Committing {
-            tracker.progress(done, total);
-        }
-    };
-    let result = transfer.import(&who, bundle, options, &on_progress).await;
-    tracker.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+    let result = transfer
+        .import_tracked(&who, bundle, options, import_id.as_deref())
+        .await;
     let report = result.map_err(TransferFailure::Import)?;
     let mut value = serde_json::to_value(&report).map_err(|_| AppError::Internal)?;
     if let (Some(id), Value::Object(map)) = (import_id, &mut value) {
