@@ -469,6 +469,8 @@ async fn refresh(s: &Settings) -> BenchResult {
             s.tokens
         );
         let scheduler = RefreshScheduler::new(instance.tokens.clone());
+        let cpu_before = process_cpu_seconds()?;
+        let provider_cpu_before = auth.cpu_seconds()?;
         let started = Instant::now();
         let (mut renewed, mut failed, mut passes) = (0usize, 0usize, 0usize);
         loop {
@@ -486,6 +488,8 @@ async fn refresh(s: &Settings) -> BenchResult {
             }
         }
         let took = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds()? - cpu_before;
+        let provider_cpu = auth.cpu_seconds()? - provider_cpu_before;
         let left = count_due(&instance.db, chrono::Utc::now()).await?;
         let seen = auth.client_credentials_grants().await?;
         served.task.abort();
@@ -526,6 +530,22 @@ async fn refresh(s: &Settings) -> BenchResult {
             ),
         );
         bench(
+            &format!("refresh.{}.quiver_cpu", kind.name()),
+            &format!(
+                "{:.0} µs of Quiver CPU per renewal ({cpu:.2} CPU-seconds for {renewed} renewals: the scheduler, SQLite and the HTTP client, all in this process; {:.0} % of one core)",
+                cpu * 1e6 / renewed.max(1) as f64,
+                cpu * 100.0 / took
+            ),
+        );
+        bench(
+            &format!("refresh.{}.provider_cpu", kind.name()),
+            &format!(
+                "{:.0} µs of provider CPU per grant alone, {:.0} µs per grant during Quiver's run",
+                alone.provider_cpu * 1e6 / alone.count as f64,
+                provider_cpu * 1e6 / seen.max(1) as f64
+            ),
+        );
+        bench(
             &format!("refresh.{}.ratio", kind.name()),
             &format!(
                 "{:.2} of the provider alone (goal >= 0.80); {:.2} of the provider with a new connection per grant; {:.2} of the provider alone measured after",
@@ -543,9 +563,35 @@ async fn refresh(s: &Settings) -> BenchResult {
     Ok(())
 }
 
+/// User plus system CPU time of this process so far, in seconds.
+fn process_cpu_seconds() -> BenchResult<f64> {
+    cpu_seconds("self")
+}
+
+/// User plus system CPU time of process `pid` (or `self`), in seconds.
+fn cpu_seconds(pid: &str) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second).
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("unreadable /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> BenchResult<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| "unreadable /proc/self/stat".to_owned())
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 struct Grants {
     count: u64,
     per_second: f64,
+    /// CPU-seconds the provider process used meanwhile.
+    provider_cpu: f64,
 }
 
 /// `n` client_credentials grants straight to the provider's token endpoint,
@@ -569,6 +615,7 @@ async fn grants(
         .ok_or("no secret for cc-basic")?
         .to_owned();
     let next = Arc::new(AtomicU64::new(0));
+    let cpu_before = auth.cpu_seconds()?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -598,9 +645,11 @@ async fn grants(
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| e.to_string())??;
     }
+    let per_second = n as f64 / started.elapsed().as_secs_f64();
     Ok(Grants {
         count: n,
-        per_second: n as f64 / started.elapsed().as_secs_f64(),
+        per_second,
+        provider_cpu: auth.cpu_seconds()? - cpu_before,
     })
 }
 
@@ -1340,6 +1389,11 @@ impl AuthServer {
             child,
             _stdin: stdin,
         })
+    }
+
+    /// CPU-seconds the provider process has used so far.
+    fn cpu_seconds(&self) -> BenchResult<f64> {
+        cpu_seconds(&self.child.id().to_string())
     }
 
     fn endpoint(&self, name: &str) -> BenchResult<String> {

@@ -1,6 +1,7 @@
 //! Opening an instance: data folder, master key, database, migrations and
 //! the master key check, in that order, each failure with a clear message.
 
+use crate::db::writes::Writes;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -96,6 +97,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
     key_check::verify(&db, &sealer).await?;
     tracing::info!(key_id = %sealer.current_key_id(), "master key verified");
     let changes = Changes::new(&db, config.cache_ttl);
+    let writes = Writes::new(&db);
     let accounts = Accounts {
         users: Users::new(db.clone(), clock.clone()),
         sessions: Sessions::new(
@@ -108,7 +110,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         ),
         api_keys: ApiKeys::new(db.clone(), clock.clone(), changes.clone()),
         limiter: Arc::new(LoginLimiter::new(clock.clone())),
-        audit: Audit::new(db.clone(), clock.clone(), changes.clone()),
+        audit: Audit::new(db.clone(), writes.clone(), clock.clone(), changes.clone()),
         secure_cookies: config.is_https(),
     };
     if accounts
@@ -132,7 +134,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         accounts.audit.clone(),
     );
     let tokens = TokenEngine {
-        tokens: Tokens::new(db.clone(), sealer.clone(), clock.clone()),
+        tokens: Tokens::new(db.clone(), writes, sealer.clone(), clock.clone()),
         providers: providers.clone(),
         audit: accounts.audit.clone(),
         config: config.clone(),

@@ -19,10 +19,11 @@ use crate::audit::Actor;
 use crate::db::entity::{provider, token};
 use crate::providers::OpenedProvider;
 use crate::tokens::engine::{Mode, TokenEngine};
-use crate::tokens::status;
 
 /// Most tokens looked at in one pass.
 const BATCH: u64 = 500;
+/// Most tokens claimed by one statement.
+const CLAIM_AT_ONCE: usize = 64;
 /// Added to the provider's timeout to make a lease: long enough that a
 /// live replica always finishes within its lease.
 const LEASE_SLACK: chrono::Duration = chrono::Duration::seconds(10);
@@ -149,9 +150,11 @@ impl RefreshScheduler {
     pub async fn pass(self: &Arc<Self>) -> PassReport {
         let db = &self.engine.tokens.db;
         let now = self.engine.tokens.clock.now();
-        // Whole rows: each renewal starts from the row read here (its claim
-        // checks the row's version, so a row renewed since is skipped).
-        let due: Vec<token::Model> = match token::Entity::find()
+        // Ids only: the claim answers each row as it is when claimed.
+        let due: Vec<(String, String)> = match token::Entity::find()
+            .select_only()
+            .column(token::Column::Id)
+            .column(token::Column::ProviderId)
             .filter(token::Column::AutoRefresh.eq(true))
             .filter(token::Column::RefreshDueAt.lte(now))
             .filter(
@@ -161,6 +164,7 @@ impl RefreshScheduler {
             )
             .order_by_asc(token::Column::RefreshDueAt)
             .limit(BATCH)
+            .into_tuple()
             .all(db)
             .await
         {
@@ -173,62 +177,36 @@ impl RefreshScheduler {
         if due.is_empty() {
             return PassReport::default();
         }
-        // Each provider opened (secrets and all) once per pass.
-        let provider_ids: HashSet<&String> = due.iter().map(|t| &t.provider_id).collect();
-        let mut providers: HashMap<String, Arc<OpenedProvider>> = HashMap::new();
-        for id in provider_ids {
-            match self.engine.providers.open(id).await {
-                Ok(p) => {
-                    providers.insert(id.clone(), Arc::new(p));
-                }
-                Err(e) => {
-                    tracing::error!(provider = %id, error = %e, "the scheduler cannot open a provider")
-                }
-            }
-        }
         // Replicas start in different places, so they rarely reach for
         // the same token at once.
         let mut due = due;
         due.shuffle(&mut rand::thread_rng());
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut report = PassReport::default();
-        for t in due {
-            let Some(p) = providers.get(&t.provider_id).cloned() else {
-                continue;
-            };
-            let id = t.id.clone();
-            if !self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.clone())
-            {
-                report.skipped += 1;
-                continue;
-            }
-            let gate = self.gate(&p.model);
-            let lease =
-                chrono::Duration::milliseconds(i64::from(p.model.timeout_ms.max(0))) + LEASE_SLACK;
-            let engine = self.engine.clone();
-            let in_flight = self.in_flight.clone();
-            tasks.spawn(async move {
-                let outcome = {
-                    let _permit = gate.enter().await;
-                    renew_due(&engine, t, &p, lease).await
-                };
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                outcome
-            });
+        let mut by_provider: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, provider_id) in due {
+            by_provider.entry(provider_id).or_default().push(id);
         }
-        while let Some(done) = tasks.join_next().await {
+        let mut report = PassReport::default();
+        let mut feeds = tokio::task::JoinSet::new();
+        for (provider_id, ids) in by_provider {
+            // Each provider opened (secrets and all) once per pass.
+            let provider = match self.engine.providers.open(&provider_id).await {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    tracing::error!(provider = %provider_id, error = %e, "the scheduler cannot open a provider");
+                    continue;
+                }
+            };
+            let this = Arc::clone(self);
+            feeds.spawn(async move { this.renew_for(provider, ids).await });
+        }
+        while let Some(done) = feeds.join_next().await {
             match done {
-                Ok(Renewal::Renewed) => report.renewed += 1,
-                Ok(Renewal::Failed) => report.failed += 1,
-                Ok(Renewal::Skipped) => report.skipped += 1,
-                Err(e) => tracing::error!(error = %e, "a background renewal panicked"),
+                Ok(r) => {
+                    report.renewed += r.renewed;
+                    report.failed += r.failed;
+                    report.skipped += r.skipped;
+                }
+                Err(e) => tracing::error!(error = %e, "a background refresh feed panicked"),
             }
         }
         if report.renewed + report.failed > 0 {
@@ -241,28 +219,94 @@ impl RefreshScheduler {
         }
         report
     }
+
+    /// Renews the due tokens `ids` of one provider within its limits: as
+    /// slots free up, claims as many tokens as there are free slots (up to
+    /// [`CLAIM_AT_ONCE`]) in one statement and starts their renewals.
+    async fn renew_for(self: Arc<Self>, p: Arc<OpenedProvider>, ids: Vec<String>) -> PassReport {
+        let gate = self.gate(&p.model);
+        let lease =
+            chrono::Duration::milliseconds(i64::from(p.model.timeout_ms.max(0))) + LEASE_SLACK;
+        let mut report = PassReport::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut ids = ids.into_iter().peekable();
+        while ids.peek().is_some() {
+            let mut permits = vec![gate.enter().await];
+            // Without a rate limit, every free slot is taken at once.
+            if gate.per_minute <= 0 {
+                while permits.len() < CLAIM_AT_ONCE
+                    && permits.len() < ids.len()
+                    && let Ok(permit) = gate.running.clone().try_acquire_owned()
+                {
+                    permits.push(permit);
+                }
+            }
+            let mut chunk = Vec::with_capacity(permits.len());
+            {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                while chunk.len() < permits.len() {
+                    let Some(id) = ids.next() else { break };
+                    // Already being renewed here (by an earlier pass).
+                    if in_flight.insert(id.clone()) {
+                        chunk.push(id);
+                    } else {
+                        report.skipped += 1;
+                    }
+                }
+            }
+            let claimed = match self.engine.claim_due(&chunk, lease).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the scheduler could not claim due tokens");
+                    Vec::new()
+                }
+            };
+            report.skipped += chunk.len() - claimed.len();
+            {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &chunk {
+                    if !claimed.iter().any(|t| &t.id == id) {
+                        in_flight.remove(id);
+                    }
+                }
+            }
+            for (t, permit) in claimed.into_iter().zip(permits) {
+                let (engine, p, in_flight) =
+                    (self.engine.clone(), p.clone(), self.in_flight.clone());
+                tasks.spawn(async move {
+                    let id = t.id.clone();
+                    // Boxed: the renewal's state is large, and is then
+                    // moved once rather than with every hand-over.
+                    let outcome = Box::pin(renew_claimed(&engine, t, &p)).await;
+                    drop(permit);
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    outcome
+                });
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Renewal::Renewed) => report.renewed += 1,
+                Ok(Renewal::Failed) => report.failed += 1,
+                Ok(Renewal::Skipped) => report.skipped += 1,
+                Err(e) => tracing::error!(error = %e, "a background renewal panicked"),
+            }
+        }
+        report
+    }
 }
 
-/// Renews one due token, as read by the pass, if this replica can claim
-/// it (the claim fails when the row changed since it was read).
-pub async fn renew_due(
+/// Renews one token whose lease this replica holds (claimed just now), and
+/// releases the lease if it could not store an outcome.
+async fn renew_claimed(
     engine: &TokenEngine,
     t: token::Model,
     provider: &OpenedProvider,
-    lease: chrono::Duration,
 ) -> Renewal {
-    let now = engine.tokens.clock.now();
     let id = t.id.clone();
-    let id = id.as_str();
-    let still_due = t.auto_refresh && t.refresh_due_at.is_some_and(|d| d <= now);
-    if !still_due || t.status == status::PENDING {
-        return Renewal::Skipped;
-    }
-    match engine.claim_row(&t, lease).await {
-        Ok(true) => {}
-        Ok(false) => return Renewal::Skipped,
-        Err(_) => return Renewal::Skipped,
-    }
     let result = engine
         .refresh_with(
             Actor::System("scheduler".into()),
@@ -274,7 +318,7 @@ pub async fn renew_due(
         .await;
     // Storing released the lease; a refusal before storing did not.
     if result.is_err() {
-        engine.release(id).await;
+        engine.release(&id).await;
     }
     match result {
         Ok(view) if view.error.is_none() => Renewal::Renewed,

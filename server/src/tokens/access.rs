@@ -11,8 +11,9 @@ use std::time::Duration as StdDuration;
 use app::error::AppError;
 use app::tokens::{AccessTokenView, TokenError};
 use chrono::{DateTime, Duration, Utc};
+use sea_orm::QueryTrait as _;
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter};
 
 use super::engine::TokenEngine;
 use super::{Flow, db_error, open_secret, status};
@@ -140,30 +141,17 @@ impl TokenEngine {
         version: Option<chrono::DateTime<chrono::Utc>>,
         lease: Duration,
     ) -> Result<bool, AppError> {
-        self.claim_if(id, version, None, lease).await
-    }
-
-    /// Claims the refresh lease for exactly the row `t`: false also when
-    /// anything in it changed since it was read (its `updated_at` moved),
-    /// so a renewal never writes over an edit made meanwhile.
-    pub(crate) async fn claim_row(
-        &self,
-        t: &token::Model,
-        lease: Duration,
-    ) -> Result<bool, AppError> {
-        self.claim_if(&t.id, t.last_refreshed_at, Some(t.updated_at), lease)
-            .await
+        self.claim_if(id, version, lease).await
     }
 
     async fn claim_if(
         &self,
         id: &str,
         version: Option<chrono::DateTime<chrono::Utc>>,
-        updated_at: Option<chrono::DateTime<chrono::Utc>>,
         lease: Duration,
     ) -> Result<bool, AppError> {
         let now = self.tokens.clock.now();
-        let mut update = token::Entity::update_many()
+        let update = token::Entity::update_many()
             .col_expr(token::Column::LeaseOwner, Expr::value(self.replica.clone()))
             .col_expr(token::Column::LeaseUntil, Expr::value(now + lease))
             .filter(token::Column::Id.eq(id))
@@ -177,15 +165,59 @@ impl TokenEngine {
                     .add(token::Column::LeaseUntil.lt(now))
                     .add(token::Column::LeaseOwner.eq(self.replica.clone())),
             );
-        if let Some(updated_at) = updated_at {
-            update = update.filter(token::Column::UpdatedAt.eq(updated_at));
+        let statement = update.build(self.tokens.db.get_database_backend());
+        let written = self
+            .tokens
+            .writes
+            .execute(statement)
+            .await
+            .map_err(db_error)?;
+        Ok(written.rows_affected == 1)
+    }
+
+    /// Claims the refresh leases of those of `ids` that are still due
+    /// and free (or this replica's), in one statement, and answers the
+    /// claimed rows as they are now: a row changed since the caller listed
+    /// it is renewed from its current state.
+    pub(crate) async fn claim_due(
+        &self,
+        ids: &[String],
+        lease: Duration,
+    ) -> Result<Vec<token::Model>, AppError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        let result = update.exec(&self.tokens.db).await.map_err(db_error)?;
-        Ok(result.rows_affected == 1)
+        let now = self.tokens.clock.now();
+        let mut claim = token::Entity::update_many()
+            .col_expr(token::Column::LeaseOwner, Expr::value(self.replica.clone()))
+            .col_expr(token::Column::LeaseUntil, Expr::value(now + lease))
+            .filter(token::Column::Id.is_in(ids.iter().cloned()))
+            .filter(token::Column::AutoRefresh.eq(true))
+            .filter(token::Column::RefreshDueAt.lte(now))
+            .filter(token::Column::Status.ne(status::PENDING))
+            .filter(
+                Condition::any()
+                    .add(token::Column::LeaseUntil.is_null())
+                    .add(token::Column::LeaseUntil.lt(now))
+                    .add(token::Column::LeaseOwner.eq(self.replica.clone())),
+            )
+            .into_query();
+        claim.returning_all();
+        let statement = self.tokens.db.get_database_backend().build(&claim);
+        let rows = self
+            .tokens
+            .writes
+            .returning_rows(statement)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|row| token::Model::from_query_result(row, ""))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)
     }
 
     pub(crate) async fn release(&self, id: &str) {
-        let _ = token::Entity::update_many()
+        let release = token::Entity::update_many()
             .col_expr(
                 token::Column::LeaseOwner,
                 Expr::value(Option::<String>::None),
@@ -196,8 +228,8 @@ impl TokenEngine {
             )
             .filter(token::Column::Id.eq(id))
             .filter(token::Column::LeaseOwner.eq(self.replica.clone()))
-            .exec(&self.tokens.db)
-            .await;
+            .build(self.tokens.db.get_database_backend());
+        let _ = self.tokens.writes.execute(release).await;
     }
 
     /// A fresh access token for the caller, refreshing first when needed.
