@@ -503,7 +503,7 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     field="connect_timeout_ms" readonly />
                 <TextField id="provider-timeout" label="Total timeout (ms)" value=timeout error=err field="timeout_ms" readonly />
                 <TextField id="provider-refresh-concurrency" label="Background refreshes at once" value=concurrency error=err
-                    field="refresh_concurrency" readonly help="Per Quiver replica: how many tokens of this provider the scheduler renews at the same time." />
+                    field="refresh_concurrency" readonly help="Per Quiver replica: how many renewal requests the scheduler has open at this provider at the same time." />
                 <TextField id="provider-refresh-rate" label="Background refreshes per minute" value=rate error=err
                     field="refresh_rate_per_minute" readonly help="Per Quiver replica; 0 means no limit." />
             </details>

@@ -210,25 +210,34 @@ impl Jobs {
         };
         let token_ids = ids(|t| t == "token");
         let provider_ids = ids(|t| t != "token");
+        let mut names = self
+            .names_of::<token::Entity>(&token_ids, token::Column::Id, token::Column::Name)
+            .await?;
+        names.extend(
+            self.names_of::<provider::Entity>(
+                &provider_ids,
+                provider::Column::Id,
+                provider::Column::Name,
+            )
+            .await?,
+        );
+        Ok(names)
+    }
+
+    /// The `name` of each row of `E` whose `id` is in `ids`, by id.
+    async fn names_of<E: EntityTrait>(
+        &self,
+        ids: &[String],
+        id: E::Column,
+        name: E::Column,
+    ) -> Result<HashMap<String, String>, AppError> {
         let mut names = HashMap::new();
-        for chunk in token_ids.chunks(500) {
-            let rows: Vec<(String, String)> = token::Entity::find()
+        for chunk in ids.chunks(500) {
+            let rows: Vec<(String, String)> = E::find()
                 .select_only()
-                .column(token::Column::Id)
-                .column(token::Column::Name)
-                .filter(token::Column::Id.is_in(chunk.iter().cloned()))
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(db_error)?;
-            names.extend(rows);
-        }
-        for chunk in provider_ids.chunks(500) {
-            let rows: Vec<(String, String)> = provider::Entity::find()
-                .select_only()
-                .column(provider::Column::Id)
-                .column(provider::Column::Name)
-                .filter(provider::Column::Id.is_in(chunk.iter().cloned()))
+                .column(id)
+                .column(name)
+                .filter(id.is_in(chunk.iter().cloned()))
                 .into_tuple()
                 .all(&self.db)
                 .await

@@ -1,7 +1,8 @@
 //! Background refresh: each pass finds the tokens whose renewal is due,
-//! claims each with a lease (so that among several replicas exactly one
-//! renews it), calls the provider outside any transaction, and stores the
-//! result in the update that releases the lease. Per provider, a replica
+//! claims them with a lease, up to 64 in one statement (so that among
+//! several replicas exactly one renews each), calls the provider outside
+//! any transaction, and stores the result in the update that releases the
+//! lease. Per provider, a replica
 //! runs at most `refresh_concurrency` renewals at once and starts at most
 //! `refresh_rate_per_minute` per minute.
 
@@ -19,8 +20,9 @@ use crate::audit::Actor;
 use crate::db::entity::{provider, token};
 use crate::providers::OpenedProvider;
 use crate::tokens::engine::{Mode, TokenEngine};
+use crate::tokens::status;
 
-/// Most tokens looked at in one pass.
+/// Due tokens listed at a time.
 const BATCH: u64 = 500;
 /// Most tokens claimed by one statement.
 const CLAIM_AT_ONCE: usize = 64;
@@ -37,17 +39,6 @@ pub struct PassReport {
     pub failed: usize,
     /// Taken by another replica or caller, or no longer due.
     pub skipped: usize,
-}
-
-/// The outcome for one token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Renewal {
-    /// Renewed.
-    Renewed,
-    /// Tried and failed.
-    Failed,
-    /// Not done here: someone else holds it, or it is no longer due.
-    Skipped,
 }
 
 /// Limits for one provider within this replica.
@@ -116,6 +107,7 @@ impl Gate {
 /// The background refresher of one replica.
 pub struct RefreshScheduler {
     engine: TokenEngine,
+    batch: u64,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
     in_flight: Arc<Mutex<HashSet<String>>>,
 }
@@ -123,8 +115,15 @@ pub struct RefreshScheduler {
 impl RefreshScheduler {
     /// A refresher over the engine's tokens.
     pub fn new(engine: TokenEngine) -> Arc<Self> {
+        Self::with_batch(engine, BATCH)
+    }
+
+    /// A refresher that lists `batch` due tokens at a time (tests use a
+    /// small one).
+    pub fn with_batch(engine: TokenEngine, batch: u64) -> Arc<Self> {
         Arc::new(Self {
             engine,
+            batch: batch.max(1),
             gates: Mutex::default(),
             in_flight: Arc::default(),
         })
@@ -145,27 +144,49 @@ impl RefreshScheduler {
         }
     }
 
-    /// One pass: renews every token due now (up to a batch) and waits for
-    /// those renewals.
-    pub async fn pass(self: &Arc<Self>) -> PassReport {
-        let db = &self.engine.tokens.db;
+    /// What makes a token due now: auto-refresh on, due, not pending, and
+    /// no live lease.
+    fn due_now(&self) -> Condition {
         let now = self.engine.tokens.clock.now();
-        // Ids only: the claim answers each row as it is when claimed.
-        let due: Vec<(String, String)> = match token::Entity::find()
-            .select_only()
-            .column(token::Column::Id)
-            .column(token::Column::ProviderId)
-            .filter(token::Column::AutoRefresh.eq(true))
-            .filter(token::Column::RefreshDueAt.lte(now))
-            .filter(
+        Condition::all()
+            .add(token::Column::AutoRefresh.eq(true))
+            .add(token::Column::RefreshDueAt.lte(now))
+            .add(token::Column::Status.ne(status::PENDING))
+            .add(
                 Condition::any()
                     .add(token::Column::LeaseUntil.is_null())
                     .add(token::Column::LeaseUntil.lt(now)),
             )
+    }
+
+    /// Up to one batch of a provider's due tokens, oldest due first: ids
+    /// only, since the claim answers each row as it is when claimed.
+    async fn due_ids(&self, provider_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
+        token::Entity::find()
+            .select_only()
+            .column(token::Column::Id)
+            .filter(self.due_now())
+            .filter(token::Column::ProviderId.eq(provider_id))
             .order_by_asc(token::Column::RefreshDueAt)
-            .limit(BATCH)
+            .limit(self.batch)
             .into_tuple()
-            .all(db)
+            .all(&self.engine.tokens.db)
+            .await
+    }
+
+    /// One pass: renews every token due now and waits for those renewals.
+    /// Every provider with due tokens is fed at once, each within its own
+    /// limits (so one with a large backlog holds up no other); its tokens
+    /// are listed in batches, the next while the last one's renewals still
+    /// run, until none is left. A token is tried at most once per pass.
+    pub async fn pass(self: &Arc<Self>) -> PassReport {
+        let providers: Vec<String> = match token::Entity::find()
+            .select_only()
+            .column(token::Column::ProviderId)
+            .distinct()
+            .filter(self.due_now())
+            .into_tuple()
+            .all(&self.engine.tokens.db)
             .await
         {
             Ok(rows) => rows,
@@ -174,20 +195,12 @@ impl RefreshScheduler {
                 return PassReport::default();
             }
         };
-        if due.is_empty() {
+        if providers.is_empty() {
             return PassReport::default();
-        }
-        // Replicas start in different places, so they rarely reach for
-        // the same token at once.
-        let mut due = due;
-        due.shuffle(&mut rand::thread_rng());
-        let mut by_provider: HashMap<String, Vec<String>> = HashMap::new();
-        for (id, provider_id) in due {
-            by_provider.entry(provider_id).or_default().push(id);
         }
         let mut report = PassReport::default();
         let mut feeds = tokio::task::JoinSet::new();
-        for (provider_id, ids) in by_provider {
+        for provider_id in providers {
             // Each provider opened (secrets and all) once per pass.
             let provider = match self.engine.providers.open(&provider_id).await {
                 Ok(p) => Arc::new(p),
@@ -197,7 +210,7 @@ impl RefreshScheduler {
                 }
             };
             let this = Arc::clone(self);
-            feeds.spawn(async move { this.renew_for(provider, ids).await });
+            feeds.spawn(async move { this.renew_for(provider).await });
         }
         while let Some(done) = feeds.join_next().await {
             match done {
@@ -220,15 +233,62 @@ impl RefreshScheduler {
         report
     }
 
-    /// Renews the due tokens `ids` of one provider within its limits: as
-    /// slots free up, claims as many tokens as there are free slots (up to
-    /// [`CLAIM_AT_ONCE`]) in one statement and starts their renewals.
-    async fn renew_for(self: Arc<Self>, p: Arc<OpenedProvider>, ids: Vec<String>) -> PassReport {
+    /// Renews the due tokens of one provider within its limits, a batch at
+    /// a time: as slots free up, it claims as many tokens as there are free
+    /// slots (up to [`CLAIM_AT_ONCE`]) in one statement and starts their
+    /// renewals.
+    async fn renew_for(self: Arc<Self>, p: Arc<OpenedProvider>) -> PassReport {
         let gate = self.gate(&p.model);
         let lease =
             chrono::Duration::milliseconds(i64::from(p.model.timeout_ms.max(0))) + LEASE_SLACK;
         let mut report = PassReport::default();
         let mut tasks = tokio::task::JoinSet::new();
+        let mut tried: HashSet<String> = HashSet::new();
+        loop {
+            // Listed while the last batch's renewals still run: what they
+            // claimed holds a lease and is not listed again.
+            let mut ids = match self.due_ids(&p.model.id).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::error!(provider = %p.model.id, error = %e, "the scheduler cannot list due tokens");
+                    break;
+                }
+            };
+            let full = ids.len() as u64 == self.batch;
+            ids.retain(|id| tried.insert(id.clone()));
+            if ids.is_empty() {
+                break;
+            }
+            // Replicas start in different places, so they rarely reach for
+            // the same token at once.
+            ids.shuffle(&mut rand::thread_rng());
+            self.feed(&gate, &p, lease, ids, &mut tasks, &mut report)
+                .await;
+            if !full {
+                break;
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(true) => report.renewed += 1,
+                Ok(false) => report.failed += 1,
+                Err(e) => tracing::error!(error = %e, "a background renewal panicked"),
+            }
+        }
+        report
+    }
+
+    /// Claims and starts the renewals of `ids` as the provider's slots
+    /// free up; the renewals run on in `tasks`.
+    async fn feed(
+        &self,
+        gate: &Gate,
+        p: &Arc<OpenedProvider>,
+        lease: chrono::Duration,
+        ids: Vec<String>,
+        tasks: &mut tokio::task::JoinSet<bool>,
+        report: &mut PassReport,
+    ) {
         let mut ids = ids.into_iter().peekable();
         while ids.peek().is_some() {
             let mut permits = vec![gate.enter().await];
@@ -262,12 +322,11 @@ impl RefreshScheduler {
                 }
             };
             report.skipped += chunk.len() - claimed.len();
-            {
+            if claimed.len() < chunk.len() {
+                let taken: HashSet<&str> = claimed.iter().map(|t| t.id.as_str()).collect();
                 let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                for id in &chunk {
-                    if !claimed.iter().any(|t| &t.id == id) {
-                        in_flight.remove(id);
-                    }
+                for id in chunk.iter().filter(|id| !taken.contains(id.as_str())) {
+                    in_flight.remove(id);
                 }
             }
             for (t, permit) in claimed.into_iter().zip(permits) {
@@ -277,8 +336,7 @@ impl RefreshScheduler {
                     let id = t.id.clone();
                     // Boxed: the renewal's state is large, and is then
                     // moved once rather than with every hand-over.
-                    let outcome = Box::pin(renew_claimed(&engine, t, &p)).await;
-                    drop(permit);
+                    let outcome = Box::pin(renew_claimed(&engine, t, &p, permit)).await;
                     in_flight
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -287,25 +345,18 @@ impl RefreshScheduler {
                 });
             }
         }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Renewal::Renewed) => report.renewed += 1,
-                Ok(Renewal::Failed) => report.failed += 1,
-                Ok(Renewal::Skipped) => report.skipped += 1,
-                Err(e) => tracing::error!(error = %e, "a background renewal panicked"),
-            }
-        }
-        report
     }
 }
 
 /// Renews one token whose lease this replica holds (claimed just now), and
-/// releases the lease if it could not store an outcome.
+/// releases the lease if it could not store an outcome. `slot` is given
+/// back once the provider has answered. True when renewed.
 async fn renew_claimed(
     engine: &TokenEngine,
     t: token::Model,
     provider: &OpenedProvider,
-) -> Renewal {
+    slot: OwnedSemaphorePermit,
+) -> bool {
     let id = t.id.clone();
     let result = engine
         .refresh_with(
@@ -314,14 +365,12 @@ async fn renew_claimed(
             None,
             Mode::Background,
             provider,
+            Some(slot),
         )
         .await;
     // Storing released the lease; a refusal before storing did not.
     if result.is_err() {
         engine.release(&id).await;
     }
-    match result {
-        Ok(view) if view.error.is_none() => Renewal::Renewed,
-        Ok(_) | Err(_) => Renewal::Failed,
-    }
+    matches!(result, Ok(view) if view.error.is_none())
 }

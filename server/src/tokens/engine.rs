@@ -12,6 +12,7 @@ use sea_orm::QueryTrait as _;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryIntoModel,
 };
+use tokio::sync::OwnedSemaphorePermit;
 use url::Url;
 
 use super::{Flow, Tokens, db_error, open_secret, status};
@@ -925,11 +926,14 @@ impl TokenEngine {
                 return Err(e);
             }
         };
-        self.refresh_with(actor, t, addr, mode, &provider).await
+        self.refresh_with(actor, t, addr, mode, &provider, None)
+            .await
     }
 
     /// Renews `t` for `actor` with its provider already opened (the
     /// scheduler opens each provider once per pass), counted in the metrics.
+    /// `slot`, a place in the provider's concurrency limit, is given back
+    /// as soon as the provider has answered, before the outcome is stored.
     pub(crate) async fn refresh_with(
         &self,
         actor: Actor,
@@ -937,13 +941,14 @@ impl TokenEngine {
         addr: Option<String>,
         mode: Mode,
         provider: &OpenedProvider,
+        slot: Option<OwnedSemaphorePermit>,
     ) -> Result<TokenView, AppError> {
         let started = std::time::Instant::now();
         let trigger = match mode {
             Mode::Asked => "asked",
             Mode::Background => "background",
         };
-        let result = self.renew(actor, t, addr, mode, provider).await;
+        let result = self.renew(actor, t, addr, mode, provider, slot).await;
         let ok = matches!(&result, Ok(view) if view.error.is_none());
         self.metrics
             .refresh(&provider.model.name, ok, trigger, started.elapsed());
@@ -958,6 +963,7 @@ impl TokenEngine {
         addr: Option<String>,
         mode: Mode,
         provider: &OpenedProvider,
+        slot: Option<OwnedSemaphorePermit>,
     ) -> Result<TokenView, AppError> {
         let id = t.id.as_str();
         let flow: Flow = t.flow.parse()?;
@@ -1009,6 +1015,9 @@ impl TokenEngine {
                     .await;
             }
         };
+        // The provider is done with: the next renewal may call it while
+        // this one is stored.
+        drop(slot);
         let (model, detail) = self.settle(&t, provider, outcome, &values, mode).await?;
         // The scheduler only reads the outcome: no names to look up.
         let view = match mode {

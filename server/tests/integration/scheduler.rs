@@ -350,6 +350,27 @@ async fn two_replicas_renew_each_due_token_exactly_once() {
     assert_eq!(grants(&w, "client_credentials").await, 40);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_renews_every_due_token_batch_after_batch() {
+    let w = World::new().await;
+    let pid = w.provider_id("cc").await;
+    for n in 0..12 {
+        w.token(
+            json!({"name": format!("cc-{n}"), "provider_id": pid, "flow": "client_credentials"}),
+        )
+        .await;
+    }
+    w.auth.admin("POST", "/stats/reset", None).await;
+    w.app.clock.advance(Duration::hours(2));
+    // Five listed at a time: the pass goes on until none is due.
+    let scheduler = RefreshScheduler::with_batch(w.app.state.instance.tokens.clone(), 5);
+    let report = scheduler.pass().await;
+    assert_eq!(report.renewed, 12, "{report:?}");
+    assert_eq!(report.failed, 0);
+    assert_eq!(grants(&w, "client_credentials").await, 12, "each once");
+    assert_eq!(scheduler.pass().await, PassReport::default());
+}
+
 /// A webhook receiver on loopback: records each delivery (headers and
 /// body) and answers the queued statuses, then 200.
 struct Receiver {
