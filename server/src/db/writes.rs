@@ -240,7 +240,10 @@ impl Writer {
                     .map_err(sql_error)?,
             ),
         };
-        let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
+        // Not kept in the connection's statement cache: a script is seldom
+        // the same twice, and would push out statements that are.
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)))
+            .persistent(false);
         // Each statement answers its rows, then what it did; the first
         // answer is BEGIN's, the last COMMIT's.
         let mut results = Vec::with_capacity(group.len());

@@ -34,18 +34,26 @@ pub fn start(instance: &Instance) -> Option<tokio::task::JoinHandle<()>> {
         .to_std()
         .unwrap_or(std::time::Duration::from_secs(5));
     tracing::info!(interval_ms = every.as_millis() as u64, "scheduler started");
-    let passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
+    // Renewals on one side, jobs and webhooks on the other: a long refresh
+    // pass (a large backlog at a rate-limited provider) holds up neither.
+    let refresh_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
+    let other_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
     Some(tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             ticks.tick().await;
-            if let Ok(permit) = passes.clone().try_acquire_owned() {
+            if let Ok(permit) = refresh_passes.clone().try_acquire_owned() {
                 let refresh = refresh.clone();
+                tokio::spawn(async move {
+                    refresh.pass().await;
+                    drop(permit);
+                });
+            }
+            if let Ok(permit) = other_passes.clone().try_acquire_owned() {
                 let webhooks = webhooks.clone();
                 let jobs = jobs.clone();
                 tokio::spawn(async move {
-                    refresh.pass().await;
                     jobs.pass().await;
                     if let Some(w) = &webhooks {
                         w.pass().await;

@@ -371,6 +371,74 @@ async fn one_pass_renews_every_due_token_batch_after_batch() {
     assert_eq!(scheduler.pass().await, PassReport::default());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_pass_stuck_at_a_provider_holds_up_no_scheduled_job() {
+    let w = World::with_env(&[("QUIVER_SCHEDULER_INTERVAL", "100ms")]).await;
+    let cc = w.provider_id("cc").await;
+    let pw = w.provider_id("pw").await;
+    // One renewal at a time at `cc`, three tokens: while the first hangs,
+    // every pass waits for a slot for the other two.
+    let r = w
+        .app
+        .send(crate::support::json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{cc}"),
+            Some(w.admin.clone()),
+            json!({"refresh_concurrency": 1}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for n in 0..3 {
+        w.token(
+            json!({"name": format!("cc-{n}"), "provider_id": cc, "flow": "client_credentials"}),
+        )
+        .await;
+    }
+    // A job over a provider without tokens: its runs call no provider.
+    let r = w
+        .app
+        .send(crate::support::json_request(
+            "POST",
+            "/api/v1/jobs",
+            Some(w.admin.clone()),
+            json!({"name": "pw tokens", "action": "refresh", "target": "provider", "target_id": pw, "every_minutes": 1}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let job = r.json()["id"].as_str().unwrap().to_owned();
+    // The tokens and the job are due; every token request hangs for 20 s.
+    w.app.clock.advance(Duration::hours(2));
+    w.auth
+        .fault(json!({"mode": "hang", "delayMs": 20000, "count": -1, "endpoint": "token"}))
+        .await;
+    let scheduler = server::schedule::start(&w.app.state.instance).expect("the scheduler is on");
+    let started = std::time::Instant::now();
+    let mut ran = false;
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        let view = w
+            .app
+            .send(request(
+                "GET",
+                &format!("/api/v1/jobs/{job}"),
+                Some(w.admin.clone()),
+            ))
+            .await
+            .json();
+        if view["job"]["last_run_at"].is_string() {
+            ran = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    scheduler.abort();
+    w.auth.clear_faults().await;
+    assert!(
+        ran,
+        "the job ran within {:?} while the renewal hung",
+        started.elapsed()
+    );
+}
+
 /// A webhook receiver on loopback: records each delivery (headers and
 /// body) and answers the queued statuses, then 200.
 struct Receiver {
