@@ -13,9 +13,9 @@
 //! A group goes to SQLite as one script (`BEGIN IMMEDIATE; …; COMMIT`), so
 //! that committing N writes is one hand-over to sqlx's SQLite thread rather
 //! than N + 2; while writes keep coming, the group task keeps its
-//! connection (and that connection's page cache stays warm). If anything in a group fails, the
-//! group is rolled back and each write runs again on its own: one bad
-//! write never fails its neighbours.
+//! connection (and that connection's page cache stays warm). If anything
+//! in a group fails, the group is rolled back and each write runs again on
+//! its own: one bad write never fails its neighbours.
 //!
 //! On PostgreSQL (many writers, row locks) writes go straight to the pool:
 //! a group would make every write in it wait for any row lock one of them
@@ -131,31 +131,13 @@ async fn run<C: ConnectionTrait>(
     match returns {
         Returns::Nothing => {
             let done = db.execute_raw(statement).await?;
-            Ok(Written {
-                rows_affected: done.rows_affected(),
-                ..Written::default()
-            })
+            written(returns, done.rows_affected(), Vec::new())
         }
         Returns::Id => {
             let row = db.query_one_raw(statement).await?;
-            let id = match row {
-                Some(row) => Some(row.try_get::<i64>("", "id")?),
-                None => None,
-            };
-            Ok(Written {
-                rows_affected: u64::from(id.is_some()),
-                id,
-                ..Written::default()
-            })
+            written(returns, 0, row.into_iter().collect())
         }
-        Returns::Rows => {
-            let rows = db.query_all_raw(statement).await?;
-            Ok(Written {
-                rows_affected: rows.len() as u64,
-                rows,
-                ..Written::default()
-            })
-        }
+        Returns::Rows => written(returns, 0, db.query_all_raw(statement).await?),
     }
 }
 
@@ -285,7 +267,8 @@ impl Writer {
     }
 }
 
-/// A statement's result from what it did and the rows it returned.
+/// A statement's result from what it did and the rows it returned (the
+/// rows it changed count only for statements that return nothing).
 fn written(returns: Returns, rows_affected: u64, rows: Vec<QueryResult>) -> Result<Written, DbErr> {
     Ok(match returns {
         Returns::Nothing => Written {

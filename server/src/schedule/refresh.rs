@@ -2,9 +2,9 @@
 //! claims them with a lease, up to 64 in one statement (so that among
 //! several replicas exactly one renews each), calls the provider outside
 //! any transaction, and stores the result in the update that releases the
-//! lease. Per provider, a replica
-//! runs at most `refresh_concurrency` renewals at once and starts at most
-//! `refresh_rate_per_minute` per minute.
+//! lease. Per provider, a replica has at most `refresh_concurrency`
+//! requests open at the provider and starts at most
+//! `refresh_rate_per_minute` renewals per minute.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
