@@ -9,7 +9,9 @@
 //! - `refresh`: 10,000 due Client Credentials tokens renewed by the
 //!   scheduler's passes, against the test provider's own capacity measured
 //!   alone (client_credentials grants straight to its token endpoint at the
-//!   same concurrency); SQLite by default.
+//!   same concurrency); SQLite by default. With 2 CPUs or more the
+//!   provider runs on the first and this process on the others, in every
+//!   run alike (`BENCH_PIN`).
 //! - `memory`: the resident memory of a separate `quiver serve` process with
 //!   10,000 and 100,000 tokens (inserted in SQL batches); SQLite by default.
 //!
@@ -89,6 +91,11 @@ struct Settings {
     postgres_url: String,
     /// `QUIVER_LOG` (`info`, as `quiver serve`): the in-process log filter.
     log: String,
+    /// `BENCH_PIN` (1 on a machine with 2 CPUs or more, else 0): in the
+    /// refresh part, the provider runs on the first CPU and this process
+    /// (Quiver, and the load generator of the provider-alone runs) on the
+    /// others, in every run alike, as when the provider is another machine.
+    pin: bool,
 }
 
 fn env_u64(name: &str, default: u64) -> BenchResult<u64> {
@@ -148,6 +155,7 @@ impl Settings {
             postgres_url: std::env::var("QUIVER_TEST_POSTGRES_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
             log: std::env::var("QUIVER_LOG").unwrap_or_else(|_| "info".to_owned()),
+            pin: env_u64("BENCH_PIN", u64::from(cpus >= 2))? != 0,
         };
         Ok(s)
     }
@@ -423,6 +431,12 @@ async fn hammer(url: &str, key: Option<&str>, s: &Settings) -> BenchResult<Load>
 
 async fn refresh(s: &Settings) -> BenchResult {
     let auth = AuthServer::start()?;
+    let placement = if s.pin {
+        pin_apart(auth.child.id())?
+    } else {
+        "not pinned: the provider and Quiver share every CPU".to_owned()
+    };
+    bench("refresh.cpus", &placement);
     for kind in s.databases(&[Kind::Sqlite]) {
         // The provider alone, right before Quiver, at the same concurrency,
         // after a full run to warm it up (its JIT takes thousands of
@@ -565,6 +579,36 @@ async fn refresh(s: &Settings) -> BenchResult {
         }
     }
     Ok(())
+}
+
+/// Pins the provider (process `provider`, all its threads) to the first
+/// CPU and this process (all its threads, and so those it starts later) to
+/// the others, with `taskset`; says where each runs.
+fn pin_apart(provider: u32) -> BenchResult<String> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        return Err("BENCH_PIN=1 needs at least 2 CPUs; set BENCH_PIN=0".into());
+    }
+    let rest = if cpus == 2 {
+        "1".to_owned()
+    } else {
+        format!("1-{}", cpus - 1)
+    };
+    for (pid, list) in [(provider, "0"), (std::process::id(), rest.as_str())] {
+        let out = Command::new("taskset")
+            .args(["-a", "-p", "-c", list, &pid.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run taskset (util-linux) to pin the runs: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "taskset could not pin process {pid} to CPUs {list}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    Ok(format!(
+        "the provider pinned to CPU 0, Quiver and the provider-alone load generator to CPUs {rest} (BENCH_PIN=0: not pinned)"
+    ))
 }
 
 /// User plus system CPU time of this process so far, in seconds.
