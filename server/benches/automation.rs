@@ -437,13 +437,23 @@ async fn refresh(s: &Settings) -> BenchResult {
         "not pinned: the provider and Quiver share every CPU".to_owned()
     };
     bench("refresh.cpus", &placement);
+    let outcome = refresh_runs(s, &auth).await;
+    if s.pin {
+        // The later parts run on every CPU again.
+        pin(std::process::id(), &cpu_list(0))?;
+    }
+    outcome
+}
+
+/// The refresh runs of every database, on `auth`.
+async fn refresh_runs(s: &Settings, auth: &AuthServer) -> BenchResult {
     for kind in s.databases(&[Kind::Sqlite]) {
         // The provider alone, right before Quiver, at the same concurrency,
         // after a full run to warm it up (its JIT takes thousands of
         // grants to settle).
-        grants(&auth, s.grants, s.concurrency, true).await?;
-        let alone = grants(&auth, s.grants, s.concurrency, true).await?;
-        let alone_new = grants(&auth, s.grants, s.concurrency, false).await?;
+        grants(auth, s.grants, s.concurrency, true).await?;
+        let alone = grants(auth, s.grants, s.concurrency, true).await?;
+        let alone_new = grants(auth, s.grants, s.concurrency, false).await?;
 
         let db = BenchDb::create(kind, s).await?;
         let env = quiver_env(&db, &db.dir.path().join("data"));
@@ -457,7 +467,7 @@ async fn refresh(s: &Settings) -> BenchResult {
         }))
         .await?;
         let api = Api::new(&format!("http://{}", served.addr), &key);
-        let provider = api.cc_provider(&auth, s.concurrency).await?;
+        let provider = api.cc_provider(auth, s.concurrency).await?;
         let token = api.cc_token(&provider, "refresh-bench").await?;
         let now = chrono::Utc::now();
         eprintln!(
@@ -514,7 +524,7 @@ async fn refresh(s: &Settings) -> BenchResult {
         // The provider alone again, now that it holds every token issued
         // so far: tells how much of the difference is the provider slowing
         // down as its store grows.
-        let alone_after = grants(&auth, s.grants, s.concurrency, true).await?;
+        let alone_after = grants(auth, s.grants, s.concurrency, true).await?;
 
         let rate = renewed as f64 / took;
         let capacity = alone.per_second.max(alone_after.per_second);
@@ -583,32 +593,59 @@ async fn refresh(s: &Settings) -> BenchResult {
 
 /// Pins the provider (process `provider`, all its threads) to the first
 /// CPU and this process (all its threads, and so those it starts later) to
-/// the others, with `taskset`; says where each runs.
+/// the others; says where each runs.
 fn pin_apart(provider: u32) -> BenchResult<String> {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus < 2 {
+    if cpu_count() < 2 {
         return Err("BENCH_PIN=1 needs at least 2 CPUs; set BENCH_PIN=0".into());
     }
-    let rest = if cpus == 2 {
-        "1".to_owned()
-    } else {
-        format!("1-{}", cpus - 1)
-    };
-    for (pid, list) in [(provider, "0"), (std::process::id(), rest.as_str())] {
-        let out = Command::new("taskset")
-            .args(["-a", "-p", "-c", list, &pid.to_string()])
-            .output()
-            .map_err(|e| format!("cannot run taskset (util-linux) to pin the runs: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "taskset could not pin process {pid} to CPUs {list}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
+    let rest = cpu_list(1);
+    pin(provider, "0")?;
+    pin(std::process::id(), &rest)?;
     Ok(format!(
         "the provider pinned to CPU 0, Quiver and the provider-alone load generator to CPUs {rest} (BENCH_PIN=0: not pinned)"
     ))
+}
+
+/// The machine's CPUs (not only those this process may use now).
+fn cpu_count() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| {
+            let last = list
+                .trim()
+                .rsplit([',', '-'])
+                .next()?
+                .parse::<usize>()
+                .ok()?;
+            Some(last + 1)
+        })
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// CPUs `first` to the last, as `taskset -c` takes them.
+fn cpu_list(first: usize) -> String {
+    let last = cpu_count().saturating_sub(1).max(first);
+    if last == first {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    }
+}
+
+/// Pins every thread of process `pid` to `cpus`, with `taskset`.
+fn pin(pid: u32, cpus: &str) -> BenchResult {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run taskset (util-linux) to pin the runs: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset could not pin process {pid} to CPUs {cpus}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// User plus system CPU time of this process so far, in seconds.
