@@ -292,6 +292,7 @@ await step('authorization_code + PKCE via auto login, refresh rotation, reuse ->
   assert.equal(s.tokenGrantTypes.refresh_token, 2);
   assert.equal(s.providerGrantTypes.refresh_token, 2);
   assert.deepEqual(s.tokenResults.refresh_token, { ok: 1, error: 1 });
+  assert.deepEqual(s.tokenErrors.refresh_token, { invalid_grant: 1 });
   // reuse detection revokes the whole grant: the rotated token is dead too
   const after = await token({ grant_type: 'refresh_token', refresh_token: rt2 }, auth);
   assert.equal(after.json.error, 'invalid_grant');

@@ -166,6 +166,7 @@ function newStats() {
     providerGrantTypes: {}, // grant_type -> token requests passed to oidc-provider
     faultsServed: {}, // endpoint -> faulted responses
     tokenResults: {}, // grant_type -> { ok, error } as answered by oidc-provider
+    tokenErrors: {}, // grant_type -> { error code -> count } as answered by oidc-provider
   };
 }
 let stats = newStats();
@@ -429,6 +430,11 @@ function buildProvider(iss) {
       const gt = String(ctx.oidc.params?.grant_type ?? ctx.oidc.body?.grant_type ?? '(none)');
       stats.tokenResults[gt] ??= { ok: 0, error: 0 };
       stats.tokenResults[gt][ctx.status >= 200 && ctx.status < 300 ? 'ok' : 'error'] += 1;
+      if (ctx.status >= 400) {
+        const code = String(ctx.body?.error ?? '(none)');
+        stats.tokenErrors[gt] ??= {};
+        bump(stats.tokenErrors[gt], code);
+      }
     }
   });
   // RFC 9207: oidc-provider omits `iss` when the response carries an id_token.
@@ -655,6 +661,7 @@ function addFault(spec) {
     headers: spec.headers ?? {},
     delayMs: spec.delayMs,
     grantType: spec.grantType ?? spec.grant_type,
+    clientId: spec.clientId ?? spec.client_id,
     remaining,
     served: 0,
   };
@@ -662,10 +669,11 @@ function addFault(spec) {
   return fault;
 }
 
-function takeFault(endpoint, grantType) {
+function takeFault(endpoint, grantType, clientId) {
   const f = faults.find((x) => x.remaining > 0
     && (x.endpoint === endpoint || x.endpoint === 'any')
-    && (x.grantType === undefined || x.grantType === grantType));
+    && (x.grantType === undefined || x.grantType === grantType)
+    && (x.clientId === undefined || x.clientId === clientId));
   if (!f) return undefined;
   f.remaining -= 1;
   f.served += 1;
@@ -1117,17 +1125,20 @@ async function handle(req, res) {
 
   let raw;
   let grantType;
+  let clientId;
   if (endpoint === 'token' && req.method === 'POST') {
     raw = await readBody(req);
     const form = querystring.parse(raw.toString('utf8'));
     grantType = typeof form.grant_type === 'string' ? form.grant_type : '(none)';
     bump(stats.tokenGrantTypes, grantType);
-    tokenRequests.push(describeTokenRequest(req, raw, form));
+    const described = describeTokenRequest(req, raw, form);
+    clientId = described.basicAuth?.clientId ?? (typeof form.client_id === 'string' ? form.client_id : undefined);
+    tokenRequests.push(described);
     if (tokenRequests.length > MAX_LOGGED_TOKEN_REQUESTS) tokenRequests.shift();
   }
 
   if (!internal) {
-    const fault = takeFault(endpoint, grantType);
+    const fault = takeFault(endpoint, grantType, clientId);
     if (fault) {
       bump(stats.faultsServed, endpoint);
       if (raw) tokenRequests[tokenRequests.length - 1].faulted = fault.mode;

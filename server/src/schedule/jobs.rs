@@ -693,18 +693,21 @@ impl Jobs {
                         Some("reset applies to Client Credentials tokens only".into()),
                     )
                 } else {
+                    // The job's copy of the row only names the token: the
+                    // renewal reads it again once it holds the claim.
                     let outcome = match action {
-                        Action::Refresh => {
-                            engine.refresh_as(actor, t, None, Mode::Background).await
-                        }
+                        Action::Refresh => engine.refresh_for_job(actor, t, started).await,
                         Action::ResetClientCredentials => {
-                            engine.reset_as(actor, t, ResetInput::default(), None).await
+                            engine
+                                .reset_as(actor, t, ResetInput::default(), None, Mode::Asked)
+                                .await
                         }
                     };
                     match outcome {
-                        Ok(view) => match view.error {
-                            None => result("success", None),
-                            Some(e) => result(
+                        Ok(answer) => match (answer.refusal, answer.view.error) {
+                            (None, _) => result("success", None),
+                            // The provider's words, as stored on the token.
+                            (Some(_), Some(e)) => result(
                                 "failure",
                                 Some(format!(
                                     "{}{}",
@@ -714,6 +717,7 @@ impl Jobs {
                                         .unwrap_or_default()
                                 )),
                             ),
+                            (Some(e), None) => result("failure", Some(e.to_string())),
                         },
                         Err(e) => result("failure", Some(e.to_string())),
                     }

@@ -1,8 +1,9 @@
-//! Background refresh: each pass finds the tokens whose renewal is due,
-//! claims them with a lease, up to 64 in one statement (so that among
-//! several replicas exactly one renews each), calls the provider outside
-//! any transaction, and stores the result in the update that releases the
-//! lease. Per provider, a replica has at most `refresh_concurrency`
+//! Background refresh: each pass finds the tokens whose renewal is due and
+//! renews them through [`crate::tokens::renewal`]: tokens already renewing
+//! in this process are left to that renewal, the others claimed up to 64 in
+//! one statement (so that among several replicas exactly one renews each),
+//! renewed outside any transaction, and stored in the update that releases
+//! the claim. Per provider, a replica has at most `refresh_concurrency`
 //! requests open at the provider and starts at most
 //! `refresh_rate_per_minute` renewals per minute.
 
@@ -16,19 +17,15 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::audit::Actor;
 use crate::db::entity::{provider, token};
 use crate::providers::OpenedProvider;
-use crate::tokens::engine::{Mode, TokenEngine};
+use crate::tokens::engine::TokenEngine;
 use crate::tokens::status;
 
 /// Due tokens listed at a time.
 const BATCH: u64 = 500;
 /// Most tokens claimed by one statement.
 const CLAIM_AT_ONCE: usize = 64;
-/// Added to the provider's timeout to make a lease: long enough that a
-/// live replica always finishes within its lease.
-const LEASE_SLACK: chrono::Duration = chrono::Duration::seconds(10);
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +106,6 @@ pub struct RefreshScheduler {
     engine: TokenEngine,
     batch: u64,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
 }
 
 impl RefreshScheduler {
@@ -125,7 +121,6 @@ impl RefreshScheduler {
             engine,
             batch: batch.max(1),
             gates: Mutex::default(),
-            in_flight: Arc::default(),
         })
     }
 
@@ -239,8 +234,6 @@ impl RefreshScheduler {
     /// renewals.
     async fn renew_for(self: Arc<Self>, p: Arc<OpenedProvider>) -> PassReport {
         let gate = self.gate(&p.model);
-        let lease =
-            chrono::Duration::milliseconds(i64::from(p.model.timeout_ms.max(0))) + LEASE_SLACK;
         let mut report = PassReport::default();
         let mut tasks = tokio::task::JoinSet::new();
         let mut tried: HashSet<String> = HashSet::new();
@@ -262,8 +255,7 @@ impl RefreshScheduler {
             // Replicas start in different places, so they rarely reach for
             // the same token at once.
             ids.shuffle(&mut rand::thread_rng());
-            self.feed(&gate, &p, lease, ids, &mut tasks, &mut report)
-                .await;
+            self.feed(&gate, &p, ids, &mut tasks, &mut report).await;
             if !full {
                 break;
             }
@@ -284,7 +276,6 @@ impl RefreshScheduler {
         &self,
         gate: &Gate,
         p: &Arc<OpenedProvider>,
-        lease: chrono::Duration,
         ids: Vec<String>,
         tasks: &mut tokio::task::JoinSet<bool>,
         report: &mut PassReport,
@@ -301,76 +292,24 @@ impl RefreshScheduler {
                     permits.push(permit);
                 }
             }
-            let mut chunk = Vec::with_capacity(permits.len());
-            {
-                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                while chunk.len() < permits.len() {
-                    let Some(id) = ids.next() else { break };
-                    // Already being renewed here (by an earlier pass).
-                    if in_flight.insert(id.clone()) {
-                        chunk.push(id);
-                    } else {
-                        report.skipped += 1;
+            let slots = permits.len();
+            let mut leads = Vec::with_capacity(slots);
+            let mut permits = permits.into_iter();
+            while leads.len() < slots {
+                let Some(id) = ids.next() else { break };
+                // Already being renewed in this process (by an earlier pass,
+                // a program or a person): that renewal serves.
+                match self.engine.flights.try_lead(&id) {
+                    Some(lead) => {
+                        let permit = permits.next().expect("one permit per lead");
+                        leads.push((lead, permit));
                     }
+                    None => report.skipped += 1,
                 }
             }
-            let claimed = match self.engine.claim_due(&chunk, lease).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the scheduler could not claim due tokens");
-                    Vec::new()
-                }
-            };
-            report.skipped += chunk.len() - claimed.len();
-            if claimed.len() < chunk.len() {
-                let taken: HashSet<&str> = claimed.iter().map(|t| t.id.as_str()).collect();
-                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                for id in chunk.iter().filter(|id| !taken.contains(id.as_str())) {
-                    in_flight.remove(id);
-                }
-            }
-            for (t, permit) in claimed.into_iter().zip(permits) {
-                let (engine, p, in_flight) =
-                    (self.engine.clone(), p.clone(), self.in_flight.clone());
-                tasks.spawn(async move {
-                    let id = t.id.clone();
-                    // Boxed: the renewal's state is large, and is then
-                    // moved once rather than with every hand-over.
-                    let outcome = Box::pin(renew_claimed(&engine, t, &p, permit)).await;
-                    in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
-                    outcome
-                });
-            }
+            let wanted = leads.len();
+            let claimed = self.engine.renew_due(p, leads, tasks).await;
+            report.skipped += wanted - claimed;
         }
     }
-}
-
-/// Renews one token whose lease this replica holds (claimed just now), and
-/// releases the lease if it could not store an outcome. `slot` is given
-/// back once the provider has answered. True when renewed.
-async fn renew_claimed(
-    engine: &TokenEngine,
-    t: token::Model,
-    provider: &OpenedProvider,
-    slot: OwnedSemaphorePermit,
-) -> bool {
-    let id = t.id.clone();
-    let result = engine
-        .refresh_with(
-            Actor::System("scheduler".into()),
-            t,
-            None,
-            Mode::Background,
-            provider,
-            Some(slot),
-        )
-        .await;
-    // Storing released the lease; a refusal before storing did not.
-    if result.is_err() {
-        engine.release(&id).await;
-    }
-    matches!(result, Ok(view) if view.error.is_none())
 }

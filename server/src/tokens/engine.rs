@@ -8,19 +8,16 @@ use std::sync::Arc;
 
 use app::error::AppError;
 use app::tokens::{DeleteOutcome, ResetInput, TokenError, TokenInput, TokenView};
-use sea_orm::QueryTrait as _;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryIntoModel,
-};
-use tokio::sync::OwnedSemaphorePermit;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use url::Url;
 
+use super::renewal::{Need, Renewal, Renewed, refusal};
 use super::{Flow, Tokens, db_error, open_secret, status};
 use crate::audit::{Actor, Audit, AuditEvent, Outcome};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::db::entity::token;
-use crate::events::{EventKind, Events};
+use crate::events::Events;
 use crate::oauth::client_auth::{ClientAuth, ClientAuthMethod};
 use crate::oauth::grant::{GrantError, TokenEndpoint};
 use crate::oauth::outbound::{self, OutboundError};
@@ -28,7 +25,6 @@ use crate::oauth::token_response::{ProviderFault, TokenSet};
 use crate::providers::{OpenedProvider, Providers, has_value, params_map};
 use crate::schedule::due;
 use crate::seal::SealSlot;
-use crate::secret::SecretString;
 
 /// Everything the token actions need.
 #[derive(Clone)]
@@ -42,7 +38,7 @@ pub struct TokenEngine {
     /// Settings.
     pub config: Arc<Config>,
     /// In-process single-flight locks for refreshes.
-    pub flights: Arc<super::access::Flights>,
+    pub flights: Arc<super::renewal::Flights>,
     /// This process's name in refresh leases.
     pub replica: String,
     /// Notifications and webhooks.
@@ -123,20 +119,22 @@ pub enum Mode {
     Background,
 }
 
-/// Whether a store may overwrite a result stored meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guard {
-    /// Only if nobody stored a newer result since the token was read.
-    Version,
-    /// Always (a new authorization replaces whatever was there).
-    None,
+/// What to send besides the grant: scope, resource, additional values.
+pub(super) struct RequestValues {
+    pub(super) scope: Option<String>,
+    pub(super) resource: Option<String>,
+    pub(super) additional: BTreeMap<String, String>,
 }
 
-/// What to send besides the grant: scope, resource, additional values.
-struct RequestValues {
-    scope: Option<String>,
-    resource: Option<String>,
-    additional: BTreeMap<String, String>,
+/// What Refresh, Request again and Reset answer: the token as stored
+/// afterwards and, when the provider refused or did not answer, the error
+/// to report (the UI shows the token's stored error instead).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The token.
+    pub view: TokenView,
+    /// Why it was not renewed, when it was not.
+    pub refusal: Option<AppError>,
 }
 
 impl TokenEngine {
@@ -144,13 +142,13 @@ impl TokenEngine {
         self.tokens.clock.now()
     }
 
-    fn seal(&self, id: &str, column: &str, value: &str) -> String {
+    pub(super) fn seal(&self, id: &str, column: &str, value: &str) -> String {
         self.tokens
             .sealer
             .seal(SealSlot::new("tokens", id, column), value.as_bytes())
     }
 
-    async fn audited<T>(
+    pub(super) async fn audited<T>(
         &self,
         actor: Actor,
         addr: &Option<String>,
@@ -187,7 +185,7 @@ impl TokenEngine {
             .audited(caller.actor(), &addr, "token.create", id, created, None)
             .await?;
         if request_now {
-            self.request(caller, &created.id, addr).await
+            Ok(self.request(caller, &created.id, addr).await?.view)
         } else {
             self.tokens.view(&created, None).await
         }
@@ -231,7 +229,7 @@ impl TokenEngine {
     }
 
     /// Checks and applies the settings of `input` (absent keeps).
-    fn apply_settings(
+    pub(super) fn apply_settings(
         &self,
         id: &str,
         active: &mut token::ActiveModel,
@@ -486,7 +484,7 @@ impl TokenEngine {
         (self.http.get(connect, total), total)
     }
 
-    fn values(t: &token::Model) -> RequestValues {
+    pub(super) fn values(t: &token::Model) -> RequestValues {
         RequestValues {
             scope: t.scope.clone(),
             resource: t.resource.clone(),
@@ -503,7 +501,7 @@ impl TokenEngine {
     }
 
     /// Sends a grant to the token (or refresh) endpoint.
-    async fn call(
+    pub(super) async fn call(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
@@ -554,182 +552,6 @@ impl TokenEngine {
         .await
     }
 
-    /// Stores a successful response in one update.
-    async fn store_success(
-        &self,
-        t: &token::Model,
-        provider: &OpenedProvider,
-        set: TokenSet,
-        values: &RequestValues,
-        guard: Guard,
-    ) -> Result<token::Model, AppError> {
-        let now = self.now();
-        let lifetime = set.expires_in.or_else(|| {
-            provider
-                .model
-                .default_lifetime_secs
-                .map(chrono::Duration::seconds)
-        });
-        let mut active: token::ActiveModel = t.clone().into();
-        active.access_token = Set(Some(self.seal(
-            &t.id,
-            "access_token",
-            set.access_token.expose(),
-        )));
-        if let Some(refresh) = &set.refresh_token {
-            // Rotation: the new refresh token replaces the old; when the
-            // response has none, the old one is kept.
-            active.refresh_token = Set(Some(self.seal(&t.id, "refresh_token", refresh.expose())));
-        }
-        active.token_type = Set(Some(set.token_type.clone()));
-        active.expires_at = Set(lifetime.map(|l| now + l));
-        active.granted_scope = Set(set.scope.clone().or_else(|| values.scope.clone()));
-        active.status = Set(status::ACTIVE.to_owned());
-        active.last_error = Set(None);
-        active.failure_count = Set(0);
-        // Completing the refresh and releasing its lease is one update.
-        active.lease_owner = Set(None);
-        active.lease_until = Set(None);
-        active.last_refreshed_at = Set(Some(now));
-        active.updated_at = Set(now);
-        let mut after = t.clone();
-        after.expires_at = lifetime.map(|l| now + l);
-        after.last_refreshed_at = Some(now);
-        after.status = status::ACTIVE.to_owned();
-        after.access_token = Some(String::new());
-        if set.refresh_token.is_some() {
-            after.refresh_token = Some(String::new());
-        }
-        active.refresh_due_at = Set(due::next_due(&after, self.config.idle_refresh_interval));
-        let recovered = t.status == status::FAILED && t.failure_count > 0;
-        let stored = self.store_guarded(t, active, guard).await?;
-        if recovered {
-            self.events
-                .raise(
-                    EventKind::TokenRecovered,
-                    Some(&t.id),
-                    None,
-                    format!("Token {} works again", t.name),
-                    serde_json::json!({"token_name": t.name}),
-                )
-                .await;
-        }
-        Ok(stored)
-    }
-
-    /// Writes `active` unless another caller stored a newer result since
-    /// `t` was read (compare-and-set on `last_refreshed_at`): a slow
-    /// replica whose lease lapsed never overwrites a rotated refresh token.
-    /// When it lost, answers with the stored row.
-    async fn store_guarded(
-        &self,
-        t: &token::Model,
-        active: token::ActiveModel,
-        guard: Guard,
-    ) -> Result<token::Model, AppError> {
-        if guard == Guard::None {
-            return active.update(&self.tokens.db).await.map_err(db_error);
-        }
-        let version = match t.last_refreshed_at {
-            Some(v) => token::Column::LastRefreshedAt.eq(v),
-            None => token::Column::LastRefreshedAt.is_null(),
-        };
-        let statement = token::Entity::update_many()
-            .set(active.clone())
-            .filter(token::Column::Id.eq(t.id.clone()))
-            .filter(version)
-            .build(self.tokens.db.get_database_backend());
-        let written = self.tokens.writes.execute(statement).await;
-        match written {
-            Ok(r) if r.rows_affected == 1 => active.try_into_model().map_err(db_error),
-            Ok(_) => {
-                tracing::warn!(
-                    token = %t.id,
-                    "another caller stored a newer result while this one waited for the provider; keeping theirs"
-                );
-                token::Entity::find_by_id(t.id.clone())
-                    .one(&self.tokens.db)
-                    .await
-                    .map_err(db_error)?
-                    .ok_or_else(|| AppError::NotFound("the token".into()))
-            }
-            Err(e) => Err(db_error(e)),
-        }
-    }
-
-    /// Records a failure; the stored access and refresh tokens stay. The
-    /// next background attempt waits (exponential backoff with jitter, at
-    /// least the provider's `Retry-After`). A failure asked for by someone
-    /// marks the token `failed` at once; background failures do so after
-    /// `QUIVER_REFRESH_MAX_FAILURES` in a row, or at once when a person
-    /// must authorize again. Entering `failed` raises an event.
-    async fn store_failure(
-        &self,
-        t: &token::Model,
-        error: &GrantError,
-        mode: Mode,
-    ) -> Result<token::Model, AppError> {
-        let now = self.now();
-        let stored_error = token_error(error);
-        let failures = u32::try_from(t.failure_count)
-            .unwrap_or(0)
-            .saturating_add(1);
-        let interactive = t.flow.parse::<Flow>().is_ok_and(Flow::is_interactive);
-        let needs_person = interactive && stored_error.error == "invalid_grant";
-        let give_up =
-            mode == Mode::Asked || needs_person || failures >= self.config.refresh_max_failures;
-        let mut active: token::ActiveModel = t.clone().into();
-        if give_up {
-            active.status = Set(status::FAILED.to_owned());
-        }
-        active.last_error = Set(Some(
-            serde_json::to_string(&stored_error).unwrap_or_default(),
-        ));
-        active.failure_count = Set(i32::try_from(failures).unwrap_or(i32::MAX));
-        active.refresh_due_at = Set(if needs_person || !t.auto_refresh {
-            None
-        } else {
-            Some(
-                now + due::backoff(
-                    failures,
-                    stored_error.retry_after_seconds,
-                    &mut rand::thread_rng(),
-                ),
-            )
-        });
-        active.lease_owner = Set(None);
-        active.lease_until = Set(None);
-        active.updated_at = Set(now);
-        let stored = self.store_guarded(t, active, Guard::Version).await?;
-        if give_up && t.status != status::FAILED && stored.status == status::FAILED {
-            let (kind, message) = if needs_person {
-                (
-                    EventKind::ReauthorizationNeeded,
-                    format!("Token {} must be authorized again", t.name),
-                )
-            } else {
-                (
-                    EventKind::TokenFailed,
-                    format!("Token {} could not be renewed", t.name),
-                )
-            };
-            self.events
-                .raise(
-                    kind,
-                    Some(&t.id),
-                    None,
-                    message,
-                    serde_json::json!({
-                        "token_name": t.name,
-                        "failures": failures,
-                        "error": stored_error,
-                    }),
-                )
-                .await;
-        }
-        Ok(stored)
-    }
-
     /// Exchanges an authorization code (no scope or resource: the grant has them).
     pub(crate) async fn exchange_code(
         &self,
@@ -745,15 +567,19 @@ impl TokenEngine {
         self.call(t, provider, grant, &values, false).await
     }
 
-    /// Stores the result of a code exchange.
+    /// Stores the result of a code exchange. A new authorization replaces
+    /// whatever was there, and supersedes a renewal in flight: the lease is
+    /// cleared, so that renewal's store (guarded by its claim) keeps this.
     pub(crate) async fn store_exchanged(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
         set: TokenSet,
     ) -> Result<token::Model, AppError> {
-        self.store_success(t, provider, set, &Self::values(t), Guard::None)
+        self.success_row(t, provider, set, &Self::values(t))
+            .update(&self.tokens.db)
             .await
+            .map_err(db_error)
     }
 
     /// The token if the caller may see it; otherwise the refusal is audited.
@@ -780,287 +606,8 @@ impl TokenEngine {
         }
     }
 
-    /// Stores the outcome of a provider call: the new tokens, or the
-    /// failure (keeping the last good tokens); returns the audit detail.
-    async fn settle(
-        &self,
-        t: &token::Model,
-        provider: &OpenedProvider,
-        outcome: Result<TokenSet, GrantError>,
-        values: &RequestValues,
-        mode: Mode,
-    ) -> Result<(token::Model, Option<String>), AppError> {
-        match outcome {
-            Ok(set) => Ok((
-                self.store_success(t, provider, set, values, Guard::Version)
-                    .await?,
-                None,
-            )),
-            Err(e) => Ok((
-                self.store_failure(t, &e, mode).await?,
-                Some(format!("failed: {e}")),
-            )),
-        }
-    }
-
-    /// Obtains a token with the flow's own grant (not a refresh).
-    async fn obtain(
-        &self,
-        t: &token::Model,
-        provider: &OpenedProvider,
-        values: &RequestValues,
-    ) -> Result<TokenSet, GrantError> {
-        let flow: Flow = t.flow.parse().map_err(|_| {
-            GrantError::ClientAuth(crate::oauth::client_auth::ClientAuthError::Sign(
-                "unknown flow".into(),
-            ))
-        })?;
-        let grant = match flow {
-            Flow::ClientCredentials => vec![("grant_type".into(), "client_credentials".into())],
-            Flow::Password => {
-                let password = open_secret(&self.tokens.sealer, &t.id, "password", &t.password)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| SecretString::new(""));
-                vec![
-                    ("grant_type".into(), "password".into()),
-                    ("username".into(), t.username.clone().unwrap_or_default()),
-                    ("password".into(), password.expose().to_owned()),
-                ]
-            }
-            Flow::AuthorizationCode | Flow::OidcHybrid => {
-                unreachable!("interactive flows go through the auth link")
-            }
-        };
-        self.call(t, provider, grant, values, false).await
-    }
-
-    /// Requests the token anew: Client Credentials and Password obtain one;
-    /// the interactive flows answer with the link to authorize.
-    pub async fn request(
-        &self,
-        caller: &Caller,
-        id: &str,
-        addr: Option<String>,
-    ) -> Result<TokenView, AppError> {
-        let t = self
-            .visible_or_audit(caller, &addr, "token.request", id)
-            .await?;
-        let flow: Flow = t.flow.parse()?;
-        if flow.is_interactive() {
-            // Requesting an interactive token means: here is where a
-            // person authorizes it.
-            let link = self.make_link(caller, id).await;
-            let result = match link {
-                Ok(url) => {
-                    let t = self.tokens.visible(caller, id).await?;
-                    self.tokens.view(&t, Some(url)).await
-                }
-                Err(e) => Err(e),
-            };
-            return self
-                .audited(
-                    caller.actor(),
-                    &addr,
-                    "token.request",
-                    Some(id.to_owned()),
-                    result,
-                    Some("auth link issued".into()),
-                )
-                .await;
-        }
-        let provider = self.providers.open(&t.provider_id).await?;
-        let values = Self::values(&t);
-        let outcome = self.obtain(&t, &provider, &values).await;
-        let (model, detail) = self
-            .settle(&t, &provider, outcome, &values, Mode::Asked)
-            .await?;
-        let view = self.tokens.view(&model, None).await;
-        self.audited(
-            caller.actor(),
-            &addr,
-            "token.request",
-            Some(id.to_owned()),
-            view,
-            detail,
-        )
-        .await
-    }
-
-    /// Refreshes: the refresh_token grant when there is a refresh token
-    /// (Password falls back to its saved credentials when that fails with
-    /// `invalid_grant`); Client Credentials and Password without one
-    /// request anew.
-    pub async fn refresh(
-        &self,
-        caller: &Caller,
-        id: &str,
-        addr: Option<String>,
-    ) -> Result<TokenView, AppError> {
-        let t = self
-            .visible_or_audit(caller, &addr, "token.refresh", id)
-            .await?;
-        self.refresh_as(caller.actor(), t, addr, Mode::Asked).await
-    }
-
-    /// Renews `t` for `actor`, counted in the metrics.
-    pub(crate) async fn refresh_as(
-        &self,
-        actor: Actor,
-        t: token::Model,
-        addr: Option<String>,
-        mode: Mode,
-    ) -> Result<TokenView, AppError> {
-        let started = std::time::Instant::now();
-        let trigger = match mode {
-            Mode::Asked => "asked",
-            Mode::Background => "background",
-        };
-        // Opened once here: the renewal uses it and the metric is labelled
-        // with its name.
-        let provider = match self.providers.open(&t.provider_id).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.metrics
-                    .refresh(&t.provider_id, false, trigger, started.elapsed());
-                return Err(e);
-            }
-        };
-        self.refresh_with(actor, t, addr, mode, &provider, None)
-            .await
-    }
-
-    /// Renews `t` for `actor` with its provider already opened (the
-    /// scheduler opens each provider once per pass), counted in the metrics.
-    /// `slot`, a place in the provider's concurrency limit, is given back
-    /// as soon as the provider has answered, before the outcome is stored.
-    pub(crate) async fn refresh_with(
-        &self,
-        actor: Actor,
-        t: token::Model,
-        addr: Option<String>,
-        mode: Mode,
-        provider: &OpenedProvider,
-        slot: Option<OwnedSemaphorePermit>,
-    ) -> Result<TokenView, AppError> {
-        let started = std::time::Instant::now();
-        let trigger = match mode {
-            Mode::Asked => "asked",
-            Mode::Background => "background",
-        };
-        let result = self.renew(actor, t, addr, mode, provider, slot).await;
-        let ok = matches!(&result, Ok(view) if view.error.is_none());
-        self.metrics
-            .refresh(&provider.model.name, ok, trigger, started.elapsed());
-        result
-    }
-
-    /// Renews `t` for `actor` (a person, a key, or the scheduler).
-    async fn renew(
-        &self,
-        actor: Actor,
-        t: token::Model,
-        addr: Option<String>,
-        mode: Mode,
-        provider: &OpenedProvider,
-        slot: Option<OwnedSemaphorePermit>,
-    ) -> Result<TokenView, AppError> {
-        let id = t.id.as_str();
-        let flow: Flow = t.flow.parse()?;
-        let values = Self::values(&t);
-        let refresh_token = open_secret(
-            &self.tokens.sealer,
-            &t.id,
-            "refresh_token",
-            &t.refresh_token,
-        )?;
-        let outcome = match refresh_token {
-            Some(refresh) => {
-                let grant = vec![
-                    ("grant_type".into(), "refresh_token".into()),
-                    ("refresh_token".into(), refresh.expose().to_owned()),
-                ];
-                // Scope is not re-sent on refresh: the grant keeps it.
-                let refresh_values = RequestValues {
-                    scope: None,
-                    resource: values.resource.clone(),
-                    additional: values.additional.clone(),
-                };
-                match self.call(&t, provider, grant, &refresh_values, true).await {
-                    Err(GrantError::Provider(ProviderFault::Refused { ref error, .. }))
-                        if error == "invalid_grant" && flow == Flow::Password =>
-                    {
-                        self.obtain(&t, provider, &values).await
-                    }
-                    other => other,
-                }
-            }
-            None if !flow.is_interactive() => self.obtain(&t, provider, &values).await,
-            None => {
-                if mode == Mode::Background {
-                    self.needs_person(&t).await?;
-                }
-                return self
-                    .audited(
-                        actor,
-                        &addr,
-                        "token.refresh",
-                        Some(id.to_owned()),
-                        Err(AppError::invalid(
-                            "refresh_token",
-                            "this token has no refresh token; authorize it again with its auth link",
-                        )),
-                        None,
-                    )
-                    .await;
-            }
-        };
-        // The provider is done with: the next renewal may call it while
-        // this one is stored.
-        drop(slot);
-        let (model, detail) = self.settle(&t, provider, outcome, &values, mode).await?;
-        // The scheduler only reads the outcome: no names to look up.
-        let view = match mode {
-            Mode::Asked => self.tokens.view(&model, None).await,
-            Mode::Background => {
-                Ok(self
-                    .tokens
-                    .view_with(&model, String::new(), String::new(), None))
-            }
-        };
-        self.audited(
-            actor,
-            &addr,
-            "token.refresh",
-            Some(id.to_owned()),
-            view,
-            detail,
-        )
-        .await
-    }
-
-    /// The scheduler found an interactive token it cannot renew: it stops
-    /// trying and says that a person must authorize it again.
-    async fn needs_person(&self, t: &token::Model) -> Result<(), AppError> {
-        let mut active: token::ActiveModel = t.clone().into();
-        active.refresh_due_at = Set(None);
-        active.lease_owner = Set(None);
-        active.lease_until = Set(None);
-        self.store_guarded(t, active, Guard::Version).await?;
-        self.events
-            .raise(
-                EventKind::ReauthorizationNeeded,
-                Some(&t.id),
-                None,
-                format!("Token {} must be authorized again", t.name),
-                serde_json::json!({"token_name": t.name, "reason": "no refresh token"}),
-            )
-            .await;
-        Ok(())
-    }
-
     /// Revokes the token's refresh and access tokens at the provider.
-    async fn revoke_at_provider(
+    pub(super) async fn revoke_at_provider(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
@@ -1180,6 +727,90 @@ impl TokenEngine {
         Ok((rest + revocations.len() as u64, revocations))
     }
 
+    /// Requests the token anew: Client Credentials and Password obtain one;
+    /// the interactive flows answer with the link to authorize.
+    pub async fn request(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<Answer, AppError> {
+        let t = self
+            .visible_or_audit(caller, &addr, "token.request", id)
+            .await?;
+        let flow: Flow = t.flow.parse()?;
+        if flow.is_interactive() {
+            // Requesting an interactive token means: here is where a
+            // person authorizes it.
+            let link = self.make_link(caller, id).await;
+            let result = match link {
+                Ok(url) => {
+                    let t = self.tokens.visible(caller, id).await?;
+                    self.tokens.view(&t, Some(url)).await
+                }
+                Err(e) => Err(e),
+            };
+            let view = self
+                .audited(
+                    caller.actor(),
+                    &addr,
+                    "token.request",
+                    Some(id.to_owned()),
+                    result,
+                    Some("auth link issued".into()),
+                )
+                .await?;
+            return Ok(Answer {
+                view,
+                refusal: None,
+            });
+        }
+        let outcome = self
+            .renew(
+                &t,
+                Renewal::Request,
+                Need::Always,
+                caller.actor(),
+                addr.clone(),
+                Mode::Asked,
+            )
+            .await;
+        self.answer(caller.actor(), &addr, &t, Renewal::Request, outcome)
+            .await
+    }
+
+    /// Refreshes: the refresh_token grant when there is a refresh token
+    /// (Password falls back to its saved credentials when that fails with
+    /// `invalid_grant`); Client Credentials and Password without one
+    /// request anew. A refresh asked for while a renewal of the token is in
+    /// flight answers that renewal's result.
+    pub async fn refresh(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<Answer, AppError> {
+        let t = self
+            .visible_or_audit(caller, &addr, "token.refresh", id)
+            .await?;
+        let need = Need::Since {
+            seen: t.last_refreshed_at,
+            asked: self.now(),
+        };
+        let outcome = self
+            .renew(
+                &t,
+                Renewal::Refresh,
+                need,
+                caller.actor(),
+                addr.clone(),
+                Mode::Asked,
+            )
+            .await;
+        self.answer(caller.actor(), &addr, &t, Renewal::Refresh, outcome)
+            .await
+    }
+
     /// Reset Client Credentials: revoke the current token, then issue a new
     /// one; given overrides replace the token's scope, resource and
     /// additional values, absent or `null` ones keep them.
@@ -1189,11 +820,12 @@ impl TokenEngine {
         id: &str,
         overrides: ResetInput,
         addr: Option<String>,
-    ) -> Result<TokenView, AppError> {
+    ) -> Result<Answer, AppError> {
         let t = self
             .visible_or_audit(caller, &addr, "token.reset", id)
             .await?;
-        self.reset_as(caller.actor(), t, overrides, addr).await
+        self.reset_as(caller.actor(), t, overrides, addr, Mode::Asked)
+            .await
     }
 
     /// Resets `t` for `actor` (a person, a key, or a scheduled job).
@@ -1203,16 +835,15 @@ impl TokenEngine {
         t: token::Model,
         overrides: ResetInput,
         addr: Option<String>,
-    ) -> Result<TokenView, AppError> {
-        let id = t.id.clone();
-        let id = id.as_str();
+        mode: Mode,
+    ) -> Result<Answer, AppError> {
         if t.flow != Flow::ClientCredentials.as_str() {
             return self
                 .audited(
                     actor,
                     &addr,
                     "token.reset",
-                    Some(id.to_owned()),
+                    Some(t.id.clone()),
                     Err(invalid(
                         "flow",
                         "Reset Client Credentials applies to Client Credentials tokens only",
@@ -1221,51 +852,92 @@ impl TokenEngine {
                 )
                 .await;
         }
-        let provider = self.providers.open(&t.provider_id).await?;
-        let mut t = t;
-        if overrides.scope.is_some()
-            || overrides.resource.is_some()
-            || overrides.additional_values.is_some()
-        {
-            let input = TokenInput {
-                scope: overrides.scope.clone(),
-                resource: overrides.resource.clone(),
-                additional_values: overrides.additional_values.clone(),
-                ..Default::default()
-            };
-            let mut active: token::ActiveModel = t.clone().into();
-            self.apply_settings(
-                id,
-                &mut active,
-                &provider,
-                Flow::ClientCredentials,
-                &input,
-                false,
-            )?;
-            t = active.update(&self.tokens.db).await.map_err(db_error)?;
+        let renewal = Renewal::Reset(overrides);
+        let outcome = self
+            .renew(
+                &t,
+                renewal.clone(),
+                Need::Always,
+                actor.clone(),
+                addr.clone(),
+                mode,
+            )
+            .await;
+        self.answer(actor, &addr, &t, renewal, outcome).await
+    }
+
+    /// Refreshes `t` for a scheduled job: answered by any renewal stored
+    /// since the job read the token.
+    pub(crate) async fn refresh_for_job(
+        &self,
+        actor: Actor,
+        t: token::Model,
+        asked: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Answer, AppError> {
+        let need = Need::Since {
+            seen: t.last_refreshed_at,
+            asked,
+        };
+        let outcome = self
+            .renew(
+                &t,
+                Renewal::Refresh,
+                need,
+                actor.clone(),
+                None,
+                Mode::Background,
+            )
+            .await;
+        self.answer(actor, &None, &t, Renewal::Refresh, outcome)
+            .await
+    }
+
+    /// The answer to a renewal someone asked for. A renewal that called the
+    /// provider was audited when it was stored; one answered by another
+    /// caller's renewal is audited here, as the asker's action.
+    async fn answer(
+        &self,
+        actor: Actor,
+        addr: &Option<String>,
+        t: &token::Model,
+        renewal: Renewal,
+        outcome: Result<(Renewed, bool), AppError>,
+    ) -> Result<Answer, AppError> {
+        match outcome {
+            Ok((renewed, joined)) => {
+                if joined || !renewed.called {
+                    let detail = match &renewed.failure {
+                        Some(e) => format!("failed: answered by a renewal in flight ({})", e.error),
+                        None => "answered by a renewal in flight".to_owned(),
+                    };
+                    self.audited(
+                        actor,
+                        addr,
+                        renewal.action(),
+                        Some(t.id.clone()),
+                        Ok(()),
+                        Some(detail),
+                    )
+                    .await?;
+                }
+                let refusal = renewed
+                    .failure
+                    .as_ref()
+                    .map(|e| refusal(&renewed.model, Some(e)));
+                Ok(Answer {
+                    view: self.tokens.view(&renewed.model, None).await?,
+                    refusal,
+                })
+            }
+            // Nothing to renew with: the token as it is, and what to do.
+            Err(e @ AppError::NeedsReauthorization { .. }) => {
+                let current = self.reload(&t.id).await?;
+                Ok(Answer {
+                    view: self.tokens.view(&current, None).await?,
+                    refusal: Some(e),
+                })
+            }
+            Err(e) => Err(e),
         }
-        let (revocation, revocation_error) = self.revoke_at_provider(&t, &provider).await;
-        let values = Self::values(&t);
-        let outcome = self.obtain(&t, &provider, &values).await;
-        let (model, failed) = self
-            .settle(&t, &provider, outcome, &values, Mode::Asked)
-            .await?;
-        let mut detail = failed.map(|f| format!("{f}; ")).unwrap_or_default();
-        detail.push_str(&format!(
-            "revocation: {revocation}{}",
-            revocation_error
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        ));
-        let view = self.tokens.view(&model, None).await;
-        self.audited(
-            actor,
-            &addr,
-            "token.reset",
-            Some(id.to_owned()),
-            view,
-            Some(detail),
-        )
-        .await
     }
 }

@@ -9,6 +9,7 @@ use super::accounts::caller;
 use crate::audit::AuditFilter;
 use crate::startup::Instance;
 use crate::tokens::TokenQuery;
+use crate::tokens::engine::Answer;
 
 /// The token screens' data and actions: the same engine the REST API uses.
 pub struct TokensFacade {
@@ -132,20 +133,22 @@ impl TokensService for TokensFacade {
 
     async fn request(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
         let (caller, addr) = caller(parts)?;
-        self.instance.tokens.request(caller, &id, addr).await
+        shown(self.instance.tokens.request(caller, &id, addr).await)
     }
 
     async fn refresh(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
         let (caller, addr) = caller(parts)?;
-        self.instance.tokens.refresh(caller, &id, addr).await
+        shown(self.instance.tokens.refresh(caller, &id, addr).await)
     }
 
     async fn reset(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
         let (caller, addr) = caller(parts)?;
-        self.instance
-            .tokens
-            .reset(caller, &id, app::tokens::ResetInput::default(), addr)
-            .await
+        shown(
+            self.instance
+                .tokens
+                .reset(caller, &id, app::tokens::ResetInput::default(), addr)
+                .await,
+        )
     }
 
     async fn delete(&self, parts: &Parts, id: String) -> Result<DeleteOutcome, AppError> {
@@ -156,5 +159,17 @@ impl TokensService for TokensFacade {
     async fn auth_link(&self, parts: &Parts, id: String) -> Result<String, AppError> {
         let (caller, addr) = caller(parts)?;
         self.instance.tokens.auth_link(caller, &id, addr).await
+    }
+}
+
+/// What the token screens show after Refresh, Request again or Reset: the
+/// token with the provider's stored words when it refused; the refusal
+/// itself when nothing about it is stored (a token that must be
+/// authorized again).
+fn shown(answer: Result<Answer, AppError>) -> Result<TokenView, AppError> {
+    let answer = answer?;
+    match answer.refusal {
+        Some(refusal) if answer.view.error.is_none() => Err(refusal),
+        _ => Ok(answer.view),
     }
 }

@@ -352,9 +352,21 @@ async fn provider_faults_never_lose_the_last_good_token() {
         let mut f = fault.clone();
         f["endpoint"] = json!("token");
         w.auth.fault(f).await;
-        let (_, r) = w
+        let (answer, r) = w
             .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
             .await;
+        // An error status names the failure; the token comes with it.
+        assert!(
+            matches!(answer.as_u16(), 502 | 503),
+            "{fault}: {answer} {r}"
+        );
+        assert!(
+            r["error"]["code"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("provider_")),
+            "{fault}: {r}"
+        );
+        let r = &r["token"];
         assert_eq!(r["status"], "failed", "{fault}: {r}");
         assert_eq!(r["error"]["error"], code, "{fault}: {r}");
         assert_eq!(

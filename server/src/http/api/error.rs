@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use app::error::AppError;
+use app::tokens::TokenView;
+
+use crate::tokens::engine::Answer;
 
 /// An error leaving the REST API.
 #[derive(Debug)]
@@ -38,6 +41,11 @@ pub fn status_of(error: &AppError) -> StatusCode {
 
 /// The JSON body and status for an error, with `Retry-After` when it applies.
 pub fn error_response(error: &AppError) -> Response {
+    error_response_with(error, None)
+}
+
+/// The same, with the token the error concerns beside it (`"token"`).
+fn error_response_with(error: &AppError, token: Option<&TokenView>) -> Response {
     let mut body = json!({"code": error.code(), "message": error.to_string()});
     if let AppError::Validation {
         field: Some(field), ..
@@ -48,7 +56,11 @@ pub fn error_response(error: &AppError) -> Response {
     if let AppError::NeedsReauthorization { auth_link } = error {
         body["auth_link"] = json!(auth_link);
     }
-    let mut response = (status_of(error), Json(json!({ "error": body }))).into_response();
+    let mut document = json!({ "error": body });
+    if let Some(token) = token {
+        document["token"] = json!(token);
+    }
+    let mut response = (status_of(error), Json(document)).into_response();
     if let AppError::RateLimited {
         retry_after_seconds,
     }
@@ -66,6 +78,22 @@ pub fn error_response(error: &AppError) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         error_response(&self.0)
+    }
+}
+
+/// The answer to Refresh, Request again and Reset: the token when it was
+/// renewed; otherwise the error status of the refusal (502
+/// `provider_refused`, 503 `provider_unavailable` with `Retry-After`, 409
+/// `needs_reauthorization` with `auth_link`), with the token beside it.
+#[derive(Debug)]
+pub struct Renewed(pub Answer);
+
+impl IntoResponse for Renewed {
+    fn into_response(self) -> Response {
+        match &self.0.refusal {
+            None => Json(self.0.view).into_response(),
+            Some(refusal) => error_response_with(refusal, Some(&self.0.view)),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use app::error::AppError;
 use app::providers::{ProviderInput, ProviderView};
 use app::tokens::{DeleteOutcome, ResetInput, TokenInput, TokenPage, TokenView};
 
+use super::error::Renewed;
 use super::{ApiResult, JsonBody, QueryParams, caller};
 use crate::auth::RequestIdentity;
 use crate::http::AppState;
@@ -186,8 +187,8 @@ pub(super) async fn request_token(
     State(state): State<AppState>,
     Extension(identity): Extension<RequestIdentity>,
     Path(id): Path<String>,
-) -> ApiResult<Json<TokenView>> {
-    Ok(Json(
+) -> ApiResult<Renewed> {
+    Ok(Renewed(
         state
             .instance
             .tokens
@@ -200,8 +201,8 @@ pub(super) async fn refresh_token(
     State(state): State<AppState>,
     Extension(identity): Extension<RequestIdentity>,
     Path(id): Path<String>,
-) -> ApiResult<Json<TokenView>> {
-    Ok(Json(
+) -> ApiResult<Renewed> {
+    Ok(Renewed(
         state
             .instance
             .tokens
@@ -215,7 +216,7 @@ pub(super) async fn reset_token(
     Extension(identity): Extension<RequestIdentity>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<TokenView>> {
+) -> ApiResult<Renewed> {
     // The body is optional here: no body means "keep everything".
     let overrides: ResetInput = if body.iter().all(u8::is_ascii_whitespace) {
         ResetInput::default()
@@ -223,7 +224,7 @@ pub(super) async fn reset_token(
         serde_json::from_slice(&body)
             .map_err(|e| AppError::invalid("body", format!("is not a reset request: {e}")))?
     };
-    Ok(Json(
+    Ok(Renewed(
         state
             .instance
             .tokens
