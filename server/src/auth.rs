@@ -36,6 +36,19 @@ pub struct Accounts {
     pub audit: Audit,
     /// Whether cookies get `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// Places for password checks at once (about one per CPU).
+    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Proxies whose word about the client's address is believed.
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+}
+
+/// Longest a login waits for a place to check its password; then 503.
+pub const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Password checks at once: one per CPU.
+pub fn hashing_places() -> Arc<tokio::sync::Semaphore> {
+    let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    Arc::new(tokio::sync::Semaphore::new(cpus))
 }
 
 /// How the caller proved who they are.
@@ -172,10 +185,16 @@ pub async fn identify_request(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client_addr = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let client_addr =
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| {
+                accounts
+                    .trusted_proxies
+                    .client(addr.ip(), request.headers())
+                    .to_string()
+            });
     let identity = identify(&accounts, request.headers(), client_addr).await;
     request.extensions_mut().insert(identity);
     next.run(request).await
@@ -203,6 +222,9 @@ pub enum LoginError {
     /// Wrong email or password, or a disabled account (never says which).
     #[error("the email or password is not correct")]
     BadCredentials,
+    /// Too many passwords are being checked at once; try again shortly.
+    #[error("the server is busy checking other sign-ins; try again in a moment")]
+    Busy,
     /// The database failed.
     #[error("login failed: {0}")]
     Internal(String),
@@ -219,6 +241,7 @@ impl From<LoginError> for app::error::AppError {
                 field: None,
                 message: "The email or password is not correct.".into(),
             },
+            LoginError::Busy => AppError::Unavailable(LoginError::Busy.to_string()),
             LoginError::Internal(message) => {
                 tracing::error!(%message, "login failed");
                 AppError::Internal
@@ -253,24 +276,38 @@ impl Accounts {
             .detail(detail)
             .from_addr(client_addr.clone())
         };
-        if let Some(wait) = self.limiter.check(&claimed, client_addr.as_deref()) {
-            let _ = self
-                .audit
-                .record(audit(Outcome::Denied, "rate limited"))
-                .await;
-            return Err(LoginError::RateLimited(wait));
-        }
+        // Counted before the password is checked: however many guesses
+        // arrive at once, at most the limit of them are ever verified.
+        let attempt = match self.limiter.attempt(&claimed, client_addr.as_deref()) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                let _ = self
+                    .audit
+                    .record(audit(Outcome::Denied, "rate limited"))
+                    .await;
+                return Err(LoginError::RateLimited(wait));
+            }
+        };
         let found = self
             .users
             .find_by_email_with_hash(&claimed)
             .await
             .map_err(|e| LoginError::Internal(e.to_string()))?;
-        // Argon2 is deliberately slow: keep it off the async workers.
-        let verified = tokio::task::spawn_blocking(move || match found {
-            Some((user, hash)) => password::verify(&password, &hash).then_some(user),
-            None => {
-                password::verify_dummy(&password);
-                None
+        // Argon2 is deliberately slow and memory-hungry: a few at a time,
+        // off the async workers, so that a flood of logins cannot starve
+        // the rest of the server.
+        let Ok(slot) = tokio::time::timeout(HASH_WAIT, self.hashing.clone().acquire_owned()).await
+        else {
+            return Err(LoginError::Busy);
+        };
+        let verified = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            match found {
+                Some((user, hash)) => password::verify(&password, &hash).then_some(user),
+                None => {
+                    password::verify_dummy(&password);
+                    None
+                }
             }
         })
         .await
@@ -278,7 +315,6 @@ impl Accounts {
         let user = match verified {
             Some(user) if !user.disabled => user,
             _ => {
-                self.limiter.failed(&claimed, client_addr.as_deref());
                 let _ = self
                     .audit
                     .record(audit(Outcome::Failure, "bad credentials"))
@@ -286,7 +322,7 @@ impl Accounts {
                 return Err(LoginError::BadCredentials);
             }
         };
-        self.limiter.succeeded(&claimed);
+        self.limiter.succeeded(attempt);
         if let Some(previous) = previous_session {
             let _ = self
                 .sessions

@@ -35,6 +35,7 @@ pub const SETTINGS: &[&str] = &[
     "webhook_secret",
     "cache_ttl",
     "import_max_bytes",
+    "trusted_proxies",
 ];
 
 /// Variables the export and import commands read their passphrase from:
@@ -211,6 +212,8 @@ pub struct Config {
     pub cache_ttl: std::time::Duration,
     /// Largest import bundle accepted, in bytes (the REST body and the CLI file).
     pub import_max_bytes: usize,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` is believed.
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
 }
 
 /// The raw settings file: every key optional, unknown keys refused.
@@ -237,6 +240,7 @@ struct FileSettings {
     webhook_secret: Option<String>,
     cache_ttl: Option<String>,
     import_max_bytes: Option<String>,
+    trusted_proxies: Option<String>,
 }
 
 /// One raw value with the place it came from, for messages.
@@ -310,6 +314,7 @@ impl Config {
                 ("webhook_secret", file.webhook_secret),
                 ("cache_ttl", file.cache_ttl),
                 ("import_max_bytes", file.import_max_bytes),
+                ("trusted_proxies", file.trusted_proxies),
             ];
             for (key, value) in fields {
                 if let Some(value) = value {
@@ -525,7 +530,14 @@ impl Config {
                 })?,
         };
 
+        let trusted_proxies = match non_empty("trusted_proxies")? {
+            None => crate::http::client_addr::TrustedProxies::default(),
+            Some(text) => crate::http::client_addr::TrustedProxies::parse(&text)
+                .map_err(|problem| src.error("trusted_proxies", problem))?,
+        };
+
         Ok(Self {
+            trusted_proxies,
             import_max_bytes,
             cache_ttl,
             allow_insecure_loopback,

@@ -112,6 +112,8 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         limiter: Arc::new(LoginLimiter::new(clock.clone())),
         audit: Audit::new(db.clone(), writes.clone(), clock.clone(), changes.clone()),
         secure_cookies: config.is_https(),
+        hashing: crate::auth::hashing_places(),
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     if accounts
         .users

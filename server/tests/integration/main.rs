@@ -7,6 +7,7 @@ mod access_token;
 mod accounts;
 mod authz;
 mod binary;
+mod hardening;
 mod http;
 mod jobs;
 mod oauth_flows;
