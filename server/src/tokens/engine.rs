@@ -39,7 +39,8 @@ pub struct TokenEngine {
     pub config: Arc<Config>,
     /// In-process single-flight locks for refreshes.
     pub flights: Arc<super::renewal::Flights>,
-    /// This process's name in refresh leases.
+    /// This process's name in job leases and job runs (renewal claims
+    /// name a random claim id instead).
     pub replica: String,
     /// Notifications and webhooks.
     pub events: Events,
