@@ -462,18 +462,11 @@ impl TokenEngine {
         p: &crate::db::entity::provider::Model,
     ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
         let uri = p.jwks_uri.clone().ok_or("the provider has no JWKS URI")?;
-        let client = outbound::client(
-            std::time::Duration::from_millis(u64::try_from(p.connect_timeout_ms).unwrap_or(5000)),
-            std::time::Duration::from_millis(u64::try_from(p.timeout_ms).unwrap_or(30000)),
-        );
+        let client = self.http_for(p);
         let request = client.get(&uri).build().map_err(|e| e.to_string())?;
-        let raw = outbound::send(
-            &client,
-            request,
-            u64::try_from(p.timeout_ms).unwrap_or(30000),
-        )
-        .await
-        .map_err(|e| format!("cannot read the provider's JWKS: {e}"))?;
+        let raw = outbound::send(&client, request)
+            .await
+            .map_err(|e| format!("cannot read the provider's JWKS: {e}"))?;
         serde_json::from_slice(&raw.body)
             .map_err(|_| "the provider's JWKS is not a JWK set".to_owned())
     }
