@@ -532,3 +532,40 @@ impl TokenEngine {
             .map_err(|_| "the provider's JWKS is not a JWK set".to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iss_is_compared_exactly_and_required_where_promised() {
+        let issuer = Some("https://idp.example");
+        let code = Flow::AuthorizationCode;
+        assert!(check_iss(Some("https://idp.example"), issuer, true, code).is_ok());
+        for wrong in ["https://idp.example/", "https://evil.example", ""] {
+            let message = check_iss(Some(wrong), issuer, false, code).unwrap_err();
+            assert_eq!(
+                message,
+                format!(
+                    "the authorization response came from issuer {wrong:?}, not the provider's issuer \"https://idp.example\""
+                )
+            );
+        }
+        assert!(
+            check_iss(Some("https://idp.example"), None, false, code)
+                .unwrap_err()
+                .contains("has no issuer")
+        );
+        // Missing: refused where promised, except in OIDC Hybrid (the
+        // verified id_token's iss names the issuer there).
+        assert!(
+            check_iss(None, issuer, true, code)
+                .unwrap_err()
+                .contains("authorization_response_iss_parameter_supported")
+        );
+        assert!(check_iss(None, issuer, true, Flow::OidcHybrid).is_ok());
+        assert!(check_iss(None, issuer, false, code).is_ok());
+        // A wrong iss is refused in OIDC Hybrid too.
+        assert!(check_iss(Some("https://evil.example"), issuer, true, Flow::OidcHybrid).is_err());
+    }
+}
