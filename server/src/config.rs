@@ -36,6 +36,7 @@ pub const SETTINGS: &[&str] = &[
     "cache_ttl",
     "import_max_bytes",
     "trusted_proxies",
+    "outbound_proxy",
 ];
 
 /// Variables the export and import commands read their passphrase from:
@@ -214,6 +215,9 @@ pub struct Config {
     pub import_max_bytes: usize,
     /// Peers whose `X-Forwarded-For` / `Forwarded` is believed.
     pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    /// The proxy every provider call goes through; none: direct, whatever
+    /// the proxy environment variables say.
+    pub outbound_proxy: Option<crate::oauth::outbound::OutboundProxy>,
 }
 
 /// The raw settings file: every key optional, unknown keys refused.
@@ -241,6 +245,7 @@ struct FileSettings {
     cache_ttl: Option<String>,
     import_max_bytes: Option<String>,
     trusted_proxies: Option<String>,
+    outbound_proxy: Option<String>,
 }
 
 /// One raw value with the place it came from, for messages.
@@ -315,6 +320,7 @@ impl Config {
                 ("cache_ttl", file.cache_ttl),
                 ("import_max_bytes", file.import_max_bytes),
                 ("trusted_proxies", file.trusted_proxies),
+                ("outbound_proxy", file.outbound_proxy),
             ];
             for (key, value) in fields {
                 if let Some(value) = value {
@@ -536,7 +542,16 @@ impl Config {
                 .map_err(|problem| src.error("trusted_proxies", problem))?,
         };
 
+        let outbound_proxy = match non_empty("outbound_proxy")? {
+            None => None,
+            Some(text) => Some(
+                crate::oauth::outbound::OutboundProxy::parse(&text)
+                    .map_err(|problem| src.error("outbound_proxy", problem))?,
+            ),
+        };
+
         Ok(Self {
+            outbound_proxy,
             trusted_proxies,
             import_max_bytes,
             cache_ttl,
@@ -802,6 +817,35 @@ mod tests {
         .unwrap();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("QUIVER_LISTNE"));
+    }
+
+    #[test]
+    fn outbound_proxy_is_a_proxy_url_whose_password_is_hidden() {
+        assert!(load(&[]).unwrap().outbound_proxy.is_none());
+        let c = load(&[(
+            "QUIVER_OUTBOUND_PROXY",
+            "http://quiver:s3cret@proxy.internal:3128",
+        )])
+        .unwrap();
+        let proxy = c.outbound_proxy.unwrap();
+        assert!(proxy.to_string().contains("proxy.internal:3128"));
+        assert!(!format!("{proxy:?}").contains("s3cret"));
+        assert!(!format!("{proxy}").contains("s3cret"));
+        for bad in [
+            "proxy.internal:3128",
+            "ftp://proxy/",
+            "http://proxy/path",
+            "http://",
+        ] {
+            let err = load(&[("QUIVER_OUTBOUND_PROXY", bad)]).unwrap_err();
+            assert_eq!(err.setting, "QUIVER_OUTBOUND_PROXY", "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quiver.toml");
+        std::fs::write(&path, "outbound_proxy = \"http://127.0.0.1:3128\"\n").unwrap();
+        let (c, warnings) = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(c.outbound_proxy.is_some());
+        assert!(warnings.is_empty());
     }
 
     #[test]

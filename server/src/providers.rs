@@ -259,15 +259,11 @@ impl Providers {
         let client = outbound::client(
             std::time::Duration::from_millis(u64::from(DEFAULT_CONNECT_TIMEOUT_MS)),
             std::time::Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
+            self.config.outbound_proxy.as_ref(),
         );
-        discovery::discover(
-            &client,
-            issuer.trim(),
-            self.config.allow_insecure_loopback,
-            u64::from(DEFAULT_TIMEOUT_MS),
-        )
-        .await
-        .map_err(|e| invalid("issuer", format!("discovery failed: {e}")))
+        discovery::discover(&client, issuer.trim(), self.config.allow_insecure_loopback)
+            .await
+            .map_err(|e| invalid("issuer", format!("discovery failed: {e}")))
     }
 
     async fn audited<T>(

@@ -144,7 +144,9 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         replica: uuid::Uuid::new_v4().to_string(),
         events: Events::new(db.clone(), clock.clone(), config.webhook_url.is_some()),
         metrics: Arc::default(),
-        http: Arc::default(),
+        http: Arc::new(crate::oauth::outbound::Clients::new(
+            config.outbound_proxy.clone(),
+        )),
         fresh: Arc::new(FreshTokens::new(changes.clone())),
     };
     Ok(Instance {

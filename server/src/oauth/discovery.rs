@@ -27,7 +27,6 @@ pub async fn discover(
     client: &reqwest::Client,
     issuer: &str,
     allow_insecure_loopback: bool,
-    timeout_ms: u64,
 ) -> Result<Discovered, DiscoveryError> {
     let issuer_url = url_policy::check_url(issuer, allow_insecure_loopback)
         .map_err(DiscoveryError::BadIssuer)?;
@@ -38,7 +37,7 @@ pub async fn discover(
         .header("accept", "application/json")
         .build()
         .map_err(|e| OutboundError::Other(e.to_string()))?;
-    let raw = outbound::send(client, request, timeout_ms).await?;
+    let raw = outbound::send(client, request).await?;
     if raw.status != 200 {
         return Err(DiscoveryError::BadDocument(format!(
             "{well_known} answered HTTP {}",

@@ -67,8 +67,6 @@ pub struct TokenEndpoint<'a> {
     pub url: &'a Url,
     /// The HTTP client for the provider.
     pub client: &'a reqwest::Client,
-    /// Total timeout, for messages.
-    pub timeout_ms: u64,
     /// Client authentication.
     pub auth: &'a ClientAuth,
     /// Provider-wide extra token parameters.
@@ -102,7 +100,7 @@ impl TokenEndpoint<'_> {
         let request = request
             .build()
             .map_err(|e| OutboundError::Other(e.to_string()))?;
-        let raw = outbound::send(self.client, request, self.timeout_ms).await?;
+        let raw = outbound::send(self.client, request).await?;
         token_response::parse(raw.status, &raw.body, self.expires_in_millis).map_err(|fault| {
             match retry_after(&raw.headers, now) {
                 Some(retry_after_secs) => GrantError::RetryAfter {
@@ -134,7 +132,7 @@ impl TokenEndpoint<'_> {
         let request = request
             .build()
             .map_err(|e| OutboundError::Other(e.to_string()))?;
-        let raw = outbound::send(self.client, request, self.timeout_ms).await?;
+        let raw = outbound::send(self.client, request).await?;
         if (200..300).contains(&raw.status) {
             return Ok(());
         }

@@ -1,6 +1,11 @@
-//! Checking an OIDC Hybrid id_token before its code is exchanged:
-//! signature against the provider's JWKS, `iss`, `aud`, `exp`/`iat` with a
-//! small skew, `nonce` and `c_hash`.
+//! Checking an id_token: the signature against the provider's JWKS, then
+//! `iss` (exactly the provider's issuer), `aud` (this client), `azp` (this
+//! client, required when `aud` names several), `exp`/`iat` with a small
+//! skew, `nonce` (the one sent, or none when none was sent), and the hashes
+//! binding it to what came with it: `c_hash` to the code in the front
+//! channel of OIDC Hybrid, `at_hash` to the access token when present.
+//!
+//! Only identities from id_tokens that passed here are stored and shown.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,7 +26,33 @@ pub enum IdTokenError {
     /// No key in the provider's JWKS verifies it.
     #[error("the id_token's signature does not verify against the provider's keys ({0})")]
     Signature(String),
-    /// A claim is wrong.
+    /// Issued by someone else (a mix-up).
+    #[error("the id_token was issued by {found:?}, not the provider's issuer {expected:?}")]
+    Issuer {
+        /// The token's `iss`.
+        found: String,
+        /// The provider's issuer.
+        expected: String,
+    },
+    /// Not meant for this client.
+    #[error("the id_token is for {found}, not this client ({expected:?})")]
+    Audience {
+        /// The token's `aud`, as JSON.
+        found: String,
+        /// This client's id.
+        expected: String,
+    },
+    /// Several audiences and the authorized party is not this client.
+    #[error(
+        "the id_token names several audiences and its authorized party (azp) is {found}, not this client ({expected:?})"
+    )]
+    AuthorizedParty {
+        /// The token's `azp`, as JSON (`null` when absent).
+        found: String,
+        /// This client's id.
+        expected: String,
+    },
+    /// Another claim is wrong.
     #[error("the id_token's {0} is wrong")]
     Claim(&'static str),
 }
@@ -37,20 +68,33 @@ pub struct IdentityClaims {
     pub name: Option<String>,
 }
 
+/// What an id_token must say to be accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The provider's issuer, compared exactly.
+    pub issuer: &'a str,
+    /// This client's id: in `aud`, and `azp` when present.
+    pub client_id: &'a str,
+    /// The nonce sent in the authorization request; `None`: none was sent,
+    /// and an id_token carrying one belongs to another request.
+    pub nonce: Option<&'a str>,
+    /// The code it came with in the front channel (`c_hash` required).
+    pub code: Option<&'a str>,
+    /// The access token it came with (`at_hash` checked when present).
+    pub access_token: Option<&'a str>,
+}
+
 /// `c_hash`/`at_hash` for SHA-256 algorithms: the left half of the hash, base64url.
 pub fn half_hash(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
-/// Verifies `id_token` and its binding to `code` and `nonce`.
+/// Verifies `id_token` against the provider's keys and `expected`.
 pub fn verify(
     id_token: &str,
     jwks: &JwkSet,
-    issuer: &str,
-    client_id: &str,
-    nonce: &str,
-    code: &str,
+    expected: &Expected<'_>,
 ) -> Result<IdentityClaims, IdTokenError> {
     let header = jsonwebtoken::decode_header(id_token)
         .map_err(|e| IdTokenError::Malformed(e.to_string()))?;
@@ -69,8 +113,8 @@ pub fn verify(
         return Err(IdTokenError::Signature("no key with this kid".into()));
     }
     let mut validation = Validation::new(header.alg);
-    validation.set_audience(&[client_id]);
-    validation.set_issuer(&[issuer.trim_end_matches('/'), issuer]);
+    // `iss` and `aud` are compared below, with messages that name them.
+    validation.validate_aud = false;
     validation.leeway = SKEW_SECS;
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     let mut last = String::from("no usable key");
@@ -79,17 +123,20 @@ pub fn verify(
             continue;
         };
         match jsonwebtoken::decode::<Value>(id_token, &key, &validation) {
-            Ok(data) => return check_claims(&data.claims, nonce, code),
+            Ok(data) => return check_claims(&data.claims, expected),
             Err(e) => match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => last = "bad signature".into(),
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     return Err(IdTokenError::Claim("exp"));
                 }
-                jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
-                    return Err(IdTokenError::Claim("iss"));
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                    return Err(IdTokenError::Claim("aud"));
+                jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => {
+                    return Err(IdTokenError::Claim(match claim.as_str() {
+                        "iss" => "iss",
+                        "aud" => "aud",
+                        "sub" => "sub",
+                        "iat" => "iat",
+                        _ => "exp",
+                    }));
                 }
                 other => last = format!("{other:?}"),
             },
@@ -98,7 +145,40 @@ pub fn verify(
     Err(IdTokenError::Signature(last))
 }
 
-fn check_claims(claims: &Value, nonce: &str, code: &str) -> Result<IdentityClaims, IdTokenError> {
+fn check_claims(claims: &Value, expected: &Expected<'_>) -> Result<IdentityClaims, IdTokenError> {
+    // OIDC Core 3.1.3.7: the issuer matches exactly.
+    let iss = claims["iss"].as_str().unwrap_or_default();
+    if iss != expected.issuer {
+        return Err(IdTokenError::Issuer {
+            found: iss.to_owned(),
+            expected: expected.issuer.to_owned(),
+        });
+    }
+    // `aud` contains this client; with several audiences, `azp` must be
+    // this client; an `azp` is always this client.
+    let audiences: Vec<&str> = match &claims["aud"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&expected.client_id) {
+        return Err(IdTokenError::Audience {
+            found: claims["aud"].to_string(),
+            expected: expected.client_id.to_owned(),
+        });
+    }
+    let azp = claims.get("azp");
+    let several = matches!(&claims["aud"], Value::Array(many) if many.len() > 1);
+    if (several || azp.is_some()) && azp.and_then(Value::as_str) != Some(expected.client_id) {
+        return Err(IdTokenError::AuthorizedParty {
+            found: azp.map_or_else(|| "absent".to_owned(), Value::to_string),
+            expected: expected.client_id.to_owned(),
+        });
+    }
+    let sub = claims["sub"].as_str().filter(|s| !s.is_empty());
+    let Some(sub) = sub else {
+        return Err(IdTokenError::Claim("sub"));
+    };
     let now = chrono::Utc::now().timestamp();
     if claims["iat"]
         .as_i64()
@@ -106,27 +186,25 @@ fn check_claims(claims: &Value, nonce: &str, code: &str) -> Result<IdentityClaim
     {
         return Err(IdTokenError::Claim("iat"));
     }
-    if claims["nonce"].as_str() != Some(nonce) {
+    let nonce_ok = match expected.nonce {
+        Some(sent) => claims["nonce"].as_str() == Some(sent),
+        None => claims.get("nonce").is_none(),
+    };
+    if !nonce_ok {
         return Err(IdTokenError::Claim("nonce"));
     }
-    if claims["c_hash"].as_str() != Some(half_hash(code).as_str()) {
+    if let Some(code) = expected.code
+        && claims["c_hash"].as_str() != Some(half_hash(code).as_str())
+    {
         return Err(IdTokenError::Claim("c_hash"));
     }
+    if let (Some(at_hash), Some(access_token)) = (claims.get("at_hash"), expected.access_token)
+        && at_hash.as_str() != Some(half_hash(access_token).as_str())
+    {
+        return Err(IdTokenError::Claim("at_hash"));
+    }
     Ok(IdentityClaims {
-        sub: claims["sub"].as_str().unwrap_or_default().to_owned(),
-        email: claims["email"].as_str().map(str::to_owned),
-        name: claims["name"].as_str().map(str::to_owned),
-    })
-}
-
-/// The identity in an id_token received directly from the token endpoint
-/// over TLS (OIDC Core 3.1.3.7 allows trusting it without the signature);
-/// used for display only.
-pub fn unverified_identity(id_token: &str) -> Option<IdentityClaims> {
-    let payload = id_token.split('.').nth(1)?;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    Some(IdentityClaims {
-        sub: claims["sub"].as_str()?.to_owned(),
+        sub: sub.to_owned(),
         email: claims["email"].as_str().map(str::to_owned),
         name: claims["name"].as_str().map(str::to_owned),
     })
@@ -160,38 +238,43 @@ mod tests {
         let mut c = json!({
             "iss": "https://idp.example", "aud": "client-1", "sub": "alice",
             "exp": now + 300, "iat": now, "nonce": "n-1", "c_hash": half_hash("the-code"),
-            "email": "alice@example.com"
+            "at_hash": half_hash("the-access-token"), "email": "alice@example.com"
         });
         for (k, v) in overrides.as_object().unwrap() {
-            c[k] = v.clone();
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
         }
         c
     }
 
+    const FRONT: Expected<'static> = Expected {
+        issuer: "https://idp.example",
+        client_id: "client-1",
+        nonce: Some("n-1"),
+        code: Some("the-code"),
+        access_token: None,
+    };
+
     #[test]
     fn a_genuine_id_token_passes_and_each_wrong_claim_is_named() {
         let (key, jwks) = setup();
-        let check = |c: serde_json::Value| {
-            verify(
-                &key.sign(&c).unwrap(),
-                &jwks,
-                "https://idp.example",
-                "client-1",
-                "n-1",
-                "the-code",
-            )
-        };
+        let check = |c: serde_json::Value| verify(&key.sign(&c).unwrap(), &jwks, &FRONT);
         let ok = check(claims(json!({}))).unwrap();
         assert_eq!(ok.sub, "alice");
         assert_eq!(ok.email.as_deref(), Some("alice@example.com"));
         let now = chrono::Utc::now().timestamp();
         for (overrides, claim) in [
             (json!({"nonce": "replayed"}), "nonce"),
+            (json!({"nonce": null}), "nonce"),
             (json!({"c_hash": half_hash("another-code")}), "c_hash"),
-            (json!({"aud": "someone-else"}), "aud"),
-            (json!({"iss": "https://evil.example"}), "iss"),
+            (json!({"c_hash": null}), "c_hash"),
             (json!({"exp": now - 3600}), "exp"),
             (json!({"iat": now + 3600}), "iat"),
+            (json!({"sub": ""}), "sub"),
+            (json!({"sub": null}), "sub"),
         ] {
             assert_eq!(
                 check(claims(overrides.clone())).unwrap_err(),
@@ -204,19 +287,101 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_must_match_exactly_and_the_message_names_both() {
+        let (key, jwks) = setup();
+        let check = |c: serde_json::Value| verify(&key.sign(&c).unwrap(), &jwks, &FRONT);
+        for iss in [
+            "https://evil.example",
+            "https://idp.example/",
+            "HTTPS://idp.example",
+        ] {
+            let err = check(claims(json!({ "iss": iss }))).unwrap_err();
+            assert_eq!(
+                err,
+                IdTokenError::Issuer {
+                    found: iss.into(),
+                    expected: "https://idp.example".into()
+                }
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(iss) && message.contains("\"https://idp.example\""),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_audiences_need_this_client_as_authorized_party() {
+        let (key, jwks) = setup();
+        let check = |c: serde_json::Value| verify(&key.sign(&c).unwrap(), &jwks, &FRONT);
+        let both = json!(["client-1", "client-2"]);
+        // Several audiences without azp, or with another azp: refused.
+        for overrides in [
+            json!({ "aud": both }),
+            json!({ "aud": both, "azp": "client-2" }),
+        ] {
+            let err = check(claims(overrides.clone())).unwrap_err();
+            assert!(
+                matches!(err, IdTokenError::AuthorizedParty { .. }),
+                "{overrides}: {err}"
+            );
+            assert!(err.to_string().contains("azp"), "{err}");
+        }
+        // An azp naming another client, even with one audience: refused.
+        assert!(matches!(
+            check(claims(json!({"azp": "client-2"}))).unwrap_err(),
+            IdTokenError::AuthorizedParty { .. }
+        ));
+        // Several audiences with this client as azp: accepted.
+        assert!(check(claims(json!({ "aud": both, "azp": "client-1" }))).is_ok());
+        // One audience in an array: accepted.
+        assert!(check(claims(json!({ "aud": ["client-1"] }))).is_ok());
+        // Not among the audiences: refused, naming them.
+        let err = check(claims(
+            json!({"aud": ["client-2", "client-3"], "azp": "client-1"}),
+        ))
+        .unwrap_err();
+        assert!(matches!(err, IdTokenError::Audience { .. }), "{err}");
+        assert!(err.to_string().contains("client-2"), "{err}");
+    }
+
+    #[test]
+    fn a_token_endpoint_id_token_is_bound_to_the_access_token_and_the_sent_nonce() {
+        let (key, jwks) = setup();
+        let back = Expected {
+            code: None,
+            access_token: Some("the-access-token"),
+            ..FRONT
+        };
+        let check =
+            |c: serde_json::Value, e: &Expected<'_>| verify(&key.sign(&c).unwrap(), &jwks, e);
+        // No c_hash needed at the token endpoint; at_hash checked when present.
+        assert!(check(claims(json!({"c_hash": null})), &back).is_ok());
+        assert!(check(claims(json!({"at_hash": null})), &back).is_ok());
+        assert_eq!(
+            check(claims(json!({"at_hash": half_hash("another")})), &back).unwrap_err(),
+            IdTokenError::Claim("at_hash")
+        );
+        // Authorization Code without a nonce: an id_token with one is not ours.
+        let code_flow = Expected {
+            nonce: None,
+            ..back
+        };
+        assert!(check(claims(json!({"nonce": null})), &code_flow).is_ok());
+        assert_eq!(
+            check(claims(json!({})), &code_flow).unwrap_err(),
+            IdTokenError::Claim("nonce")
+        );
+    }
+
+    #[test]
     fn a_token_signed_by_another_key_fails_the_signature() {
         let (_, jwks) = setup();
         let stranger = SigningKey::generate(Some("k1"));
         let forged = stranger.sign(&claims(json!({}))).unwrap();
         assert!(matches!(
-            verify(
-                &forged,
-                &jwks,
-                "https://idp.example",
-                "client-1",
-                "n-1",
-                "the-code"
-            ),
+            verify(&forged, &jwks, &FRONT),
             Err(IdTokenError::Signature(_))
         ));
     }
@@ -225,7 +390,7 @@ mod tests {
     fn malformed_tokens_and_unaccepted_algorithms_are_refused() {
         let jwks = JwkSet { keys: vec![] };
         assert!(matches!(
-            verify("nope", &jwks, "i", "c", "n", "code"),
+            verify("nope", &jwks, &FRONT),
             Err(IdTokenError::Malformed(_))
         ));
         // alg "none"
@@ -234,7 +399,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
             URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#)
         );
-        assert!(verify(&none, &jwks, "i", "c", "n", "code").is_err());
+        assert!(verify(&none, &jwks, &FRONT).is_err());
         // HS256 (a key-confusion attempt)
         let hs = format!(
             "{}.{}.sig",
@@ -242,7 +407,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#)
         );
         assert!(matches!(
-            verify(&hs, &jwks, "i", "c", "n", "code"),
+            verify(&hs, &jwks, &FRONT),
             Err(IdTokenError::Malformed(_))
         ));
     }

@@ -1,13 +1,26 @@
 //! The HTTP client for provider calls: rustls, no redirects, connect and
 //! total timeouts, responses over 1 MiB refused, and a resolver that
 //! refuses link-local and metadata addresses after DNS resolution.
+//!
+//! Proxy environment variables (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
+//! lowercase too) are ignored: a proxy would resolve provider names itself,
+//! out of the resolver's reach. `QUIVER_OUTBOUND_PROXY` sends every provider
+//! call through one proxy instead; URLs and literal addresses are still
+//! checked then, but the proxy resolves names, so what a name leads to is
+//! the proxy's to police.
+//!
+//! A provider that refuses the connection, resets it or does not answer in
+//! time gets one message, "could not reach HOST: no answer", so that errors
+//! never tell whether a port behind it is open (the cause goes to the log).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
+use url::Url;
 
 use super::url_policy::is_forbidden;
 
@@ -17,19 +30,21 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Why a provider call did not produce a response.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
-    /// The URL was refused before any connection.
+    /// The URL, or every address its name resolves to, was refused before
+    /// any connection; or the name has no address.
     #[error("refused URL: {0}")]
     Refused(String),
-    /// Connecting failed, or took longer than the connect timeout.
-    #[error("could not connect: {0}")]
-    Connect(String),
-    /// No complete answer within the total timeout.
-    #[error("no answer within {0} ms")]
-    Timeout(u64),
+    /// The connection was refused or reset, or no complete answer came
+    /// within the timeouts: one message for all, whatever the cause.
+    #[error("could not reach {host}: no answer")]
+    Unreachable {
+        /// Host and port as the URL names them.
+        host: String,
+    },
     /// The answer was larger than 1 MiB.
     #[error("the answer is larger than 1 MiB")]
     TooLarge,
-    /// Another transport failure.
+    /// The request could not be built.
     #[error("request failed: {0}")]
     Other(String),
 }
@@ -45,6 +60,61 @@ pub struct RawResponse {
     pub body: Vec<u8>,
 }
 
+/// `QUIVER_OUTBOUND_PROXY`: the proxy every provider call goes through.
+/// Its `Debug` and `Display` hide a password in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundProxy(Url);
+
+impl OutboundProxy {
+    /// Parses an `http://` or `https://` proxy URL (credentials allowed).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = Url::parse(text.trim()).map_err(|e| format!("is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with http:// or https:// (the proxy's own address)".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no host".into());
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err("must be only a scheme, host and port (no path or query)".into());
+        }
+        reqwest::Proxy::all(url.as_str()).map_err(|e| format!("is not usable as a proxy ({e})"))?;
+        Ok(Self(url))
+    }
+
+    fn proxy(&self) -> reqwest::Proxy {
+        reqwest::Proxy::all(self.0.as_str()).expect("checked when the setting was read")
+    }
+}
+
+impl fmt::Display for OutboundProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("redacted"));
+        }
+        f.write_str(shown.as_str())
+    }
+}
+
+impl fmt::Debug for OutboundProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OutboundProxy({self})")
+    }
+}
+
+/// A name refused by the resolver: its message is the one shown.
+#[derive(Debug)]
+struct NameRefused(String);
+
+impl fmt::Display for NameRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NameRefused {}
+
 /// A resolver that drops forbidden addresses and fails when none is left.
 struct GuardedResolver;
 
@@ -52,10 +122,13 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?
-                .collect();
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(found) => found.collect(),
+                Err(e) => {
+                    tracing::debug!(host = %host, error = %e, "provider name did not resolve");
+                    Vec::new()
+                }
+            };
             let allowed = allowed_addresses(&host, found)?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -80,7 +153,7 @@ pub fn allowed_addresses(
                 "{host} resolves only to link-local or metadata addresses, which Quiver never contacts"
             )
         };
-        return Err(message.into());
+        return Err(Box::new(NameRefused(message)));
     }
     Ok(allowed)
 }
@@ -88,12 +161,23 @@ pub fn allowed_addresses(
 /// Clients by (connect, total) timeout in ms, built once, so that
 /// connections to a provider are kept alive and reused between calls.
 #[derive(Default)]
-pub struct Clients(std::sync::Mutex<std::collections::HashMap<(u64, u64), reqwest::Client>>);
+pub struct Clients {
+    proxy: Option<OutboundProxy>,
+    built: std::sync::Mutex<std::collections::HashMap<(u64, u64), reqwest::Client>>,
+}
 
 impl Clients {
+    /// Clients that go through `proxy` when one is given, else direct.
+    pub fn new(proxy: Option<OutboundProxy>) -> Self {
+        Self {
+            proxy,
+            built: Default::default(),
+        }
+    }
+
     /// The client for these timeouts.
     pub fn get(&self, connect_ms: u64, total_ms: u64) -> reqwest::Client {
-        self.0
+        self.built
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry((connect_ms, total_ms))
@@ -101,30 +185,48 @@ impl Clients {
                 client(
                     Duration::from_millis(connect_ms),
                     Duration::from_millis(total_ms),
+                    self.proxy.as_ref(),
                 )
             })
             .clone()
     }
 }
 
-/// Builds the client for one provider's timeouts.
-pub fn client(connect_timeout: Duration, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// Builds the client for one provider's timeouts: direct (whatever the
+/// proxy environment variables say), or through `proxy`.
+pub fn client(
+    connect_timeout: Duration,
+    timeout: Duration,
+    proxy: Option<&OutboundProxy>,
+) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .dns_resolver(Arc::new(GuardedResolver))
-        .user_agent(concat!("Quiver/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a reqwest client with rustls always builds")
+        .user_agent(concat!("Quiver/", env!("CARGO_PKG_VERSION")));
+    match proxy {
+        Some(proxy) => builder.proxy(proxy.proxy()),
+        None => builder.no_proxy(),
+    }
+    .build()
+    .expect("a reqwest client with rustls always builds")
+}
+
+/// Host and port as the URL names them, for messages.
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
 }
 
 /// Sends a request and reads at most 1 MiB of the answer.
 pub async fn send(
     client: &reqwest::Client,
     request: reqwest::Request,
-    timeout_ms: u64,
 ) -> Result<RawResponse, OutboundError> {
     // Literal addresses never pass through the resolver: check them here.
     let literal = match request.url().host() {
@@ -134,19 +236,12 @@ pub async fn send(
     };
     if literal.is_some_and(is_forbidden) {
         return Err(OutboundError::Refused(format!(
-            "{} is a link-local or metadata address",
+            "{} is a link-local, site-local or metadata address (or an IPv6 address carrying one)",
             request.url().host_str().unwrap_or_default()
         )));
     }
-    let classify = |e: reqwest::Error| {
-        if e.is_timeout() {
-            OutboundError::Timeout(timeout_ms)
-        } else if e.is_connect() {
-            OutboundError::Connect(root_cause(&e))
-        } else {
-            OutboundError::Other(root_cause(&e))
-        }
-    };
+    let host = authority(request.url());
+    let classify = |e: reqwest::Error| classify(&host, e);
     let mut response = client.execute(request).await.map_err(classify)?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -168,6 +263,30 @@ pub async fn send(
         headers,
         body,
     })
+}
+
+/// A transport failure as shown: the resolver's refusal in its own words,
+/// anything else (refused, reset, timed out, not HTTP) as "no answer".
+fn classify(host: &str, error: reqwest::Error) -> OutboundError {
+    if error.is_builder() {
+        return OutboundError::Other(root_cause(&error));
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = current {
+        if let Some(refused) = e.downcast_ref::<NameRefused>() {
+            return OutboundError::Refused(refused.0.clone());
+        }
+        current = e.source();
+    }
+    tracing::info!(
+        host = %host,
+        timeout = error.is_timeout(),
+        error = %root_cause(&error),
+        "a provider did not answer"
+    );
+    OutboundError::Unreachable {
+        host: host.to_owned(),
+    }
 }
 
 /// The innermost cause's message: the useful part of a reqwest error.
@@ -197,6 +316,12 @@ mod tests {
         let err =
             allowed_addresses("evil.example", addrs(&["::ffff:169.254.169.254"])).unwrap_err();
         assert!(err.to_string().contains("metadata"));
+        let err = allowed_addresses(
+            "evil.example",
+            addrs(&["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "fec0::1"]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("metadata"));
         // Mixed answers keep only the safe addresses.
         let kept =
             allowed_addresses("mixed.example", addrs(&["169.254.169.254", "203.0.113.7"])).unwrap();
@@ -206,22 +331,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_literal_metadata_address_is_refused_before_connecting() {
-        let client = client(Duration::from_secs(1), Duration::from_secs(1));
-        let request = client
-            .get("http://169.254.169.254/latest/meta-data")
-            .build()
-            .unwrap();
-        assert!(matches!(
-            send(&client, request, 1000).await,
-            Err(OutboundError::Refused(_))
-        ));
-        let request = client
-            .get("http://[::ffff:169.254.169.254]/")
-            .build()
-            .unwrap();
-        assert!(matches!(
-            send(&client, request, 1000).await,
-            Err(OutboundError::Refused(_))
-        ));
+        let client = client(Duration::from_secs(1), Duration::from_secs(1), None);
+        for url in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
+            "http://[fec0::1]/",
+        ] {
+            let request = client.get(url).build().unwrap();
+            assert!(
+                matches!(send(&client, request).await, Err(OutboundError::Refused(_))),
+                "{url}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_without_an_address_is_refused_in_the_resolvers_words() {
+        let client = client(Duration::from_secs(5), Duration::from_secs(5), None);
+        let request = client.get("http://quiver-test.invalid/").build().unwrap();
+        match send(&client, request).await {
+            Err(OutboundError::Refused(message)) => {
+                assert!(message.contains("has no address"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,37 +1,94 @@
 //! Which provider URLs and addresses Quiver may reach: https only (plain
 //! http on loopback hosts when `QUIVER_ALLOW_INSECURE_LOOPBACK` is on),
-//! and never link-local or cloud metadata addresses, whatever a name
-//! resolves to.
+//! and never link-local, site-local or cloud metadata addresses, whatever a
+//! name resolves to and however an IPv6 address carries an IPv4 one.
+//! Private addresses stay allowed: internal identity providers are real.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
 /// Whether an address must never be contacted: link-local (169.254.0.0/16,
-/// fe80::/10), cloud metadata (fd00:ec2::254, 100.100.100.200), the
-/// unspecified address, and the IPv4-mapped and -compatible forms of these.
+/// fe80::/10), site-local (fec0::/10), cloud metadata (fd00:ec2::254,
+/// 100.100.100.200) and the unspecified addresses — and every IPv6 address
+/// that carries a refused IPv4 address (see [`embedded_v4`]).
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return forbidden_v4(v4);
-            }
-            let segments = v6.segments();
-            // IPv4-compatible (deprecated) ::a.b.c.d
-            if segments[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
-                let v4 = Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32);
-                return forbidden_v4(v4);
-            }
-            v6.is_unspecified()
-                || (segments[0] & 0xffc0) == 0xfe80
-                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-        }
+        IpAddr::V6(v6) => forbidden_v6(v6),
     }
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> bool {
     ip.is_link_local() || ip.is_unspecified() || ip == Ipv4Addr::new(100, 100, 100, 200)
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_unspecified()
+        || (first & 0xffc0) == 0xfe80
+        || (first & 0xffc0) == 0xfec0
+        || ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        || embedded_v4(ip).into_iter().any(forbidden_v4)
+}
+
+fn v4(bytes: [u8; 4]) -> Ipv4Addr {
+    Ipv4Addr::from(bytes)
+}
+
+/// The IPv4 addresses an IPv6 address may lead to: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::/96`, and `64:ff9b:1::/48` at each
+/// RFC 6052 prefix length it can be cut at), 6to4 (`2002::/16`), Teredo
+/// (`2001::/32`: the server and the obfuscated client address) and ISATAP
+/// interface identifiers (`…:0:5efe:a.b.c.d`, `…:200:5efe:a.b.c.d`).
+pub fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let b = ip.octets();
+    let last = v4([b[12], b[13], b[14], b[15]]);
+    let mut found = Vec::new();
+    if s[..5] == [0; 5] && s[5] == 0xffff {
+        found.push(last);
+    }
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        found.push(last);
+    }
+    if s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        found.push(last);
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b {
+        if s[2..6] == [0; 4] {
+            found.push(last);
+        }
+        if s[2] == 1 {
+            // RFC 6052 §2.2: the translator's prefix is a /48, /56, /64 or
+            // /96 inside 64:ff9b:1::/48 (bits 64 to 71 are skipped), and
+            // Quiver cannot know which: every reading counts. The zero
+            // fields of one reading are the others' padding, so a reading
+            // of 0.0.0.0 says nothing and is left out.
+            for candidate in [
+                v4([b[6], b[7], b[9], b[10]]),
+                v4([b[7], b[9], b[10], b[11]]),
+                v4([b[9], b[10], b[11], b[12]]),
+                last,
+            ] {
+                if !candidate.is_unspecified() {
+                    found.push(candidate);
+                }
+            }
+        }
+    }
+    if s[0] == 0x2002 {
+        found.push(v4([b[2], b[3], b[4], b[5]]));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        found.push(v4([b[4], b[5], b[6], b[7]]));
+        found.push(v4([!b[12], !b[13], !b[14], !b[15]]));
+    }
+    if (s[4] & 0xfdff) == 0 && s[5] == 0x5efe {
+        found.push(last);
+    }
+    found
 }
 
 fn is_loopback_host(url: &Url) -> bool {
@@ -42,6 +99,8 @@ fn is_loopback_host(url: &Url) -> bool {
         None => false,
     }
 }
+
+const REFUSED_ADDRESS: &str = "points at a link-local, site-local or cloud metadata address (or an IPv6 address carrying one), which Quiver never contacts";
 
 /// Checks a provider URL; the message says what is wrong.
 pub fn check_url(text: &str, allow_insecure_loopback: bool) -> Result<Url, String> {
@@ -64,12 +123,8 @@ pub fn check_url(text: &str, allow_insecure_loopback: bool) -> Result<Url, Strin
         _ => return Err("must use https".into()),
     }
     match url.host() {
-        Some(Host::Ipv4(ip)) if is_forbidden(IpAddr::V4(ip)) => Err(
-            "points at a link-local or cloud metadata address, which Quiver never contacts".into(),
-        ),
-        Some(Host::Ipv6(ip)) if is_forbidden(IpAddr::V6(ip)) => Err(
-            "points at a link-local or cloud metadata address, which Quiver never contacts".into(),
-        ),
+        Some(Host::Ipv4(ip)) if is_forbidden(IpAddr::V4(ip)) => Err(REFUSED_ADDRESS.into()),
+        Some(Host::Ipv6(ip)) if is_forbidden(IpAddr::V6(ip)) => Err(REFUSED_ADDRESS.into()),
         None => Err("has no host".into()),
         _ => Ok(url),
     }
@@ -102,6 +157,53 @@ mod tests {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["127.0.0.1", "10.0.0.1", "8.8.8.8", "::1", "2001:db8::1"] {
+            assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn every_ipv6_form_of_a_refused_ipv4_address_is_refused() {
+        // 169.254.169.254 is a9fe:a9fe; 100.100.100.200 is 6464:64c8.
+        for (form, ip) in [
+            ("IPv4-mapped", "::ffff:a9fe:a9fe"),
+            ("IPv4-translated", "::ffff:0:a9fe:a9fe"),
+            ("IPv4-compatible", "::a9fe:a9fe"),
+            ("NAT64 well-known prefix", "64:ff9b::169.254.169.254"),
+            ("NAT64 well-known prefix", "64:ff9b::6464:64c8"),
+            ("NAT64 local-use /96", "64:ff9b:1::a9fe:a9fe"),
+            ("NAT64 local-use /64", "64:ff9b:1:0:a9:fea9:fe00:0"),
+            ("NAT64 local-use /56", "64:ff9b:1:a9:fe:a9fe::"),
+            ("NAT64 local-use /48", "64:ff9b:1:a9fe:a9:fe00::"),
+            ("6to4", "2002:a9fe:a9fe::1"),
+            ("6to4 of 0.0.0.0", "2002::1"),
+            ("Teredo server", "2001:0:a9fe:a9fe::1"),
+            ("Teredo client", "2001:0:4136:e378:8000:63bf:5601:5601"),
+            ("ISATAP", "2001:db8::5efe:a9fe:a9fe"),
+            ("ISATAP (global)", "2001:db8::200:5efe:a9fe:a9fe"),
+            ("site-local", "fec0::1"),
+            ("site-local", "feff:1::1"),
+        ] {
+            assert!(is_forbidden(ip.parse().unwrap()), "{form}: {ip}");
+            assert!(
+                check_url(&format!("https://[{ip}]/token"), true)
+                    .unwrap_err()
+                    .contains("metadata"),
+                "{form}: {ip}"
+            );
+        }
+        // Private and loopback addresses stay allowed in every form.
+        for ip in [
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b:1::192.168.1.1",
+            "64:ff9b:1:a00:0:100::",
+            "2002:0a00:0001::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fd00::1",
+            "fc00::1",
+        ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
         }
     }

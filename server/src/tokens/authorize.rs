@@ -14,12 +14,12 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use url::Url;
 
 use super::engine::{TokenEngine, token_error};
-use super::{Flow, db_error, status};
+use super::{Flow, StoredIdentity, db_error, status};
 use crate::account::sessions::hash_token;
 use crate::auth::{Caller, Via};
 use crate::db::entity::{auth_request, token};
 use crate::oauth::grant::GrantError;
-use crate::oauth::id_token::{self, IdentityClaims};
+use crate::oauth::id_token::{self, Expected, IdentityClaims};
 use crate::oauth::outbound;
 use crate::providers::params_map;
 use crate::seal::SealSlot;
@@ -65,6 +65,33 @@ impl CallbackOutcome {
             status: status::FAILED,
             message: Some(message.into()),
         }
+    }
+}
+
+/// RFC 9207 against mix-up (RFC 9700 §4.4): an `iss` in the answer must be
+/// exactly the provider's issuer; a missing one is refused when the provider
+/// says it sends one, except in OIDC Hybrid, where the id_token's `iss`
+/// (verified before anything else) names the issuer instead, and RFC 9207
+/// lets the provider leave the parameter out. The error names the check.
+fn check_iss(
+    iss: Option<&str>,
+    issuer: Option<&str>,
+    iss_parameter_supported: bool,
+    flow: Flow,
+) -> Result<(), String> {
+    match (iss, issuer) {
+        (Some(iss), Some(issuer)) if iss == issuer => Ok(()),
+        (Some(iss), Some(issuer)) => Err(format!(
+            "the authorization response came from issuer {iss:?}, not the provider's issuer {issuer:?}"
+        )),
+        (Some(iss), None) => Err(format!(
+            "the authorization response came from issuer {iss:?}, and the provider has no issuer to compare it with; set the provider's issuer"
+        )),
+        (None, _) if iss_parameter_supported && flow != Flow::OidcHybrid => Err(
+            "the authorization response carries no iss, but the provider says it always sends one (authorization_response_iss_parameter_supported); it may come from another authorization server"
+                .into(),
+        ),
+        (None, _) => Ok(()),
     }
 }
 
@@ -297,8 +324,14 @@ impl TokenEngine {
         match self.exchange(&t, &pending, &params).await {
             Ok(()) => outcome.status = status::ACTIVE,
             Err(error) => {
+                // A token that holds an access token keeps it, and its
+                // status: a refused answer never replaces the last good
+                // token. The failure is recorded beside it, on the callback
+                // page and in the audit log.
                 let mut active: token::ActiveModel = t.clone().into();
-                active.status = Set(status::FAILED.to_owned());
+                if t.access_token.is_none() {
+                    active.status = Set(status::FAILED.to_owned());
+                }
                 active.last_error = Set(Some(serde_json::to_string(&error).unwrap_or_default()));
                 active.updated_at = Set(self.tokens.clock.now());
                 let _ = active.update(&self.tokens.db).await;
@@ -340,40 +373,32 @@ impl TokenEngine {
             .open(&t.provider_id)
             .await
             .map_err(|e| fail("invalid_configuration", e.to_string()))?;
-        // RFC 9207: a wrong iss is always refused; a missing one when the
-        // provider says it sends it.
-        let issuer = provider.model.issuer.clone().unwrap_or_default();
-        match &params.iss {
-            Some(iss) if iss.trim_end_matches('/') != issuer.trim_end_matches('/') => {
-                return Err(fail(
-                    "invalid_request",
-                    format!("the answer names issuer {iss:?}, not this provider's"),
-                ));
-            }
-            None if provider.model.iss_parameter_supported && params.id_token.is_none() => {
-                return Err(fail(
-                    "invalid_request",
-                    "the answer lacks the iss parameter the provider promises".into(),
-                ));
-            }
-            _ => {}
-        }
+        let flow: Flow = t
+            .flow
+            .parse()
+            .map_err(|_| fail("invalid_configuration", "unknown flow".into()))?;
+        let issuer = provider.model.issuer.clone();
+        check_iss(
+            params.iss.as_deref(),
+            issuer.as_deref(),
+            provider.model.iss_parameter_supported,
+            flow,
+        )
+        .map_err(|d| fail("invalid_request", d))?;
+        let issuer = issuer.unwrap_or_default();
         let code = params
             .code
             .clone()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| fail("invalid_request", "the answer carries no code".into()))?;
-        let flow: Flow = t
-            .flow
-            .parse()
-            .map_err(|_| fail("invalid_configuration", "unknown flow".into()))?;
         let client_id = if t.use_default_keys {
             provider.model.client_id.clone()
         } else {
             t.client_id.clone()
         }
         .unwrap_or_default();
-        let mut identity: Option<IdentityClaims> = None;
+        let mut jwks = None;
+        let mut front: Option<IdentityClaims> = None;
         if flow == Flow::OidcHybrid {
             let id_token = params.id_token.as_deref().ok_or_else(|| {
                 fail(
@@ -381,20 +406,24 @@ impl TokenEngine {
                     "the hybrid answer carries no id_token".into(),
                 )
             })?;
-            let jwks = self
+            let keys = self
                 .fetch_jwks(&provider.model)
                 .await
                 .map_err(|e| fail("invalid_configuration", e))?;
             let claims = id_token::verify(
                 id_token,
-                &jwks,
-                &issuer,
-                &client_id,
-                pending.nonce.as_deref().unwrap_or_default(),
-                &code,
+                &keys,
+                &Expected {
+                    issuer: &issuer,
+                    client_id: &client_id,
+                    nonce: Some(pending.nonce.as_deref().unwrap_or_default()),
+                    code: Some(&code),
+                    access_token: None,
+                },
             )
             .map_err(|e| fail("invalid_id_token", e.to_string()))?;
-            identity = Some(claims);
+            front = Some(claims);
+            jwks = Some(keys);
         }
         let verifier = self
             .tokens
@@ -419,41 +448,73 @@ impl TokenEngine {
             .exchange_code(t, &provider, grant)
             .await
             .map_err(|e: GrantError| token_error(&e))?;
-        // The token endpoint's id_token (received over TLS) may carry more
-        // claims than the front-channel one; it adds to, never replaces, the
-        // verified subject.
-        let back_channel = set
-            .id_token
-            .as_deref()
-            .and_then(id_token::unverified_identity);
-        identity = match (identity, back_channel) {
-            (None, back) => back,
-            (Some(mut verified), Some(back)) if back.sub == verified.sub => {
-                verified.email = verified.email.or(back.email);
-                verified.name = verified.name.or(back.name);
-                Some(verified)
+        // The token endpoint's id_token is verified like the front
+        // channel's (OIDC Core 3.1.3.7, 3.3.3.6): a failure refuses the
+        // whole answer, and its tokens are not stored. Without a JWKS URI
+        // (Authorization Code only) it cannot be checked, and no identity
+        // is kept.
+        let back = match set.id_token.as_deref() {
+            Some(id_token) if jwks.is_some() || provider.model.jwks_uri.is_some() => {
+                let keys = match jwks.take() {
+                    Some(keys) => keys,
+                    None => self
+                        .fetch_jwks(&provider.model)
+                        .await
+                        .map_err(|e| fail("invalid_configuration", e))?,
+                };
+                let claims = id_token::verify(
+                    id_token,
+                    &keys,
+                    &Expected {
+                        issuer: &issuer,
+                        client_id: &client_id,
+                        nonce: pending.nonce.as_deref(),
+                        code: None,
+                        access_token: Some(set.access_token.expose()),
+                    },
+                )
+                .map_err(|e| fail("invalid_id_token", format!("token endpoint: {e}")))?;
+                Some(claims)
             }
-            (verified, _) => verified,
+            _ => None,
+        };
+        let identity = match (front, back) {
+            (Some(front), Some(back)) if back.sub != front.sub => {
+                return Err(fail(
+                    "invalid_id_token",
+                    format!(
+                        "the token endpoint's id_token is for subject {:?}, but the authorization response's is for {:?}",
+                        back.sub, front.sub
+                    ),
+                ));
+            }
+            (Some(mut front), Some(back)) => {
+                front.email = front.email.or(back.email);
+                front.name = front.name.or(back.name);
+                Some(front)
+            }
+            (front, back) => front.or(back),
         };
         let model = self
             .store_exchanged(t, &provider, set)
             .await
             .map_err(|e| fail("internal", e.to_string()))?;
-        if let Some(identity) = identity {
-            let mut active: token::ActiveModel = model.into();
-            active.identity = Set(Some(
-                serde_json::to_string(&Identity {
+        let mut active: token::ActiveModel = model.into();
+        active.identity = Set(identity.map(|identity| {
+            serde_json::to_string(&StoredIdentity {
+                identity: Identity {
                     sub: identity.sub,
                     email: identity.email,
                     name: identity.name,
-                })
-                .unwrap_or_default(),
-            ));
-            active
-                .update(&self.tokens.db)
-                .await
-                .map_err(|e| fail("internal", e.to_string()))?;
-        }
+                },
+                verified: true,
+            })
+            .unwrap_or_default()
+        }));
+        active
+            .update(&self.tokens.db)
+            .await
+            .map_err(|e| fail("internal", e.to_string()))?;
         Ok(())
     }
 
@@ -462,19 +523,49 @@ impl TokenEngine {
         p: &crate::db::entity::provider::Model,
     ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
         let uri = p.jwks_uri.clone().ok_or("the provider has no JWKS URI")?;
-        let client = outbound::client(
-            std::time::Duration::from_millis(u64::try_from(p.connect_timeout_ms).unwrap_or(5000)),
-            std::time::Duration::from_millis(u64::try_from(p.timeout_ms).unwrap_or(30000)),
-        );
+        let client = self.http_for(p);
         let request = client.get(&uri).build().map_err(|e| e.to_string())?;
-        let raw = outbound::send(
-            &client,
-            request,
-            u64::try_from(p.timeout_ms).unwrap_or(30000),
-        )
-        .await
-        .map_err(|e| format!("cannot read the provider's JWKS: {e}"))?;
+        let raw = outbound::send(&client, request)
+            .await
+            .map_err(|e| format!("cannot read the provider's JWKS: {e}"))?;
         serde_json::from_slice(&raw.body)
             .map_err(|_| "the provider's JWKS is not a JWK set".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iss_is_compared_exactly_and_required_where_promised() {
+        let issuer = Some("https://idp.example");
+        let code = Flow::AuthorizationCode;
+        assert!(check_iss(Some("https://idp.example"), issuer, true, code).is_ok());
+        for wrong in ["https://idp.example/", "https://evil.example", ""] {
+            let message = check_iss(Some(wrong), issuer, false, code).unwrap_err();
+            assert_eq!(
+                message,
+                format!(
+                    "the authorization response came from issuer {wrong:?}, not the provider's issuer \"https://idp.example\""
+                )
+            );
+        }
+        assert!(
+            check_iss(Some("https://idp.example"), None, false, code)
+                .unwrap_err()
+                .contains("has no issuer")
+        );
+        // Missing: refused where promised, except in OIDC Hybrid (the
+        // verified id_token's iss names the issuer there).
+        assert!(
+            check_iss(None, issuer, true, code)
+                .unwrap_err()
+                .contains("authorization_response_iss_parameter_supported")
+        );
+        assert!(check_iss(None, issuer, true, Flow::OidcHybrid).is_ok());
+        assert!(check_iss(None, issuer, false, code).is_ok());
+        // A wrong iss is refused in OIDC Hybrid too.
+        assert!(check_iss(Some("https://evil.example"), issuer, true, Flow::OidcHybrid).is_err());
     }
 }

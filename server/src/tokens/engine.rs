@@ -89,12 +89,6 @@ pub fn token_error(e: &GrantError) -> TokenError {
             http_status: Some(*http_status),
             retry_after_seconds: None,
         },
-        GrantError::Outbound(OutboundError::Timeout(ms)) => TokenError {
-            error: "timeout".into(),
-            error_description: Some(format!("the provider did not answer within {ms} ms")),
-            http_status: None,
-            retry_after_seconds: None,
-        },
         GrantError::Outbound(o) => TokenError {
             error: "unreachable".into(),
             error_description: Some(o.to_string()),
@@ -479,10 +473,15 @@ impl TokenEngine {
         })
     }
 
-    fn http_client(&self, provider: &OpenedProvider) -> (reqwest::Client, u64) {
-        let connect = u64::try_from(provider.model.connect_timeout_ms).unwrap_or(5_000);
-        let total = u64::try_from(provider.model.timeout_ms).unwrap_or(30_000);
-        (self.http.get(connect, total), total)
+    pub(super) fn http_client(&self, provider: &OpenedProvider) -> reqwest::Client {
+        self.http_for(&provider.model)
+    }
+
+    /// The reused HTTP client for a provider's timeouts.
+    pub(super) fn http_for(&self, model: &crate::db::entity::provider::Model) -> reqwest::Client {
+        let connect = u64::try_from(model.connect_timeout_ms).unwrap_or(5_000);
+        let total = u64::try_from(model.timeout_ms).unwrap_or(30_000);
+        self.http.get(connect, total)
     }
 
     pub(super) fn values(t: &token::Model) -> RequestValues {
@@ -537,14 +536,13 @@ impl TokenEngine {
         };
         let url = Url::parse(&url_text)
             .map_err(|e| GrantError::Outbound(OutboundError::Refused(e.to_string())))?;
-        let (client, timeout_ms) = self.http_client(provider);
+        let client = self.http_client(provider);
         let extra: Vec<(String, String)> = params_map(&provider.model.token_params)
             .into_iter()
             .collect();
         TokenEndpoint {
             url: &url,
             client: &client,
-            timeout_ms,
             auth: &auth,
             extra: &extra,
             expires_in_millis: provider.model.expires_in_millis,
@@ -640,11 +638,10 @@ impl TokenEngine {
             Ok(a) => a,
             Err(e) => return ("failed".into(), Some(e.to_string())),
         };
-        let (client, timeout_ms) = self.http_client(provider);
+        let client = self.http_client(provider);
         let endpoint = TokenEndpoint {
             url: &url,
             client: &client,
-            timeout_ms,
             auth: &auth,
             extra: &[],
             expires_in_millis: false,

@@ -75,6 +75,19 @@ impl FromStr for Flow {
     }
 }
 
+/// The identity stored on a token. It only ever comes from an id_token
+/// whose signature and claims were verified, and says so; a stored identity
+/// without that mark is never shown.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredIdentity {
+    /// Subject, email and name.
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// Taken from a verified id_token.
+    #[serde(default)]
+    pub verified: bool,
+}
+
 /// Stored statuses (`expired` is derived from `active` and the expiry).
 pub mod status {
     /// Holds a usable token.
@@ -241,7 +254,9 @@ impl Tokens {
             identity: t
                 .identity
                 .as_deref()
-                .and_then(|j| serde_json::from_str::<Identity>(j).ok()),
+                .and_then(|j| serde_json::from_str::<StoredIdentity>(j).ok())
+                .filter(|stored| stored.verified)
+                .map(|stored| stored.identity),
             error: t
                 .last_error
                 .as_deref()

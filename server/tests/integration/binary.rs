@@ -448,3 +448,130 @@ fn rotate_key_moves_the_database_to_a_new_key() {
     assert_ne!(code, 0);
     assert!(err.contains("bad.key"), "{err}");
 }
+
+/// A loopback listener that records the request line of every connection
+/// and answers 404: a stand-in for a provider or for a proxy.
+struct Recorder {
+    url: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Recorder {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen, stopped) = (lines.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                seen.lock().unwrap().push(first.trim_end().to_owned());
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { url, lines, stop }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.url.trim_start_matches("http://"));
+    }
+}
+
+#[test]
+fn provider_calls_ignore_proxy_variables_unless_quiver_outbound_proxy_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let mut cmd = quiver(data);
+    cmd.args(["user", "create", "--email", "admin@example.com", "--admin"]);
+    assert_eq!(run_with_stdin(cmd, "a long enough password\n").0, 0);
+    let mut cmd = quiver(data);
+    cmd.args([
+        "api-key",
+        "create",
+        "--name",
+        "ci",
+        "--email",
+        "admin@example.com",
+    ]);
+    let (code, out, err) = output(cmd);
+    assert_eq!(code, 0, "{err}");
+    let key = out
+        .split("key (shown once): ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let provider = Recorder::start();
+    let environment_proxy = Recorder::start();
+    let outbound_proxy = Recorder::start();
+    let discovery_path = "/.well-known/openid-configuration";
+    for setting in [None, Some(outbound_proxy.url.as_str())] {
+        let mut cmd = quiver(data);
+        cmd.env("QUIVER_ALLOW_INSECURE_LOOPBACK", "true");
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            cmd.env(var, &environment_proxy.url);
+        }
+        if let Some(proxy) = setting {
+            cmd.env("QUIVER_OUTBOUND_PROXY", proxy);
+        }
+        let running = Running::start(cmd, free_port());
+        let (status, body) = http(
+            "POST",
+            &format!("{}/api/v1/providers/discover", running.base),
+            Some(&key),
+            Some(serde_json::json!({"issuer": provider.url})),
+        );
+        assert_eq!(status, 422, "{body}");
+        assert!(body.contains("HTTP 404"), "{body}");
+        let (_, err) = running.stop();
+        assert!(!err.contains("unknown setting"), "{err}");
+    }
+    // Without the setting: straight to the provider, whatever the
+    // environment says.
+    assert_eq!(
+        provider.lines(),
+        [format!("GET {discovery_path} HTTP/1.1")],
+        "the provider is called directly once"
+    );
+    assert!(
+        environment_proxy.lines().is_empty(),
+        "the proxy environment variables were used: {:?}",
+        environment_proxy.lines()
+    );
+    // With it: through that proxy (a request in absolute form), and only it.
+    assert_eq!(
+        outbound_proxy.lines(),
+        [format!("GET {}{discovery_path} HTTP/1.1", provider.url)]
+    );
+}

@@ -12,6 +12,7 @@ mod http;
 mod jobs;
 mod oauth_flows;
 mod oauth_interactive;
+mod outbound;
 mod renewal;
 mod replicas;
 mod scheduler;

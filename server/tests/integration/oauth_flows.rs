@@ -337,7 +337,7 @@ async fn provider_faults_never_lose_the_last_good_token() {
         ),
         (json!({"mode": "malformed"}), "invalid_response", Some(200)),
         (json!({"mode": "html"}), "invalid_response", Some(200)),
-        (json!({"mode": "hang"}), "timeout", None),
+        (json!({"mode": "hang"}), "unreachable", None),
         (
             json!({"mode": "status", "status": 302, "headers": {"Location": "http://127.0.0.1:1/steal"}, "body": ""}),
             "invalid_response",

@@ -2,7 +2,7 @@
 //! Authorization Code (PKCE S256, RFC 9207 iss, state binding) and OIDC
 //! Hybrid (form_post, id_token checks before the code exchange).
 
-use crate::support::authserver::AuthServer;
+use crate::support::authserver::{AuthServer, jwt_claims, sign_id_token};
 use crate::support::{Auth, Reply, TestApp, json_request, request};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -40,8 +40,21 @@ impl World {
     }
 
     async fn provider(&self, client: &str) -> String {
+        // The RFC 9207 promise as discovery reads it from the provider's metadata.
+        let discovered = self
+            .app
+            .send(json_request(
+                "POST",
+                "/api/v1/providers/discover",
+                self.as_key(),
+                json!({"issuer": self.auth.issuer}),
+            ))
+            .await;
+        assert_eq!(discovered.status, StatusCode::OK, "{}", discovered.body);
+        let promised = discovered.json()["authorization_response_iss_parameter_supported"].clone();
+        assert_eq!(promised, json!(true), "oidc-provider advertises RFC 9207");
         let mut body = self.auth.provider(client, client, "client_secret_basic");
-        body["iss_parameter_supported"] = json!(true);
+        body["iss_parameter_supported"] = promised;
         let r = self
             .app
             .send(json_request(
@@ -486,4 +499,363 @@ async fn a_public_client_authenticates_with_its_id_only_and_pkce() {
     assert_eq!(sent["body"]["client_id"], "code-public");
     assert!(sent["basicAuth"].is_null() && sent["body"].get("client_secret").is_none());
     assert!(sent["body"]["code_verifier"].is_string());
+}
+
+/// A fresh authorization link for the token, opened: the provider's answer.
+async fn answer_location(w: &World, id: &str) -> String {
+    let link = w
+        .app
+        .send(request(
+            "POST",
+            &format!("/api/v1/tokens/{id}/auth-link"),
+            w.as_key(),
+        ))
+        .await
+        .json();
+    let back = authorize(link["url"].as_str().unwrap()).await;
+    assert_eq!(back.status().as_u16(), 303);
+    back.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The callback path of an answer with parameters replaced, added or
+/// (`None`) removed.
+fn callback_with(location: &str, changes: &[(&str, Option<&str>)]) -> String {
+    let u = url::Url::parse(location).unwrap();
+    let mut pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| !changes.iter().any(|(name, _)| name == k))
+        .collect();
+    for (name, value) in changes {
+        if let Some(v) = value {
+            pairs.push(((*name).to_owned(), (*v).to_owned()));
+        }
+    }
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("/oauth/callback?{q}")
+}
+
+/// The `token.authorize` audit entries of a token, newest first.
+async fn authorize_audit(w: &World, id: &str) -> Vec<Value> {
+    let r = w
+        .app
+        .send(request(
+            "GET",
+            "/api/v1/audit?action=token.authorize&limit=100",
+            Some(Auth::Cookie(w.cookie.clone())),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["object_id"] == id)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iss_that_is_not_exactly_the_providers_is_refused_and_the_token_kept() {
+    let w = World::new().await;
+    let provider = w.provider("code-basic").await;
+    let t = w.token(w.as_key(), json!({"name": "c", "provider_id": provider, "flow": "authorization_code", "scope": "openid email"})).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let genuine = answer_location(&w, &id).await;
+    let page = w
+        .app
+        .send(request("GET", &callback_path(&genuine), None))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let good = w.app.token_secret(&id, "access_token").await.unwrap();
+    let good_refresh = w.app.token_secret(&id, "refresh_token").await.unwrap();
+
+    // Another issuer, and one that differs only by a trailing slash.
+    for iss in [
+        "https://evil.example".to_owned(),
+        format!("{}/", w.auth.issuer),
+    ] {
+        let location = answer_location(&w, &id).await;
+        let page = w
+            .app
+            .send(request(
+                "GET",
+                &callback_with(&location, &[("iss", Some(&iss))]),
+                None,
+            ))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{iss}: {}", page.body);
+        assert!(page.body.contains("came from issuer"), "{}", page.body);
+        let message = format!(
+            "the authorization response came from issuer {iss:?}, not the provider's issuer {:?}",
+            w.auth.issuer
+        );
+        let after = w.get(&id).await;
+        assert_eq!(after["error"]["error"], "invalid_request", "{after}");
+        assert_eq!(after["error"]["error_description"], message.as_str());
+        // The last good token stays, as it was.
+        assert_eq!(after["status"], "active", "{after}");
+        assert_eq!(after["identity"]["sub"], "alice");
+        assert_eq!(w.app.token_secret(&id, "access_token").await.unwrap(), good);
+        assert_eq!(
+            w.app.token_secret(&id, "refresh_token").await.unwrap(),
+            good_refresh
+        );
+        let audit = authorize_audit(&w, &id).await;
+        assert_eq!(audit[0]["outcome"], "failure", "{audit:?}");
+        assert_eq!(
+            audit[0]["detail"],
+            format!("invalid_request: {message}").as_str()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_iss_is_refused_where_the_provider_promises_it() {
+    let w = World::new().await;
+    let provider = w.provider("code-basic").await;
+    let t = w.token(w.as_key(), json!({"name": "c", "provider_id": provider, "flow": "authorization_code", "scope": "openid"})).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    // Without iss; an id_token beside it does not stand in for it outside
+    // OIDC Hybrid (nothing checks it there).
+    for id_token in [None, Some("eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.")] {
+        let location = answer_location(&w, &id).await;
+        let path = callback_with(&location, &[("iss", None), ("id_token", id_token)]);
+        let page = w.app.send(request("GET", &path, None)).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            page.body
+        );
+        assert!(page.body.contains("carries no iss"), "{}", page.body);
+        let after = w.get(&id).await;
+        assert!(
+            after["error"]["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("authorization_response_iss_parameter_supported"),
+            "{after}"
+        );
+        assert_ne!(after["status"], "active");
+        assert_eq!(authorize_audit(&w, &id).await[0]["outcome"], "failure");
+    }
+
+    // A provider that does not promise iss: an answer without it is fine.
+    let mut body = w.auth.provider("quiet", "code-post", "client_secret_post");
+    body["iss_parameter_supported"] = json!(false);
+    let r = w
+        .app
+        .send(json_request("POST", "/api/v1/providers", w.as_key(), body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let quiet = r.json()["id"].as_str().unwrap().to_owned();
+    let t = w.token(w.as_key(), json!({"name": "q", "provider_id": quiet, "flow": "authorization_code", "scope": "openid"})).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let location = answer_location(&w, &id).await;
+    let page = w
+        .app
+        .send(request(
+            "GET",
+            &callback_with(&location, &[("iss", None)]),
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_id_token_for_several_audiences_needs_this_client_as_azp() {
+    let w = World::new().await;
+    let provider = w.provider("hybrid").await;
+    let t = w
+        .token(w.as_key(), json!({"name": "hy", "provider_id": provider, "flow": "oidc_hybrid", "scope": "openid email profile"}))
+        .await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    w.auth.admin("POST", "/stats/reset", None).await;
+    for (audience, accepted) in [
+        (json!({"aud": ["hybrid", "another-client"]}), false),
+        (
+            json!({"aud": ["hybrid", "another-client"], "azp": "another-client"}),
+            false,
+        ),
+        (
+            json!({"aud": ["hybrid", "another-client"], "azp": "hybrid"}),
+            true,
+        ),
+    ] {
+        // The provider's own id_token with only the audience changed,
+        // signed with the provider's key.
+        let (code, id_token, state) = hybrid_answer(&w, &id).await;
+        let mut claims = jwt_claims(&id_token);
+        claims.as_object_mut().unwrap().remove("azp");
+        for (k, v) in audience.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let r = post_callback(
+            &w.app,
+            &[
+                ("code", code),
+                ("id_token", sign_id_token(&claims)),
+                ("state", state),
+            ],
+            None,
+        )
+        .await;
+        if accepted {
+            assert_eq!(r.status, StatusCode::OK, "{audience}: {}", r.body);
+            assert_eq!(w.get(&id).await["identity"]["sub"], "alice");
+        } else {
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{audience}: {}", r.body);
+            assert!(r.body.contains("azp"), "{audience}: {}", r.body);
+            assert!(
+                w.auth.stats().await["tokenGrantTypes"]["authorization_code"].is_null(),
+                "{audience}: no code was exchanged"
+            );
+            let after = w.get(&id).await;
+            assert!(after["identity"].is_null(), "{after}");
+            assert_eq!(authorize_audit(&w, &id).await[0]["outcome"], "failure");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_verified_token_endpoint_id_token_gives_the_identity() {
+    let w = World::new().await;
+    let provider = w.provider("code-basic").await;
+    let t = w.token(w.as_key(), json!({"name": "c", "provider_id": provider, "flow": "authorization_code", "scope": "openid email"})).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now().timestamp();
+    let claims = |extra: Value| {
+        let mut c = json!({
+            "iss": w.auth.issuer, "aud": "code-basic", "sub": "mallory",
+            "email": "mallory@example.com", "iat": now, "exp": now + 300,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let forged = {
+        let genuine = sign_id_token(&claims(json!({})));
+        let (signed, signature) = genuine.rsplit_once('.').unwrap();
+        let other = if signature.starts_with('A') { "B" } else { "A" };
+        format!("{signed}.{other}{}", &signature[1..])
+    };
+    for (id_token, needle) in [
+        (forged, "signature"),
+        (
+            sign_id_token(&claims(json!({"aud": ["code-basic", "another-client"]}))),
+            "azp",
+        ),
+        (
+            sign_id_token(&claims(json!({"iss": "https://evil.example"}))),
+            "evil.example",
+        ),
+        (sign_id_token(&claims(json!({"nonce": "n"}))), "nonce"),
+    ] {
+        // The token endpoint answers with tokens and this id_token.
+        w.auth
+            .fault(
+                json!({"endpoint": "token", "mode": "status", "status": 200, "body": {
+                    "access_token": "at-from-a-tampered-answer", "token_type": "Bearer",
+                    "expires_in": 3600, "id_token": id_token,
+                }}),
+            )
+            .await;
+        let location = answer_location(&w, &id).await;
+        let page = w
+            .app
+            .send(request("GET", &callback_path(&location), None))
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{needle}: {}",
+            page.body
+        );
+        assert!(page.body.contains("token endpoint"), "{}", page.body);
+        assert!(page.body.contains(needle), "{needle}: {}", page.body);
+        let after = w.get(&id).await;
+        assert!(after["identity"].is_null(), "{needle}: {after}");
+        assert_eq!(after["has_access_token"], false, "{needle}: {after}");
+        assert_eq!(after["error"]["error"], "invalid_id_token");
+    }
+    // The genuine answer: its id_token verifies, and names the person.
+    let location = answer_location(&w, &id).await;
+    let page = w
+        .app
+        .send(request("GET", &callback_path(&location), None))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let after = w.get(&id).await;
+    assert_eq!(after["identity"]["sub"], "alice", "{after}");
+    assert_eq!(after["identity"]["email"], "alice@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_id_token_for_another_subject_is_refused_in_the_hybrid_flow() {
+    let w = World::new().await;
+    let provider = w.provider("hybrid").await;
+    let t = w
+        .token(w.as_key(), json!({"name": "hy", "provider_id": provider, "flow": "oidc_hybrid", "scope": "openid email profile"}))
+        .await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let (code, id_token, state) = hybrid_answer(&w, &id).await;
+    let r = post_callback(
+        &w.app,
+        &[("code", code), ("id_token", id_token), ("state", state)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let good = w.app.token_secret(&id, "access_token").await.unwrap();
+    let good_refresh = w.app.token_secret(&id, "refresh_token").await.unwrap();
+
+    // A genuine front channel (alice); the token endpoint's id_token, signed
+    // by the provider's key and bound to the same nonce, names mallory.
+    let (code, id_token, state) = hybrid_answer(&w, &id).await;
+    let front = jwt_claims(&id_token);
+    let now = chrono::Utc::now().timestamp();
+    let back = sign_id_token(&json!({
+        "iss": front["iss"], "aud": "hybrid", "sub": "mallory", "nonce": front["nonce"],
+        "iat": now, "exp": now + 300,
+    }));
+    w.auth
+        .fault(
+            json!({"endpoint": "token", "mode": "status", "status": 200, "body": {
+                "access_token": "at-of-mallory", "refresh_token": "rt-of-mallory",
+                "token_type": "Bearer", "expires_in": 3600, "id_token": back,
+            }}),
+        )
+        .await;
+    let r = post_callback(
+        &w.app,
+        &[("code", code), ("id_token", id_token), ("state", state)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body.contains("subject") && r.body.contains("mallory"),
+        "{}",
+        r.body
+    );
+    let after = w.get(&id).await;
+    assert_eq!(after["status"], "active", "{after}");
+    assert_eq!(after["identity"]["sub"], "alice");
+    assert_eq!(after["error"]["error"], "invalid_id_token");
+    assert_eq!(w.app.token_secret(&id, "access_token").await.unwrap(), good);
+    assert_eq!(
+        w.app.token_secret(&id, "refresh_token").await.unwrap(),
+        good_refresh
+    );
+    let audit = authorize_audit(&w, &id).await;
+    assert_eq!(audit[0]["outcome"], "failure");
+    assert!(
+        audit[0]["detail"].as_str().unwrap().contains("mallory"),
+        "{audit:?}"
+    );
 }
