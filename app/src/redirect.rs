@@ -44,6 +44,18 @@ pub fn same_origin_target(candidate: &str, origin: &str) -> Option<String> {
     (base.join(&target).ok()? == resolved).then_some(target)
 }
 
+/// The `next` parameter of a page's URL, percent-decoded once, as the
+/// browser's own `URLSearchParams` reads it (the router's query map decodes
+/// its values a second time, which would turn an encoded `%2509` into a
+/// tab and an encoded `%2526` into a separator).
+pub fn next_param(href: &str) -> Option<String> {
+    Url::parse(href)
+        .ok()?
+        .query_pairs()
+        .find(|(name, _)| name == "next")
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Where to go after signing in: `next` when [`same_origin_target`]
 /// accepts it, else [`DEFAULT_TARGET`].
 pub fn after_sign_in(next: Option<&str>, origin: &str) -> String {
@@ -89,6 +101,22 @@ mod tests {
         }
         assert_eq!(after_sign_in(None, ORIGIN), "/tokens");
         assert_eq!(after_sign_in(Some("/tokens"), "not an origin"), "/tokens");
+    }
+
+    #[test]
+    fn next_is_decoded_once() {
+        let href = |query: &str| format!("{ORIGIN}/login?{query}");
+        for (query, next) in [
+            ("next=%2Ftokens%3Fx%3D1%23y", Some("/tokens?x=1#y")),
+            ("next=/%09/evil.example", Some("/\t/evil.example")),
+            ("next=%2F%2509%2Fevil.example", Some("/%09/evil.example")),
+            ("next=/tokens%3Fq%3Da%2526b", Some("/tokens?q=a%26b")),
+            ("a=1&next=/settings&next=/audit", Some("/settings")),
+            ("nextx=/settings", None),
+            ("", None),
+        ] {
+            assert_eq!(next_param(&href(query)).as_deref(), next, "{query}");
+        }
     }
 
     #[test]

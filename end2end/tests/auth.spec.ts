@@ -48,7 +48,8 @@ test('after signing in, next leads only somewhere on this origin', async ({ page
     [q('https://evil.example/'), '/tokens'],
     [q(`http://127.0.0.1:${here.port}@evil.example/`), '/tokens'],
     [q('javascript:alert(1)'), '/tokens'],
-    // Encoded once more, they are paths on this origin.
+    // Encoded once more, they are paths on this origin (next is decoded
+    // once, as the browser decodes a query).
     [q('/%09/evil.example'), '/%09/evil.example'],
     [q('%2F%2Fevil.example'), '/%2F%2Fevil.example'],
     [q('/tokens?x=1#y'), '/tokens?x=1#y'],

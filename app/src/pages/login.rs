@@ -1,20 +1,20 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
 use crate::auth::{Login, get_login_page_info};
-use crate::redirect::after_sign_in;
+use crate::redirect::{after_sign_in, next_param};
 
 /// `/login`.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_login_page_info());
     let login = ServerAction::<Login>::new();
-    let query = use_query_map();
     // Only somewhere on this page's own origin, never another site.
     let next = move || {
-        let origin = window().location().origin().unwrap_or_default();
-        after_sign_in(query.read().get("next").as_deref(), &origin)
+        let location = window().location();
+        let href = location.href().unwrap_or_default();
+        let origin = location.origin().unwrap_or_default();
+        after_sign_in(next_param(&href).as_deref(), &origin)
     };
     Effect::new(move |_| {
         if let Some(Ok(_)) = login.value().get() {
