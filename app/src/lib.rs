@@ -14,6 +14,7 @@ pub mod instance;
 pub mod jobs;
 pub mod pages;
 pub mod providers;
+pub mod redirect;
 mod shell;
 pub mod tokens;
 pub mod transfer;

@@ -12,6 +12,62 @@ test('a protected page sends you to sign in and back', async ({ page }) => {
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Settings');
 });
 
+test('a protected page brings you back with its query after sign-in', async ({ page }) => {
+  await page.goto('/tokens?x=1&y=a%20b');
+  await expect(page).toHaveURL(/\/login\?next=\/tokens%3Fx%3D1%26y%3Da%2520b$/);
+  await hydrated(page);
+  await page.getByLabel('Email').fill(USER.email);
+  await page.getByLabel('Password').fill(USER.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => url.pathname === '/tokens');
+  expect(new URL(page.url()).search).toBe('?x=1&y=a%20b');
+});
+
+test('after signing in, next leads only somewhere on this origin', async ({ page, baseURL }) => {
+  test.setTimeout(120_000);
+  const here = new URL(baseURL!);
+  // The attacker's host answers here, so that going there shows as a page
+  // on it rather than as a failed name lookup.
+  await page.context().route(
+    (url) => url.hostname.endsWith('evil.example'),
+    (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<h1>evil</h1>' }),
+  );
+  const q = encodeURIComponent;
+  // [the query value as the link carries it, where the browser must end]
+  const cases: [string, string][] = [
+    // A tab, a newline or a return anywhere is dropped by browsers:
+    // `/<tab>/evil.example` is `//evil.example`.
+    [q('/\t/evil.example'), '/tokens'],
+    ['/%0A/evil.example', '/tokens'],
+    ['/%0D/evil.example', '/tokens'],
+    [q('/\\evil.example'), '/tokens'],
+    [q('\\/evil.example'), '/tokens'],
+    ['%2F%2Fevil.example', '/tokens'],
+    [q('//evil.example'), '/tokens'],
+    [q('/.//evil.example'), '/tokens'],
+    [q('https://evil.example/'), '/tokens'],
+    [q(`http://127.0.0.1:${here.port}@evil.example/`), '/tokens'],
+    [q('javascript:alert(1)'), '/tokens'],
+    // Encoded once more, they are paths on this origin (next is decoded
+    // once, as the browser decodes a query).
+    [q('/%09/evil.example'), '/%09/evil.example'],
+    [q('%2F%2Fevil.example'), '/%2F%2Fevil.example'],
+    [q('/tokens?x=1#y'), '/tokens?x=1#y'],
+  ];
+  for (const [next, expected] of cases) {
+    await page.context().clearCookies();
+    await page.goto(`/login?next=${next}`);
+    await hydrated(page);
+    await page.getByLabel('Email').fill(USER.email);
+    await page.getByLabel('Password').fill(USER.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((url) => url.origin !== here.origin || url.pathname !== '/login');
+    const url = new URL(page.url());
+    expect(url.origin, `next=${next} left this origin: ${page.url()}`).toBe(here.origin);
+    expect(url.pathname + url.search + url.hash, `next=${next}`).toBe(expected);
+  }
+});
+
 test('a wrong password is refused without saying which part was wrong', async ({ page }) => {
   await page.goto('/login');
   await hydrated(page);

@@ -18,8 +18,24 @@ use crate::account::sessions::Sessions;
 use crate::account::users::{User, Users};
 use crate::audit::{Actor, Audit};
 
-/// The session cookie's name.
+/// The session cookie's name on an http instance.
 pub const SESSION_COOKIE: &str = "quiver_session";
+
+/// The session cookie's name on an https instance. Browsers accept a
+/// `__Host-` cookie only when it is `Secure`, has `Path=/` and no
+/// `Domain`, and only from a secure origin: no other host (a sibling
+/// subdomain) and no plain-http page can set or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-quiver_session";
+
+/// The session cookie's name: `__Host-quiver_session` when cookies are
+/// `Secure` (the public URL is https), else `quiver_session`.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// Everything about accounts that handlers need.
 #[derive(Clone)]
@@ -34,7 +50,8 @@ pub struct Accounts {
     pub limiter: Arc<LoginLimiter>,
     /// The audit log.
     pub audit: Audit,
-    /// Whether cookies get `Secure` (the public URL is https).
+    /// Whether cookies get `Secure` and the `__Host-` name (the public URL
+    /// is https).
     pub secure_cookies: bool,
     /// Places for password checks at once (about one per CPU).
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -109,15 +126,15 @@ pub struct RequestIdentity {
     pub rejected_credentials: bool,
 }
 
-/// The session id in a `Cookie` header.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` in a request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -159,7 +176,7 @@ pub async fn identify(
         }
         return identity;
     }
-    if let Some(token) = session_cookie(headers) {
+    if let Some(token) = accounts.session_cookie(headers) {
         match accounts.sessions.resolve(&token).await {
             Ok(Some(live)) => {
                 identity.caller = Some(Caller {
@@ -200,10 +217,12 @@ pub async fn identify_request(
     next.run(request).await
 }
 
-/// The `Set-Cookie` value that stores a session id.
+/// The `Set-Cookie` value that stores a session id: `Secure` and named
+/// `__Host-quiver_session` when `secure`, never a `Domain`.
 pub fn session_set_cookie(token: &str, secure: bool, max_age_seconds: i64) -> String {
     format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{}",
+        session_cookie_name(secure),
         if secure { "; Secure" } else { "" }
     )
 }
@@ -369,6 +388,13 @@ impl Accounts {
                     .from_addr(client_addr),
             )
             .await;
+    }
+
+    /// The session id the request's cookie carries, under this instance's
+    /// cookie name only (an https instance ignores `quiver_session`, which
+    /// any host could have set).
+    pub fn session_cookie(&self, headers: &HeaderMap) -> Option<String> {
+        cookie(headers, session_cookie_name(self.secure_cookies))
     }
 
     /// The `Set-Cookie` for a new session.

@@ -121,8 +121,8 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// Writes a new key file readable by its owner only (mode 0600), refusing
-/// to overwrite an existing file.
+/// Writes a new key file readable by its owner only (mode 0600, whatever
+/// the umask), refusing to overwrite an existing file.
 pub fn write_new_key_file(path: &Path, key: &MasterKey) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -132,6 +132,11 @@ pub fn write_new_key_file(path: &Path, key: &MasterKey) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     file.write_all(key.to_base64().as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
@@ -183,6 +188,37 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(MasterKey::from_base64(&text).unwrap().id(), key.id());
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_open_to_group_or_others_is_refused_with_the_fix() {
+        use crate::config::MasterKeySource;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_new_key_file(&path, &MasterKey::generate()).unwrap();
+        assert!(load(&MasterKeySource::File(path.clone())).is_ok());
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let shown = path.display();
+            let error = load(&MasterKeySource::File(path.clone()))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "invalid setting QUIVER_MASTER_KEY_FILE: the master key file {shown} is not \
+                     private (mode {mode:04o} lets group or others in): run `chmod 600 {shown}`"
+                )
+            );
+            let error = load(&MasterKeySource::DataDirDefault(path.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("the master key file"), "{error}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(load(&MasterKeySource::File(path)).is_ok());
+    }
 }
 
 /// Why the configured master key could not be obtained.
@@ -203,6 +239,21 @@ pub enum LoadKeyError {
         path: String,
         /// What is wrong with its content.
         problem: MasterKeyError,
+    },
+    /// A key file that group or others can open: whoever can read it can
+    /// open every secret in the database.
+    #[error(
+        "{}the master key file {path} is not private (mode {mode:04o} lets group or others in): \
+         run `chmod 600 {path}`",
+        if *.configured { "invalid setting QUIVER_MASTER_KEY_FILE: " } else { "" }
+    )]
+    NotPrivate {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+        /// Named by `QUIVER_MASTER_KEY_FILE` (else the data folder's).
+        configured: bool,
     },
     /// The default key file could not be created.
     #[error("cannot create the master key file {path}: {source}")]
@@ -230,6 +281,16 @@ pub fn load(
 ) -> Result<(MasterKey, KeyOrigin), LoadKeyError> {
     use crate::config::MasterKeySource;
     let read = |path: &Path| -> Result<MasterKey, LoadKeyError> {
+        let configured = matches!(source, MasterKeySource::File(_));
+        if let Ok(Some(mode)) = crate::files::mode(path)
+            && crate::files::open_to_others(mode)
+        {
+            return Err(LoadKeyError::NotPrivate {
+                path: path.display().to_string(),
+                mode,
+                configured,
+            });
+        }
         let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
             LoadKeyError::ReadFile {
                 path: path.display().to_string(),

@@ -78,7 +78,7 @@ pub async fn open(config: Config) -> Result<Instance, StartError> {
 
 /// Opens the instance with a given clock (tests move a fake one).
 pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Instance, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    crate::files::private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;

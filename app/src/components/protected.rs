@@ -1,10 +1,33 @@
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_location;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::auth::CurrentUser;
 use crate::components::ErrorBox;
 use crate::error::AppError;
+
+/// What a query value must not hold as is: separators, `%`, `+` (a space
+/// in forms), and anything outside printable ASCII. `/` stays readable.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b';')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'`');
+
+/// `text` percent-encoded for the value of a query parameter.
+fn query_value(text: &str) -> String {
+    utf8_percent_encode(text, QUERY_VALUE).to_string()
+}
 
 /// The signed-in user, loaded once per page load and shared by every
 /// component (`None` when nobody is signed in).
@@ -12,7 +35,8 @@ use crate::error::AppError;
 pub struct Session(pub Resource<Result<Option<CurrentUser>, AppError>>);
 
 /// Shows its children to a signed-in user (an admin when `admin` is set);
-/// sends anyone else to the login page, which brings them back here.
+/// sends anyone else to the login page, which brings them back here (path
+/// and query).
 /// The server enforces the same rules on every call; this only spares
 /// people a page they cannot use.
 #[component]
@@ -37,8 +61,13 @@ pub fn Protected(
                         }
                         .into_any(),
                         Ok(None) => {
-                            let next = location.pathname.get_untracked();
-                            view! { <Redirect path=format!("/login?next={next}") /> }.into_any()
+                            let mut here = location.pathname.get_untracked();
+                            let search = location.search.get_untracked();
+                            if !search.is_empty() {
+                                here = format!("{here}?{search}");
+                            }
+                            view! { <Redirect path=format!("/login?next={}", query_value(&here)) /> }
+                                .into_any()
                         }
                         Err(error) => view! { <ErrorBox error /> }.into_any(),
                     }

@@ -1,24 +1,21 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
 use crate::auth::{Login, get_login_page_info};
-
-/// Where to go after signing in: a local path only, never another site.
-fn safe_next(next: Option<String>) -> String {
-    next.filter(|n| {
-        n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login")
-    })
-    .unwrap_or_else(|| "/tokens".to_owned())
-}
+use crate::redirect::{after_sign_in, next_param};
 
 /// `/login`.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_login_page_info());
     let login = ServerAction::<Login>::new();
-    let query = use_query_map();
-    let next = move || safe_next(query.read().get("next"));
+    // Only somewhere on this page's own origin, never another site.
+    let next = move || {
+        let location = window().location();
+        let href = location.href().unwrap_or_default();
+        let origin = location.origin().unwrap_or_default();
+        after_sign_in(next_param(&href).as_deref(), &origin)
+    };
     Effect::new(move |_| {
         if let Some(Ok(_)) = login.value().get() {
             // A full load, so every part of the page sees the new session.

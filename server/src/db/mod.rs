@@ -38,6 +38,14 @@ pub enum DbError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The SQLite file could not be created.
+    #[error("cannot create the SQLite file {path}: {source}")]
+    CreateFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Connecting failed.
     #[error("cannot connect to the database {url}: {source}")]
     Connect {
@@ -57,14 +65,18 @@ pub async fn connect(
     url: &DatabaseUrl,
     schema: Option<&str>,
 ) -> Result<DatabaseConnection, DbError> {
-    if let Some(parent) = url
-        .sqlite_path()
-        .as_deref()
-        .and_then(std::path::Path::parent)
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
-            path: parent.display().to_string(),
+    if let Some(file) = url.sqlite_path() {
+        if let Some(parent) = file
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty() && !parent.exists())
+        {
+            crate::files::private_dir(parent).map_err(|source| DbError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        crate::files::private_sqlite_files(&file).map_err(|source| DbError::CreateFile {
+            path: file.display().to_string(),
             source,
         })?;
     }

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 
 use super::AppState;
-use crate::auth::session_cookie;
 use crate::tokens::authorize::{CallbackOutcome, CallbackParams};
 use crate::tokens::status;
 
@@ -101,7 +100,7 @@ pub(super) async fn callback_get(
     let outcome = state
         .instance
         .tokens
-        .callback(params, session_cookie(&headers))
+        .callback(params, state.instance.accounts.session_cookie(&headers))
         .await;
     outcome_page(&outcome)
 }
@@ -125,17 +124,14 @@ pub(super) async fn callback_post(
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v != "same-origin" && v != "none");
-    if cross_site && session_cookie(&headers).is_none() && fields.resubmitted.is_none() {
+    let session = state.instance.accounts.session_cookie(&headers);
+    if cross_site && session.is_none() && fields.resubmitted.is_none() {
         // The provider's page posted here cross-site, so the SameSite=Lax
         // session cookie stayed behind. Post the same fields again from this
         // origin; that request carries it.
         return resubmit_page(&fields.params);
     }
-    let outcome = state
-        .instance
-        .tokens
-        .callback(fields.params, session_cookie(&headers))
-        .await;
+    let outcome = state.instance.tokens.callback(fields.params, session).await;
     outcome_page(&outcome)
 }
 

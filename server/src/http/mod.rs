@@ -119,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(security::bad_server_fn_input_is_400))
         .layer(middleware::from_fn(security::refuse_cross_site_writes))
         .layer(middleware::from_fn(security::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.instance.config.is_https(),
+            security::strict_transport_security,
+        ))
         .layer(
             // Spans carry the matched route, never the raw URI: OAuth
             // callbacks carry codes and state in their query.

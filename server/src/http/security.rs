@@ -3,7 +3,7 @@
 use axum::extract::{Request, State};
 use axum::http::header::{
     CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, ORIGIN, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -187,6 +187,29 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(DEFAULT_CSP),
         );
+    }
+    response
+}
+
+/// `Strict-Transport-Security` on an https instance: a year, for this host
+/// only. Not `includeSubDomains`, since Quiver may run on a name whose
+/// subdomains are other services (even an apex domain), and not `preload`,
+/// which is the domain owner's decision; a proxy in front can send more.
+pub const HSTS: &str = "max-age=31536000";
+
+/// Middleware: with an https public URL, every response tells browsers to
+/// reach this host over https only (they ignore it on plain http, so it
+/// does no harm behind a proxy that ends TLS).
+pub async fn strict_transport_security(
+    State(https): State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if https {
+        response
+            .headers_mut()
+            .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
     response
 }

@@ -2,7 +2,7 @@ use app::auth::{AuthService, CurrentUser, LoginPageInfo};
 use app::error::AppError;
 use leptos::server_fn::http_export::request::Parts;
 
-use crate::auth::{Accounts, Caller, RequestIdentity, session_cookie};
+use crate::auth::{Accounts, Caller, RequestIdentity};
 use crate::secret::SecretString;
 
 /// Sign-in for the web app.
@@ -54,7 +54,7 @@ impl AuthService for AuthFacade {
             .login(
                 &email,
                 SecretString::new(password),
-                session_cookie(&parts.headers),
+                self.accounts.session_cookie(&parts.headers),
                 addr,
             )
             .await?;

@@ -72,6 +72,115 @@ async fn login_sets_a_hardened_cookie_and_a_new_id_each_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_instance_sends_hsts_and_names_the_cookie_host_only() {
+    let https = TestApp::with_env(&[("QUIVER_PUBLIC_URL", "https://quiver.example.com")]).await;
+    let pw = https.user("alice@example.com", Role::User).await;
+    let login = https
+        .send(json_request(
+            "POST",
+            "/api/v1/session",
+            None,
+            json!({"email": "alice@example.com", "password": pw}),
+        ))
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let set = login.header("set-cookie");
+    assert!(set.starts_with("__Host-quiver_session="), "{set}");
+    for attr in ["; Secure", "; Path=/;", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    let c = login.session_cookie();
+    let token = c.split_once('=').unwrap().1;
+
+    // The cookie authenticates the API and the app's server functions;
+    // the same id under the http name (which any host can set) does not.
+    let me = https
+        .send(request("GET", "/api/v1/session", cookie(&c)))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let plain = format!("quiver_session={token}");
+    let me = https
+        .send(request("GET", "/api/v1/session", cookie(&plain)))
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let ui = https
+        .send(server_fn_request("get_current_user", cookie(&c), ""))
+        .await;
+    assert!(ui.body.contains("alice@example.com"), "{}", ui.body);
+    let ui = https
+        .send(server_fn_request("get_current_user", cookie(&plain), ""))
+        .await;
+    assert!(!ui.body.contains("alice@example.com"), "{}", ui.body);
+
+    // Signing in from the page sets the same cookie; signing out clears it.
+    let page_login = https
+        .send(server_fn_request(
+            "login",
+            None,
+            &format!(
+                "email=alice%40example.com&password={}",
+                pw.replace(' ', "+")
+            ),
+        ))
+        .await;
+    assert!(
+        page_login
+            .header("set-cookie")
+            .starts_with("__Host-quiver_session="),
+        "{}",
+        page_login.header("set-cookie")
+    );
+    let logout = https
+        .send(request("DELETE", "/api/v1/session", cookie(&c)))
+        .await;
+    let cleared = logout.header("set-cookie");
+    assert!(
+        cleared.starts_with("__Host-quiver_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+
+    // Every response carries Strict-Transport-Security: pages, API
+    // errors, health, the OAuth callback and static files.
+    for r in [
+        &login,
+        &logout,
+        &https.send(request("GET", "/login", None)).await,
+        &https.send(request("GET", "/api/v1/session", None)).await,
+        &https
+            .send(request("GET", "/api/v1/nothing-here", None))
+            .await,
+        &https.send(request("GET", "/healthz", None)).await,
+        &https
+            .send(request("GET", "/oauth/callback?state=x&code=y", None))
+            .await,
+        &https.send(request("GET", "/pkg/none.js", None)).await,
+    ] {
+        assert_eq!(r.header("strict-transport-security"), "max-age=31536000");
+    }
+
+    // On http: the plain name, no Secure, no HSTS.
+    let http = TestApp::new().await;
+    let pw = http.user("bob@example.com", Role::User).await;
+    let login = http
+        .send(json_request(
+            "POST",
+            "/api/v1/session",
+            None,
+            json!({"email": "bob@example.com", "password": pw}),
+        ))
+        .await;
+    assert!(login.header("set-cookie").starts_with("quiver_session="));
+    for r in [
+        &login,
+        &http.send(request("GET", "/login", None)).await,
+        &http.send(request("GET", "/healthz", None)).await,
+    ] {
+        assert!(r.header("strict-transport-security").is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_login_never_says_whether_the_email_exists() {
     let app = TestApp::new().await;
     app.user("alice@example.com", Role::User).await;

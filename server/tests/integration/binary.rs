@@ -195,6 +195,155 @@ fn first_start_generates_a_private_key_file_serves_and_stops_on_sigterm() {
     );
 }
 
+/// `quiver serve` started by a shell with this umask.
+#[cfg(unix)]
+fn quiver_with_umask(data_dir: &Path, umask: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" serve"))
+        .arg(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("QUIVER_DATA_DIR", data_dir)
+        .env("QUIVER_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `quiver serve` that must refuse to start, and returns what it
+/// said; fails, instead of waiting forever, when it serves after all.
+fn refused_start(mut cmd: Command) -> String {
+    let port = free_port();
+    cmd.env("QUIVER_LISTEN", format!("127.0.0.1:{port}"));
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert!(!status.success(), "quiver exited with success: {err}");
+            return err;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("quiver started instead of refusing to");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_folder_and_database_files_are_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A umask of 0 would leave everything open to everyone.
+    let running = Running::start(quiver_with_umask(&data, "000"), free_port());
+    let files = ["quiver.db", "quiver.db-wal", "quiver.db-shm", "master.key"];
+    let modes = |data: &Path| {
+        files
+            .iter()
+            .map(|f| (f.to_string(), mode(&data.join(f))))
+            .collect::<Vec<_>>()
+    };
+    let private = files
+        .iter()
+        .map(|f| (f.to_string(), 0o600))
+        .collect::<Vec<_>>();
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    assert_eq!(modes(&data), private);
+    let (status, err) = running.stop();
+    assert!(status.success(), "exit {status}: {err}");
+
+    // A database left open (an older version, a restore) is made private
+    // at the next start and the log says so; an existing data folder is
+    // the operator's: a warning names the fix.
+    set_mode(&data, 0o755);
+    set_mode(&data.join("quiver.db"), 0o644);
+    let running = Running::start(quiver_with_umask(&data, "022"), free_port());
+    assert_eq!(modes(&data), private);
+    assert_eq!(mode(&data), 0o755);
+    let (status, err) = running.stop();
+    assert!(status.success(), "exit {status}: {err}");
+    let db = data.join("quiver.db").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "made {db} private to its owner: it was mode 0644, now 0600"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`chmod 700 {}`", data.display())),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_master_key_file_open_to_group_or_others_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("master.key");
+    std::fs::write(&key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n").unwrap();
+    let shown = key.display();
+    for open in [0o644, 0o640, 0o604] {
+        set_mode(&key, open);
+        let mut cmd = quiver(&data);
+        cmd.env("QUIVER_MASTER_KEY_FILE", &key).arg("serve");
+        let err = refused_start(cmd);
+        assert!(
+            err.contains(&format!(
+                "invalid setting QUIVER_MASTER_KEY_FILE: the master key file {shown} is not \
+                 private (mode {open:04o} lets group or others in): run `chmod 600 {shown}`"
+            )),
+            "{err}"
+        );
+    }
+    // After the fix it starts.
+    set_mode(&key, 0o600);
+    let mut cmd = quiver(&data);
+    cmd.env("QUIVER_MASTER_KEY_FILE", &key);
+    let running = Running::start(cmd, free_port());
+    let (status, err) = running.stop();
+    assert!(status.success(), "exit {status}: {err}");
+
+    // The data folder's generated key file too.
+    let data = dir.path().join("other");
+    let running = Running::start(quiver(&data), free_port());
+    running.stop();
+    let generated = data.join("master.key");
+    set_mode(&generated, 0o644);
+    let err = refused_start(quiver(&data));
+    assert!(
+        err.contains(&format!("`chmod 600 {}`", generated.display())),
+        "{err}"
+    );
+}
+
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -416,6 +565,8 @@ fn rotate_key_moves_the_database_to_a_new_key() {
     assert_eq!(run_with_stdin(cmd, "a long enough password\n").0, 0);
     let new_key = dir.path().join("new.key");
     std::fs::write(&new_key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n").unwrap();
+    #[cfg(unix)]
+    set_mode(&new_key, 0o600);
 
     let mut cmd = quiver(&data);
     cmd.arg("rotate-key").arg("--new-key-file").arg(&new_key);
@@ -439,6 +590,8 @@ fn rotate_key_moves_the_database_to_a_new_key() {
     // A bad new key file is named in the error.
     let bad = dir.path().join("bad.key");
     std::fs::write(&bad, "nope").unwrap();
+    #[cfg(unix)]
+    set_mode(&bad, 0o600);
     let mut cmd = quiver(&data);
     cmd.env("QUIVER_MASTER_KEY_FILE", &new_key)
         .arg("rotate-key")

@@ -12,7 +12,7 @@ use app::accounts::AuditQuery;
 
 use super::{ApiError, ApiResult, JsonBody, QueryParams, caller};
 use crate::account::ops::user_view;
-use crate::auth::{RequestIdentity, session_cookie};
+use crate::auth::RequestIdentity;
 use crate::http::AppState;
 use crate::secret::SecretString;
 
@@ -34,7 +34,7 @@ pub(super) async fn login(
         .login(
             &body.email,
             SecretString::new(body.password),
-            session_cookie(&headers),
+            accounts.session_cookie(&headers),
             identity.client_addr.clone(),
         )
         .await
