@@ -865,13 +865,24 @@ impl Transfer {
                 );
                 continue;
             };
+            let kept_provider = providers
+                .iter()
+                .any(|p| p.id == provider_id && p.action == Action::Skip);
             if let Ok(flow) = t.flow.parse::<Flow>()
-                && providers
-                    .iter()
-                    .any(|p| p.id == provider_id && p.action == Action::Skip)
+                && kept_provider
                 && let Some(why) = shape.refuses(flow)
             {
                 problem(report, format!("{path}.flow"), why);
+            }
+            if kept_provider
+                && !t.use_default_keys
+                && shape.method == Some(ClientAuthMethod::PrivateKeyJwt)
+            {
+                problem(
+                    report,
+                    format!("{path}.use_default_keys"),
+                    "must be true: the existing provider uses private_key_jwt, whose key signs for the provider's client only",
+                );
             }
             let name = t.name.trim().to_owned();
             let key = (owner_id.clone(), name.clone());

@@ -8,8 +8,8 @@
 //! semantic problem at once (duplicates, dangling references, bad names), so
 //! a preview can list them all.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
@@ -23,7 +23,7 @@ use super::bundle::{Bundle, CIPHER, FORMAT, ProviderEntry, SUPPORTED_VERSIONS};
 use super::passphrase::{KdfParams, TransferError, decode_sealed};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::SigningAlg;
-use crate::oauth::url_policy;
+use crate::oauth::{params, url_policy};
 use crate::tokens::Flow;
 
 /// Default largest bundle: 50 MiB.
@@ -578,9 +578,7 @@ fn check_providers<'b>(
             ("authorize_params", &pr.authorize_params),
             ("token_params", &pr.token_params),
         ] {
-            if map.keys().any(|k| k.trim().is_empty()) {
-                p.push(at(field), "has an empty parameter name");
-            }
+            check_params(map, &at(field), p);
         }
     }
     ids
@@ -656,6 +654,17 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
         if let (Some(flow), Some(provider)) = (flow, provider) {
             check_flow_fits(flow, provider, &at("flow"), p);
         }
+        if !t.use_default_keys
+            && provider.is_some_and(|pr| {
+                ClientAuthMethod::parse(&pr.client_auth_method)
+                    == Some(ClientAuthMethod::PrivateKeyJwt)
+            })
+        {
+            p.push(
+                at("use_default_keys"),
+                "must be true: the provider uses private_key_jwt, whose key signs for the provider's client only",
+            );
+        }
         if flow == Some(Flow::Password) && t.username.as_deref().is_none_or(|u| u.trim().is_empty())
         {
             p.push(at("username"), "is required for the password flow");
@@ -677,8 +686,21 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
         {
             p.push(at("resource"), "must be an absolute URI (RFC 8707)");
         }
-        if t.additional_values.keys().any(|k| k.trim().is_empty()) {
-            p.push(at("additional_values"), "has an empty key");
+        check_params(&t.additional_values, &at("additional_values"), p);
+    }
+}
+
+/// Extra parameters follow the services' rule ([`params::check`]); the
+/// path names the key, e.g. `$.tokens[3].additional_values.client_id`.
+fn check_params(map: &BTreeMap<String, String>, path: &str, p: &mut Problems) {
+    match params::check(map) {
+        Ok(()) => {}
+        Err(problem) => {
+            let mut at = path.to_owned();
+            if let Some(key) = problem.key() {
+                push_key(&mut at, key);
+            }
+            p.push(at, problem.message());
         }
     }
 }
@@ -1146,6 +1168,40 @@ mod tests {
         ] {
             assert!(has_problem(&found, path, words), "{path}: {found:?}");
         }
+    }
+
+    #[test]
+    fn parameters_quiver_sets_itself_are_refused_at_their_key() {
+        let mut v = samples::value();
+        v["tokens"][0]["additional_values"]["client_id"] = json!("someone-else");
+        v["providers"][1]["authorize_params"]["State"] = json!("x");
+        v["providers"][0]["token_params"]["grant_type"] = json!("password");
+        let found = problems(&v);
+        for path in [
+            "$.tokens[0].additional_values.client_id",
+            "$.providers[1].authorize_params.State",
+            "$.providers[0].token_params.grant_type",
+        ] {
+            assert!(
+                has_problem(&found, path, "Quiver sets itself"),
+                "{path}: {found:?}"
+            );
+        }
+        // The sample's `audience` is a real extra value and stays.
+        assert_eq!(found.len(), 3, "{found:?}");
+    }
+
+    #[test]
+    fn a_private_key_jwt_token_uses_the_providers_client() {
+        let mut v = samples::value();
+        // t2 uses p2, a private_key_jwt provider.
+        v["tokens"][1]["use_default_keys"] = json!(false);
+        v["tokens"][1]["client_id"] = json!("someone-else");
+        let found = problems(&v);
+        assert!(
+            has_problem(&found, "$.tokens[1].use_default_keys", "private_key_jwt"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod oauth_flows;
 mod oauth_interactive;
 mod renewal;
 mod replicas;
+mod reserved_params;
 mod scheduler;
 mod soak;
 mod storage;
