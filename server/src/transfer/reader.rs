@@ -20,6 +20,7 @@ use serde_json::error::Category;
 use serde_path_to_error::Segment;
 
 use super::bundle::{Bundle, CIPHER, FORMAT, ProviderEntry, SUPPORTED_VERSIONS};
+use super::mac::{self, MAC_LEN};
 use super::passphrase::{KdfParams, TransferError, decode_sealed};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::SigningAlg;
@@ -482,6 +483,20 @@ fn check_secrets(bundle: &Bundle, p: &mut Problems) {
             p.push(format!("{path}.sealed"), reason);
         }
     }
+    // The code itself is checked on import, with the passphrase's key.
+    if let Some(text) = &bundle.mac {
+        if bundle.secrets.is_none() {
+            p.push(
+                "$.mac",
+                "only a bundle with secrets carries an authentication code: without $.secrets there is no key to check it",
+            );
+        } else if mac::decode(text).is_err() {
+            p.push(
+                "$.mac",
+                format!("must be standard base64 of {MAC_LEN} bytes (HMAC-SHA256)"),
+            );
+        }
+    }
 }
 
 /// Checks the providers; returns each id with the index of its first entry.
@@ -818,6 +833,8 @@ fn clip(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -1202,6 +1219,21 @@ mod tests {
             has_problem(&found, "$.tokens[1].use_default_keys", "private_key_jwt"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn an_authentication_code_needs_secrets_and_the_right_shape() {
+        let mut v = samples::value();
+        v["mac"] = json!(STANDARD.encode([0u8; 32]));
+        let found = problems(&v);
+        assert!(has_problem(&found, "$.mac", "$.secrets"), "{found:?}");
+        let (key, header) = shared_key();
+        let mut v = serde_json::to_value(samples::sealed_bundle(key, header)).unwrap();
+        v["mac"] = json!("not a code");
+        let found = problems(&v);
+        assert!(has_problem(&found, "$.mac", "32 bytes"), "{found:?}");
+        v["mac"] = json!(STANDARD.encode([0u8; 32]));
+        read_value(&v).unwrap();
     }
 
     #[test]
