@@ -65,6 +65,9 @@ fn sensitive(value: &SecretString) -> Result<HeaderValue, OutboundError> {
     Ok(header)
 }
 
+/// The fields of a form body, in the order they are sent.
+pub type Form = Vec<(String, String)>;
+
 /// Where and how to send a token request.
 pub struct TokenEndpoint<'a> {
     /// The token (or refresh) endpoint.
@@ -94,7 +97,7 @@ impl TokenEndpoint<'_> {
         &self,
         grant: Vec<(String, String)>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Vec<(String, String)>, Option<SecretString>), GrantError> {
+    ) -> Result<(Form, Option<SecretString>), GrantError> {
         let mut form = grant;
         let extra = params::merge(&form, self.provider_params, self.token_params);
         form.extend(extra);

@@ -196,7 +196,8 @@ mod tests {
     #[test]
     fn every_kind_of_edit_is_caught() {
         let (key, _) = shared_key();
-        let edits: Vec<(&str, Box<dyn Fn(&mut Bundle)>)> = vec![
+        type Edit = (&'static str, Box<dyn Fn(&mut Bundle)>);
+        let edits: Vec<Edit> = vec![
             (
                 "token endpoint host",
                 Box::new(|b| b.providers[0].token_endpoint = "https://evil.example/token".into()),
