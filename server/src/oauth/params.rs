@@ -119,11 +119,32 @@ pub fn check(map: &BTreeMap<String, String>) -> Result<(), ParamProblem> {
     Ok(())
 }
 
+/// The reserved names among a provider's and a token's extra parameters
+/// (rows stored before they were refused), with where each is: what
+/// [`merge`] leaves out, for the caller to log with the row it concerns.
+pub fn stored_reserved<'m>(
+    provider: &'m BTreeMap<String, String>,
+    token: &'m BTreeMap<String, String>,
+) -> Vec<(&'static str, &'m str)> {
+    let of = |source: &'static str, map: &'m BTreeMap<String, String>| {
+        map.keys()
+            .filter(|k| is_reserved(k))
+            .map(move |k| (source, k.trim()))
+    };
+    of("provider", provider).chain(of("token", token)).collect()
+}
+
+/// `map` without its reserved names: what a stored row effectively sends
+/// (an export writes this, so the bundle imports).
+pub fn without_reserved(mut map: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.retain(|k, _| !is_reserved(k));
+    map
+}
+
 /// The extra parameters to send after Quiver's own `set`: the provider's,
 /// then the token's the provider does not set, so that the provider's
-/// win. Reserved names (in rows stored before they were refused) and names
-/// already in `set` are left out, each logged by name only: values may be
-/// secrets.
+/// win. Reserved names (in rows stored before they were refused; see
+/// [`stored_reserved`]) and names already in `set` are left out.
 pub fn merge(
     set: &[(String, String)],
     provider: &BTreeMap<String, String>,
@@ -136,17 +157,9 @@ pub fn merge(
             .chain(out.iter())
             .any(|(k, _)| k.trim().eq_ignore_ascii_case(key))
     };
-    for (source, map) in [("provider", provider), ("token", token)] {
+    for map in [provider, token] {
         for (k, v) in map {
-            if k.trim().is_empty() {
-                continue;
-            }
-            if is_reserved(k) {
-                tracing::warn!(
-                    parameter = %k.trim(),
-                    source,
-                    "an extra parameter named like one Quiver sets itself is not sent"
-                );
+            if k.trim().is_empty() || is_reserved(k) {
                 continue;
             }
             if !taken(&out, k) {
@@ -229,6 +242,18 @@ mod tests {
                 ("audience".to_owned(), "provider-api".to_owned()),
                 ("tenant".to_owned(), "blue".to_owned()),
             ]
+        );
+        assert_eq!(
+            stored_reserved(&provider, &token),
+            [
+                ("provider", "Client_Id"),
+                ("token", "client_id"),
+                ("token", "grant_type")
+            ]
+        );
+        assert_eq!(
+            without_reserved(token),
+            map(&[("audience", "token-api"), ("tenant", "blue")])
         );
         // A name Quiver already sent is not sent again, in any case.
         let set = vec![("Prompt".to_owned(), "login".to_owned())];

@@ -198,11 +198,17 @@ impl TokenEngine {
         }
         let additional: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&t.additional_values).unwrap_or_default();
-        let extra = params::merge(
-            &own,
-            &params_map(&provider.model.authorize_params),
-            &additional,
-        );
+        let provider_params = params_map(&provider.model.authorize_params);
+        for (source, name) in params::stored_reserved(&provider_params, &additional) {
+            tracing::warn!(
+                token = %t.id,
+                provider = %provider.model.id,
+                source,
+                parameter = name,
+                "an extra value named like a parameter Quiver sets itself is not sent; remove it"
+            );
+        }
+        let extra = params::merge(&own, &provider_params, &additional);
         url.query_pairs_mut().extend_pairs(own.iter().chain(&extra));
         if t.access_token.is_none() {
             let mut active: token::ActiveModel = t.into();

@@ -549,6 +549,15 @@ impl TokenEngine {
             .map_err(|e| GrantError::Outbound(OutboundError::Refused(e.to_string())))?;
         let (client, timeout_ms) = self.http_client(provider);
         let provider_params = params_map(&provider.model.token_params);
+        for (source, name) in params::stored_reserved(&provider_params, &values.additional) {
+            tracing::warn!(
+                token = %t.id,
+                provider = %provider.model.id,
+                source,
+                parameter = name,
+                "an extra value named like a parameter Quiver sets itself is not sent; remove it"
+            );
+        }
         TokenEndpoint {
             url: &url,
             client: &client,

@@ -30,6 +30,7 @@ use super::reader::Problem;
 use super::service::{Authorized, Transfer};
 use crate::audit::Outcome;
 use crate::db::entity::{provider, token, user};
+use crate::oauth::params;
 use crate::providers::params_map;
 use crate::seal::SealSlot;
 use crate::secret::SecretString;
@@ -566,8 +567,10 @@ impl Transfer {
             scope_separator: p.scope_separator.clone(),
             default_lifetime_secs: p.default_lifetime_secs,
             expires_in_millis: p.expires_in_millis,
-            authorize_params: params_map(&p.authorize_params),
-            token_params: params_map(&p.token_params),
+            // Names Quiver sets itself are never sent (rows stored before
+            // they were refused): left out, so the bundle imports.
+            authorize_params: params::without_reserved(params_map(&p.authorize_params)),
+            token_params: params::without_reserved(params_map(&p.token_params)),
             connect_timeout_ms: u32::try_from(p.connect_timeout_ms).unwrap_or_default(),
             timeout_ms: u32::try_from(p.timeout_ms).unwrap_or_default(),
             iss_parameter_supported: p.iss_parameter_supported,
@@ -609,10 +612,10 @@ impl Transfer {
             username: t.username.clone(),
             resource: t.resource.clone(),
             scope: t.scope.clone(),
-            additional_values: serde_json::from_str::<BTreeMap<String, String>>(
-                &t.additional_values,
-            )
-            .unwrap_or_default(),
+            additional_values: params::without_reserved(
+                serde_json::from_str::<BTreeMap<String, String>>(&t.additional_values)
+                    .unwrap_or_default(),
+            ),
             refresh_margin_secs: i64::from(t.refresh_margin_secs),
             auto_refresh: t.auto_refresh,
             refresh_lead_secs: i64::from(t.refresh_lead_secs),

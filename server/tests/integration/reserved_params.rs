@@ -300,6 +300,21 @@ async fn a_stored_reserved_value_is_never_sent_and_the_providers_values_win() {
     assert!(values_of(&pairs, "redirect_uri").is_empty(), "{pairs:?}");
     assert_eq!(values_of(&pairs, "audience"), ["provider-api"], "{pairs:?}");
     assert_eq!(values_of(&pairs, "tenant"), ["blue"], "{pairs:?}");
+
+    // An export carries what is sent, so that its bundle imports.
+    let bundle = send(&w, "POST", "/api/v1/export", &w.admin, json!({})).await;
+    assert_eq!(bundle.status, StatusCode::OK, "{}", bundle.body);
+    let bundle = bundle.json();
+    let exported = bundle["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "machine")
+        .unwrap();
+    assert_eq!(
+        exported["additional_values"],
+        json!({"audience": "token-api", "tenant": "blue"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
