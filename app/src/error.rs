@@ -108,13 +108,21 @@ impl AppError {
         }
     }
 
-    /// The message for the field `name`, when the error concerns it.
+    /// The message for the field `name`, when the error concerns it or a
+    /// part of it (`additional_values.client_id` is about the
+    /// `additional_values` field).
     pub fn message_for(&self, name: &str) -> Option<String> {
         match self {
             Self::Validation {
                 field: Some(field),
                 message,
-            } if field == name => Some(message.clone()),
+            } if field == name
+                || field
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('.')) =>
+            {
+                Some(message.clone())
+            }
             _ => None,
         }
     }
@@ -151,4 +159,24 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
         response.set_status(status);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppError;
+
+    #[test]
+    fn a_message_about_part_of_a_field_is_shown_at_that_field() {
+        let e = AppError::invalid("additional_values.client_id", "set by Quiver");
+        assert_eq!(
+            e.message_for("additional_values").as_deref(),
+            Some("set by Quiver")
+        );
+        assert_eq!(
+            e.message_for("additional_values.client_id").as_deref(),
+            Some("set by Quiver")
+        );
+        assert_eq!(e.message_for("additional"), None);
+        assert_eq!(e.message_for("client_id"), None);
+    }
 }

@@ -103,6 +103,15 @@ pub struct ImportSummary {
     pub needs_credentials: u64,
 }
 
+/// A host the bundle's provider endpoints name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportHost {
+    /// `as.example`, or with a port `127.0.0.1:4011`.
+    pub host: String,
+    /// Where the bundle names it, e.g. `$.providers[0].token_endpoint`.
+    pub paths: Vec<String>,
+}
+
 /// What an import did or (preview) would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportReportView {
@@ -110,6 +119,13 @@ pub struct ImportReportView {
     pub applied: bool,
     /// Whether the bundle's secrets were opened.
     pub secrets: bool,
+    /// Whether the content was checked against the bundle's
+    /// authentication code (a bundle with secrets, with its passphrase).
+    #[serde(default)]
+    pub authenticated: bool,
+    /// Every host the bundle's provider endpoints name.
+    #[serde(default)]
+    pub endpoint_hosts: Vec<ImportHost>,
     pub summary: ImportSummary,
     pub created: ImportItems,
     pub updated: ImportItems,

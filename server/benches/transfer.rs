@@ -19,7 +19,7 @@ use rand::Rng;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use server::secret::SecretString;
-use server::transfer::{BundleKey, KdfParams, ProviderSecret, SecretSlot, TokenSecret};
+use server::transfer::{Bundle, BundleKey, KdfParams, ProviderSecret, SecretSlot, TokenSecret};
 
 const PASSPHRASE: &str = "benchmark passphrase";
 
@@ -33,7 +33,7 @@ fn env_number(name: &str, default: usize) -> usize {
 /// A bundle of `providers` providers and `tokens` tokens spread over them,
 /// every provider with a client secret and every token with an access and
 /// a refresh token, sealed under [`PASSPHRASE`] (Argon2id at the default
-/// export costs).
+/// export costs) and authenticated under it.
 fn generate(providers: usize, tokens: usize) -> Vec<u8> {
     let (key, header) = BundleKey::create(
         &SecretString::new(PASSPHRASE.to_owned()),
@@ -84,6 +84,9 @@ fn generate(providers: usize, tokens: usize) -> Vec<u8> {
         "providers": provider_entries,
         "tokens": token_entries,
     });
+    // Authenticated as an export would be.
+    let mut bundle: Bundle = serde_json::from_value(bundle).expect("a bundle");
+    bundle.mac = server::transfer::mac::code_of(&key, &bundle);
     serde_json::to_vec(&bundle).expect("JSON")
 }
 

@@ -492,6 +492,25 @@ pub async fn import(
             println!("  … and {} more {label}", items.len() - 20);
         }
     };
+    println!(
+        "{}",
+        if report.authenticated {
+            "authenticated: the bundle is as it was exported (checked with its passphrase)"
+        } else {
+            "NOT authenticated: nothing proves this bundle is as it was exported; check every host below before applying it"
+        }
+    );
+    if !report.endpoint_hosts.is_empty() {
+        println!("endpoint hosts:");
+        for h in &report.endpoint_hosts {
+            let shown: Vec<&str> = h.paths.iter().take(6).map(String::as_str).collect();
+            let more = match h.paths.len().saturating_sub(6) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            println!("  {}  ({}{more})", h.host, shown.join(", "));
+        }
+    }
     lines("new provider", &report.created.providers);
     lines("updated provider", &report.updated.providers);
     lines("skipped provider", &report.skipped.providers);

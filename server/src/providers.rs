@@ -22,7 +22,7 @@ use crate::db::entity::{provider, token};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::discovery::{self, Discovered};
 use crate::oauth::signing_key::{SigningAlg, SigningKey};
-use crate::oauth::{outbound, url_policy};
+use crate::oauth::{outbound, params, url_policy};
 use crate::seal::{SealSlot, Sealer};
 use crate::secret::SecretString;
 
@@ -525,9 +525,10 @@ impl Providers {
             ("token_params", &input.token_params),
         ] {
             if let Some(map) = map {
-                if map.keys().any(|k| k.trim().is_empty()) {
-                    return Err(invalid(field, "has an empty parameter name"));
-                }
+                params::check(map).map_err(|problem| match problem.key() {
+                    Some(key) => invalid(&format!("{field}.{}", key.trim()), problem.message()),
+                    None => invalid(field, problem.message()),
+                })?;
                 let json = params_json(map);
                 if field == "authorize_params" {
                     active.authorize_params = Set(json);

@@ -303,13 +303,14 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                 </div>
                 <div class="field field-switch">
                     <input id="token-default-keys" type="checkbox" role="switch"
-                        aria-describedby="token-default-keys-help"
+                        aria-describedby="token-default-keys-help token-default-keys-error"
                         prop:checked=use_default_keys
                         on:change=move |ev| use_default_keys.set(event_target_checked(&ev)) />
                     <label for="token-default-keys">"Use Default Keys"</label>
                     <p class="help" id="token-default-keys-help">
                         "Use the Consumer Key and Secret Key of the provider. Turn off to give this token its own."
                     </p>
+                    <FieldError error=err field="use_default_keys" id="token-default-keys-error".into() />
                 </div>
                 <div class="field" hidden=move || use_default_keys.get()>
                     <label for="token-client-id">"Consumer Key"</label>

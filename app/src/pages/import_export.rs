@@ -417,6 +417,8 @@ fn ImportReport(report: ImportReportView) -> impl IntoView {
         ("Updated", report.updated),
         ("Skipped", report.skipped),
     ];
+    let authenticated = report.authenticated;
+    let hosts = report.endpoint_hosts;
     view! {
         <div class="import-report" data-testid="import-report">
             <h3>{heading}</h3>
@@ -435,6 +437,23 @@ fn ImportReport(report: ImportReportView) -> impl IntoView {
                     <tr><th scope="row">"Tokens"</th><td>{s.tokens.created}</td><td>{s.tokens.updated}</td><td>{s.tokens.skipped}</td></tr>
                 </tbody>
             </table>
+            {(!hosts.is_empty()).then(|| view! {
+                <div class=if authenticated { "alert alert-info" } else { "alert alert-warning" } data-testid="import-hosts">
+                    <p>{if authenticated {
+                        "The bundle is as it was exported (its passphrase authenticates it). Its providers' endpoints name these hosts:"
+                    } else {
+                        "Nothing proves this bundle is as it was exported (only a bundle with secrets, given its passphrase, can be checked). Before importing, check that its providers' endpoints name only hosts you expect:"
+                    }}</p>
+                    <ul>
+                        {hosts.into_iter().map(|h| {
+                            let n = h.paths.len();
+                            let shown = h.paths.into_iter().take(6).collect::<Vec<_>>().join(", ");
+                            let more = if n > 6 { format!(" and {} more", n - 6) } else { String::new() };
+                            view! { <li><code>{h.host}</code>" "{format!("({shown}{more})")}</li> }
+                        }).collect_view()}
+                    </ul>
+                </div>
+            })}
             {(s.needs_credentials > 0).then(|| view! {
                 <p class="help">{format!("{} tokens arrive without credentials (status Needs credentials): give their provider a client secret, or the token its password or secret, then request it; interactive tokens get an authorization link.", s.needs_credentials)}</p>
             })}

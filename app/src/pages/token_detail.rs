@@ -265,10 +265,11 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
                     on:input=move |ev| name.set(event_target_value(&ev)) />
                 <FieldError error=err field="name" id="edit-name-error".into() />
                 <div class="field-switch">
-                    <input id="edit-default-keys" type="checkbox" role="switch" prop:checked=use_default_keys
+                    <input id="edit-default-keys" type="checkbox" role="switch" prop:checked=use_default_keys aria-describedby="edit-default-keys-error"
                         on:change=move |ev| use_default_keys.set(event_target_checked(&ev)) />
                     <label for="edit-default-keys">"Use Default Keys"</label>
                 </div>
+                <FieldError error=err field="use_default_keys" id="edit-default-keys-error".into() />
                 <div class="field" hidden=move || use_default_keys.get()>
                     <label for="edit-client-id">"Consumer Key"</label>
                     <input id="edit-client-id" prop:value=client_id aria-describedby="edit-client-id-error"

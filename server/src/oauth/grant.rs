@@ -1,11 +1,15 @@
 //! Token endpoint requests (every grant), and revocation.
 
+use std::collections::BTreeMap;
+
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use url::Url;
 
 use super::client_auth::{ClientAuth, ClientAuthError};
 use super::outbound::{self, OutboundError};
+use super::params;
 use super::token_response::{self, ProviderFault, TokenSet};
+use crate::secret::SecretString;
 
 /// Why a token request failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +58,15 @@ pub fn retry_after(
 }
 
 /// A header value that HTTP logging and debugging never show.
-fn sensitive(value: &crate::secret::SecretString) -> Result<HeaderValue, OutboundError> {
+fn sensitive(value: &SecretString) -> Result<HeaderValue, OutboundError> {
     let mut header = HeaderValue::from_str(value.expose())
         .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
     header.set_sensitive(true);
     Ok(header)
 }
+
+/// The fields of a form body, in the order they are sent.
+pub type Form = Vec<(String, String)>;
 
 /// Where and how to send a token request.
 pub struct TokenEndpoint<'a> {
@@ -69,26 +76,40 @@ pub struct TokenEndpoint<'a> {
     pub client: &'a reqwest::Client,
     /// Client authentication.
     pub auth: &'a ClientAuth,
-    /// Provider-wide extra token parameters.
-    pub extra: &'a [(String, String)],
+    /// The provider's extra token parameters.
+    pub provider_params: &'a BTreeMap<String, String>,
+    /// The token's extra values; the provider's win over them.
+    pub token_params: &'a BTreeMap<String, String>,
     /// Whether `expires_in` is in milliseconds.
     pub expires_in_millis: bool,
 }
 
 impl TokenEndpoint<'_> {
+    /// The form of a token request: Quiver's `grant` (with scope and
+    /// resource), then the provider's extra parameters, then the token's
+    /// that the provider does not set, then the client authentication.
+    /// Extra values never repeat or replace a parameter Quiver sets
+    /// ([`params::merge`]), so the client is always the one
+    /// [`ClientAuth`] names. Answers the form and the Authorization header.
+    pub fn form(
+        &self,
+        grant: Vec<(String, String)>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Form, Option<SecretString>), GrantError> {
+        let mut form = grant;
+        let extra = params::merge(&form, self.provider_params, self.token_params);
+        form.extend(extra);
+        let authorization = self.auth.apply(&mut form, now)?;
+        Ok((form, authorization))
+    }
+
     /// Sends `grant` (the grant's own parameters) and parses the answer.
     pub async fn request(
         &self,
         grant: Vec<(String, String)>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<TokenSet, GrantError> {
-        let mut form = grant;
-        for (k, v) in self.extra {
-            if !form.iter().any(|(key, _)| key == k) {
-                form.push((k.clone(), v.clone()));
-            }
-        }
-        let authorization = self.auth.apply(&mut form, now)?;
+        let (form, authorization) = self.form(grant, now)?;
         let mut request = self
             .client
             .post(self.url.clone())
@@ -157,6 +178,94 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
         h
+    }
+
+    /// Every value of `name` in a form.
+    fn all<'f>(form: &'f [(String, String)], name: &str) -> Vec<&'f str> {
+        form.iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_token_value_never_repeats_or_replaces_quivers_parameters() {
+        use super::super::client_auth::ClientAuthMethod;
+        use super::super::signing_key::SigningKey;
+
+        let url = Url::parse("https://as.example/token").unwrap();
+        let client = reqwest::Client::new();
+        let provider: BTreeMap<String, String> = [("audience", "provider-api")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        // As a row stored before reserved names were refused could hold.
+        let token: BTreeMap<String, String> = [
+            ("audience", "token-api"),
+            ("client_id", "someone-else"),
+            ("Client_Assertion", "forged"),
+            ("grant_type", "password"),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("tenant", "blue"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let now = chrono::Utc::now();
+        for method in [
+            ClientAuthMethod::ClientSecretPost,
+            ClientAuthMethod::ClientSecretBasic,
+            ClientAuthMethod::None,
+            ClientAuthMethod::PrivateKeyJwt,
+        ] {
+            let auth = ClientAuth {
+                method,
+                client_id: "the-provider-client".into(),
+                client_secret: Some(SecretString::new("s3cret")),
+                key: Some(SigningKey::generate(Some("k1"))),
+                audience: "https://as.example".into(),
+            };
+            let endpoint = TokenEndpoint {
+                url: &url,
+                client: &client,
+                auth: &auth,
+                provider_params: &provider,
+                token_params: &token,
+                expires_in_millis: false,
+            };
+            let grant = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+            let (form, basic) = endpoint.form(grant, now).unwrap();
+            assert_eq!(
+                all(&form, "grant_type"),
+                ["client_credentials"],
+                "{method:?}"
+            );
+            assert_eq!(
+                all(&form, "audience"),
+                ["provider-api"],
+                "{method:?}: the provider's win"
+            );
+            assert_eq!(all(&form, "tenant"), ["blue"], "{method:?}");
+            assert!(all(&form, "redirect_uri").is_empty(), "{method:?}");
+            match method {
+                ClientAuthMethod::ClientSecretBasic => {
+                    assert!(basic.is_some());
+                    assert!(all(&form, "client_id").is_empty(), "{form:?}");
+                }
+                _ => assert_eq!(
+                    all(&form, "client_id"),
+                    ["the-provider-client"],
+                    "{method:?}"
+                ),
+            }
+            let assertions = all(&form, "client_assertion");
+            if method == ClientAuthMethod::PrivateKeyJwt {
+                assert_eq!(assertions.len(), 1);
+                assert_ne!(assertions[0], "forged");
+            } else {
+                assert!(assertions.is_empty(), "{method:?}");
+            }
+        }
     }
 
     #[test]

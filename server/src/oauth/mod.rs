@@ -1,12 +1,14 @@
 //! Talking to OAuth providers: which URLs and addresses may be reached,
 //! the outbound HTTP client, token responses as providers really send
-//! them, client authentication and the grants.
+//! them, client authentication, the grants, and the extra parameters
+//! requests may carry.
 
 pub mod client_auth;
 pub mod discovery;
 pub mod grant;
 pub mod id_token;
 pub mod outbound;
+pub mod params;
 pub mod signing_key;
 pub mod token_response;
 pub mod url_policy;

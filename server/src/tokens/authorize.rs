@@ -20,7 +20,7 @@ use crate::auth::{Caller, Via};
 use crate::db::entity::{auth_request, token};
 use crate::oauth::grant::GrantError;
 use crate::oauth::id_token::{self, Expected, IdentityClaims};
-use crate::oauth::outbound;
+use crate::oauth::{outbound, params};
 use crate::providers::params_map;
 use crate::seal::SealSlot;
 
@@ -187,47 +187,56 @@ impl TokenEngine {
         .insert(&self.tokens.db)
         .await
         .map_err(db_error)?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair(
-                "response_type",
+        // Quiver's own parameters, then the provider's extra ones, then
+        // the token's the provider does not set: an extra value never
+        // repeats or replaces state, redirect_uri or the PKCE challenge.
+        let mut own: Vec<(String, String)> = vec![
+            (
+                "response_type".into(),
                 if flow == Flow::OidcHybrid {
                     "code id_token"
                 } else {
                     "code"
-                },
-            );
-            q.append_pair("client_id", &client_id);
-            q.append_pair("redirect_uri", &self.config.redirect_uri());
-            q.append_pair("state", &state);
-            if let Some(scope) = &t.scope {
-                let joined = scope
-                    .split(|c: char| c.is_whitespace() || c == ',')
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(&provider.model.scope_separator);
-                q.append_pair("scope", &joined);
-            }
-            if provider.model.pkce {
-                q.append_pair("code_challenge", challenge.as_str());
-                q.append_pair("code_challenge_method", "S256");
-            }
-            if let Some(nonce) = &nonce {
-                q.append_pair("nonce", nonce);
-                q.append_pair("response_mode", "form_post");
-            }
-            if let Some(resource) = &t.resource {
-                q.append_pair("resource", resource);
-            }
-            let additional: std::collections::BTreeMap<String, String> =
-                serde_json::from_str(&t.additional_values).unwrap_or_default();
-            for (k, v) in params_map(&provider.model.authorize_params)
-                .into_iter()
-                .chain(additional)
-            {
-                q.append_pair(&k, &v);
-            }
+                }
+                .into(),
+            ),
+            ("client_id".into(), client_id),
+            ("redirect_uri".into(), self.config.redirect_uri()),
+            ("state".into(), state),
+        ];
+        if let Some(scope) = &t.scope {
+            let joined = scope
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(&provider.model.scope_separator);
+            own.push(("scope".into(), joined));
         }
+        if provider.model.pkce {
+            own.push(("code_challenge".into(), challenge.as_str().to_owned()));
+            own.push(("code_challenge_method".into(), "S256".into()));
+        }
+        if let Some(nonce) = &nonce {
+            own.push(("nonce".into(), nonce.clone()));
+            own.push(("response_mode".into(), "form_post".into()));
+        }
+        if let Some(resource) = &t.resource {
+            own.push(("resource".into(), resource.clone()));
+        }
+        let additional: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&t.additional_values).unwrap_or_default();
+        let provider_params = params_map(&provider.model.authorize_params);
+        for (source, name) in params::stored_reserved(&provider_params, &additional) {
+            tracing::warn!(
+                token = %t.id,
+                provider = %provider.model.id,
+                source,
+                parameter = name,
+                "an extra value named like a parameter Quiver sets itself is not sent; remove it"
+            );
+        }
+        let extra = params::merge(&own, &provider_params, &additional);
+        url.query_pairs_mut().extend_pairs(own.iter().chain(&extra));
         if t.access_token.is_none() {
             let mut active: token::ActiveModel = t.into();
             active.status = Set(status::PENDING.to_owned());

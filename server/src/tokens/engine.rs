@@ -21,6 +21,7 @@ use crate::events::Events;
 use crate::oauth::client_auth::{ClientAuth, ClientAuthMethod};
 use crate::oauth::grant::{GrantError, TokenEndpoint};
 use crate::oauth::outbound::{self, OutboundError};
+use crate::oauth::params;
 use crate::oauth::token_response::{ProviderFault, TokenSet};
 use crate::providers::{OpenedProvider, Providers, has_value, params_map};
 use crate::schedule::due;
@@ -259,6 +260,12 @@ impl TokenEngine {
             active.use_default_keys = Set(true);
         }
         let use_default = active.use_default_keys.clone().unwrap();
+        if method == ClientAuthMethod::PrivateKeyJwt && input.use_default_keys == Some(false) {
+            return Err(invalid(
+                "use_default_keys",
+                "this provider uses Private Key JWT: its key signs for the provider's client only, so its tokens use the provider's keys",
+            ));
+        }
         if let Some(v) = input.client_id.clone() {
             active.client_id = Set(clean(Some(v)));
         }
@@ -353,9 +360,13 @@ impl TokenEngine {
             active.refresh_due_at = Set(None);
         }
         if let Some(map) = &input.additional_values {
-            if map.keys().any(|k| k.trim().is_empty()) {
-                return Err(invalid("additional_values", "has an empty key"));
-            }
+            params::check(map).map_err(|problem| match problem.key() {
+                Some(key) => invalid(
+                    &format!("additional_values.{}", key.trim()),
+                    problem.message(),
+                ),
+                None => invalid("additional_values", "has an empty key"),
+            })?;
             active.additional_values =
                 Set(serde_json::to_string(map).unwrap_or_else(|_| "{}".into()));
         }
@@ -442,7 +453,11 @@ impl TokenEngine {
     ) -> Result<ClientAuth, AppError> {
         let method = ClientAuthMethod::parse(&provider.model.client_auth_method)
             .unwrap_or(ClientAuthMethod::ClientSecretBasic);
-        let (client_id, client_secret) = if t.use_default_keys {
+        // The provider's key signs for the provider's client only: a token
+        // cannot make Quiver sign an assertion for another client (rows
+        // stored before this was refused are sent as the provider's client).
+        let provider_keys = t.use_default_keys || method == ClientAuthMethod::PrivateKeyJwt;
+        let (client_id, client_secret) = if provider_keys {
             (
                 provider.model.client_id.clone().unwrap_or_default(),
                 provider.client_secret.clone(),
@@ -515,11 +530,6 @@ impl TokenEngine {
         if let Some(resource) = &values.resource {
             grant.push(("resource".into(), resource.clone()));
         }
-        for (k, v) in &values.additional {
-            if !grant.iter().any(|(key, _)| key == k) {
-                grant.push((k.clone(), v.clone()));
-            }
-        }
         let auth = self.client_auth(t, provider).map_err(|e| {
             GrantError::ClientAuth(crate::oauth::client_auth::ClientAuthError::Sign(
                 e.to_string(),
@@ -537,14 +547,22 @@ impl TokenEngine {
         let url = Url::parse(&url_text)
             .map_err(|e| GrantError::Outbound(OutboundError::Refused(e.to_string())))?;
         let client = self.http_client(provider);
-        let extra: Vec<(String, String)> = params_map(&provider.model.token_params)
-            .into_iter()
-            .collect();
+        let provider_params = params_map(&provider.model.token_params);
+        for (source, name) in params::stored_reserved(&provider_params, &values.additional) {
+            tracing::warn!(
+                token = %t.id,
+                provider = %provider.model.id,
+                source,
+                parameter = name,
+                "an extra value named like a parameter Quiver sets itself is not sent; remove it"
+            );
+        }
         TokenEndpoint {
             url: &url,
             client: &client,
             auth: &auth,
-            extra: &extra,
+            provider_params: &provider_params,
+            token_params: &values.additional,
             expires_in_millis: provider.model.expires_in_millis,
         }
         .request(grant, self.now())
@@ -639,11 +657,13 @@ impl TokenEngine {
             Err(e) => return ("failed".into(), Some(e.to_string())),
         };
         let client = self.http_client(provider);
+        let none = BTreeMap::new();
         let endpoint = TokenEndpoint {
             url: &url,
             client: &client,
             auth: &auth,
-            extra: &[],
+            provider_params: &none,
+            token_params: &none,
             expires_in_millis: false,
         };
         for (token, hint) in [(refresh, "refresh_token"), (access, "access_token")] {

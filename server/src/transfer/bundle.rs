@@ -1,5 +1,6 @@
 //! The export bundle as it is written to JSON: `"format": "quiver-export"`,
-//! `"version": 1`, a header for sealed secrets, then providers and tokens.
+//! `"version": 1`, a header for sealed secrets, then providers and tokens,
+//! and, with secrets, the authentication code of all of it (`mac`).
 //!
 //! Entries carry the bundle's own ids, so the importer can resolve a token's
 //! provider inside the bundle and remap both to fresh ids. Secret fields are
@@ -48,6 +49,11 @@ pub struct Bundle {
     /// Tokens, in export order.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// With secrets: the HMAC-SHA256 of the bundle's content under the
+    /// passphrase's authentication key, standard base64 ([`super::mac`]).
+    /// Written last, once every entry is out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl Bundle {
@@ -61,6 +67,7 @@ impl Bundle {
             secrets: None,
             providers: Vec::new(),
             tokens: Vec::new(),
+            mac: None,
         }
     }
 

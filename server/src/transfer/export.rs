@@ -5,9 +5,10 @@
 //! ([`PAGE`] rows, then the buffer is written and reused), so memory stays
 //! flat however many tokens there are. Secrets are left out unless asked
 //! for; then each is opened with the instance's sealer and sealed again
-//! under the key derived from the admin's passphrase. Access and refresh
-//! tokens (with their type, expiry and granted scope) travel only with
-//! secrets.
+//! under the key derived from the admin's passphrase, and the whole content
+//! is authenticated as it is written, its code (`mac`) written last.
+//! Access and refresh tokens (with their type, expiry and granted scope)
+//! travel only with secrets.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -23,11 +24,13 @@ use super::bundle::{
     FORMAT, ProviderEntry, ProviderSecret, SealedValue, SecretsHeader, Source, TokenEntry,
     TokenSecret, VERSION,
 };
+use super::mac::Authenticator;
 use super::passphrase::{BundleKey, KdfParams, SecretSlot, TransferError};
 use super::reader::Problem;
 use super::service::{Authorized, Transfer};
 use crate::audit::Outcome;
 use crate::db::entity::{provider, token, user};
+use crate::oauth::params;
 use crate::providers::params_map;
 use crate::seal::SealSlot;
 use crate::secret::SecretString;
@@ -388,6 +391,10 @@ impl Transfer {
             quiver_version: crate::VERSION.to_owned(),
         };
         sink.head(&plan, &source)?;
+        // With secrets, the content is authenticated as it is written.
+        let mut mac = plan.key.as_ref().map(|(key, header)| {
+            Authenticator::new(key, VERSION, &plan.exported_at, &source, header)
+        });
         let mut written_providers: HashSet<String> = HashSet::with_capacity(plan.providers.len());
         let mut done = 0u64;
         let mut first = true;
@@ -405,6 +412,9 @@ impl Transfer {
             rows.sort_by_key(|p| order.get(p.id.as_str()).copied().unwrap_or(usize::MAX));
             for p in &rows {
                 let entry = self.provider_entry(p, key)?;
+                if let Some(mac) = &mut mac {
+                    mac.provider(&entry);
+                }
                 sink.item(&mut first, &entry)?;
                 written_providers.insert(p.id.clone());
             }
@@ -480,6 +490,9 @@ impl Transfer {
                     continue;
                 }
                 let entry = self.token_entry(t, owners.get(&t.owner_id).cloned(), key)?;
+                if let Some(mac) = &mut mac {
+                    mac.token(&entry);
+                }
                 sink.item(&mut first, &entry)?;
                 tokens_written += 1;
             }
@@ -487,7 +500,14 @@ impl Transfer {
             sink.flush_page().await?;
             progress(done.min(total), total);
         }
-        sink.raw(b"\n]\n}\n")?;
+        match mac {
+            Some(mac) => {
+                sink.raw(b"\n],\n\"mac\": ")?;
+                sink.json(&mac.finish())?;
+                sink.raw(b"\n}\n")?;
+            }
+            None => sink.raw(b"\n]\n}\n")?,
+        }
         sink.flush_page().await?;
         sink.out.flush().await?;
         Ok(ExportSummary {
@@ -547,8 +567,10 @@ impl Transfer {
             scope_separator: p.scope_separator.clone(),
             default_lifetime_secs: p.default_lifetime_secs,
             expires_in_millis: p.expires_in_millis,
-            authorize_params: params_map(&p.authorize_params),
-            token_params: params_map(&p.token_params),
+            // Names Quiver sets itself are never sent (rows stored before
+            // they were refused): left out, so the bundle imports.
+            authorize_params: params::without_reserved(params_map(&p.authorize_params)),
+            token_params: params::without_reserved(params_map(&p.token_params)),
             connect_timeout_ms: u32::try_from(p.connect_timeout_ms).unwrap_or_default(),
             timeout_ms: u32::try_from(p.timeout_ms).unwrap_or_default(),
             iss_parameter_supported: p.iss_parameter_supported,
@@ -590,10 +612,10 @@ impl Transfer {
             username: t.username.clone(),
             resource: t.resource.clone(),
             scope: t.scope.clone(),
-            additional_values: serde_json::from_str::<BTreeMap<String, String>>(
-                &t.additional_values,
-            )
-            .unwrap_or_default(),
+            additional_values: params::without_reserved(
+                serde_json::from_str::<BTreeMap<String, String>>(&t.additional_values)
+                    .unwrap_or_default(),
+            ),
             refresh_margin_secs: i64::from(t.refresh_margin_secs),
             auto_refresh: t.auto_refresh,
             refresh_lead_secs: i64::from(t.refresh_lead_secs),

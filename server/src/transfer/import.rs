@@ -3,10 +3,12 @@
 //!
 //! The plan is made the same way for both modes: the bundle is read (every
 //! structural and semantic problem with its JSON path), the passphrase is
-//! checked on the bundle's check value before anything else, every sealed
-//! value is opened, and each entry is matched against the instance (names
-//! of providers; owner and name of tokens) under the conflict policy. A
-//! preview answers with that plan; apply writes it in one transaction,
+//! checked on the bundle's check value before anything else, then the
+//! whole content on its authentication code (an edited bundle is refused
+//! whole), every sealed value is opened, and each entry is matched
+//! against the instance (names of providers; owner and name of tokens)
+//! under the conflict policy. A preview answers with that plan and every
+//! host the bundle's endpoints name; apply writes it in one transaction,
 //! rows in batches, and either all of it is stored or none.
 //!
 //! References between tokens and providers use the bundle's own ids and
@@ -30,6 +32,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{Bundle, ProviderEntry, ProviderSecret, TokenEntry, TokenSecret};
+use super::mac::{self, MacError};
 use super::passphrase::{BundleKey, SecretSlot, TransferError};
 use super::progress::{self, Phase, Tracker};
 use super::reader::{BundleError, Limits, Problem, read_bundle};
@@ -184,6 +187,83 @@ pub struct Summary {
     pub needs_credentials: u64,
 }
 
+/// A host named by the bundle's provider endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointHost {
+    /// The host, with its port when the URL names one (`as.example`,
+    /// `127.0.0.1:4011`).
+    pub host: String,
+    /// Where it is named, e.g. `$.providers[0].token_endpoint`.
+    pub paths: Vec<String>,
+}
+
+/// The provider fields that hold a URL Quiver talks to (or, for
+/// `assertion_audience`, a URL its client assertions are made for).
+const ENDPOINT_FIELDS: [&str; 7] = [
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "refresh_endpoint",
+    "revocation_endpoint",
+    "jwks_uri",
+    "assertion_audience",
+];
+
+fn endpoint_value<'p>(p: &'p ProviderEntry, field: &str) -> Option<&'p str> {
+    match field {
+        "issuer" => p.issuer.as_deref(),
+        "authorization_endpoint" => p.authorization_endpoint.as_deref(),
+        "token_endpoint" => Some(&p.token_endpoint),
+        "refresh_endpoint" => p.refresh_endpoint.as_deref(),
+        "revocation_endpoint" => p.revocation_endpoint.as_deref(),
+        "jwks_uri" => p.jwks_uri.as_deref(),
+        "assertion_audience" => p.assertion_audience.as_deref(),
+        _ => None,
+    }
+}
+
+/// Every endpoint host of a bundle, by host name.
+pub fn endpoint_hosts(bundle: &Bundle) -> Vec<EndpointHost> {
+    let mut hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, p) in bundle.providers.iter().enumerate() {
+        for field in ENDPOINT_FIELDS {
+            let Some(url) = endpoint_value(p, field).and_then(|v| url::Url::parse(v).ok()) else {
+                continue;
+            };
+            let Some(host) = url.host_str() else { continue };
+            let host = match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
+            hosts
+                .entry(host)
+                .or_default()
+                .push(format!("$.providers[{i}].{field}"));
+        }
+    }
+    hosts
+        .into_iter()
+        .map(|(host, paths)| EndpointHost { host, paths })
+        .collect()
+}
+
+fn hosts_text(hosts: &[EndpointHost]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = hosts
+        .iter()
+        .take(SHOWN)
+        .map(|h| h.host.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if hosts.len() > SHOWN {
+        text.push_str(&format!(" and {} more", hosts.len() - SHOWN));
+    }
+    if text.is_empty() {
+        text.push_str("none");
+    }
+    text
+}
+
 /// What an import did, or (preview) would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
@@ -195,6 +275,14 @@ pub struct ImportReport {
     pub applied: bool,
     /// Whether the bundle's secrets were opened (and, on apply, stored).
     pub secrets: bool,
+    /// Whether the bundle's content was checked against its
+    /// authentication code (only a bundle with secrets, previewed or
+    /// applied with its passphrase, can be).
+    pub authenticated: bool,
+    /// Every host the bundle's provider endpoints would make Quiver talk
+    /// to, with where each is named: what to check before applying a
+    /// bundle that is not authenticated.
+    pub endpoint_hosts: Vec<EndpointHost>,
     /// Counts.
     pub summary: Summary,
     /// New rows.
@@ -217,6 +305,8 @@ impl ImportReport {
             on_conflict: options.on_conflict,
             applied: false,
             secrets: false,
+            authenticated: false,
+            endpoint_hosts: Vec::new(),
             summary: Summary::default(),
             created: Items::default(),
             updated: Items::default(),
@@ -270,6 +360,17 @@ pub enum ImportError {
     /// The bundle's key parameters cannot be used.
     #[error("the bundle's secrets cannot be opened: {0}; nothing was imported")]
     Secrets(TransferError),
+    /// The content does not match the bundle's authentication code: it
+    /// was changed after it was exported.
+    #[error(
+        "the bundle was altered after it was exported: {0}, so none of it can be trusted (an endpoint may now point elsewhere); nothing was imported"
+    )]
+    Altered(&'static str),
+    /// Sealed secrets without an authentication code.
+    #[error(
+        "this bundle holds sealed secrets but no authentication code ($.mac): it was written by a Quiver that did not authenticate bundles yet, or the code was removed, and an edit (such as a token endpoint moved to another host) cannot be detected without it. Export it again from its instance; or, after checking every endpoint host in a preview, remove $.secrets, $.mac and every sealed value to import it without secrets; nothing was imported"
+    )]
+    Unauthenticated,
     /// The import id is not 1 to 64 letters, digits, `-` or `_`.
     #[error("import_id must be 1 to 64 letters, digits, - or _")]
     BadImportId,
@@ -294,6 +395,10 @@ impl ImportError {
             Self::Secrets(e) => vec![Problem {
                 path: "$.secrets".into(),
                 message: e.to_string(),
+            }],
+            Self::Altered(_) | Self::Unauthenticated => vec![Problem {
+                path: "$.mac".into(),
+                message: self.to_string(),
             }],
             Self::BadImportId | Self::Busy(_) | Self::Storage(_) => Vec::new(),
         }
@@ -519,7 +624,29 @@ impl Transfer {
         progress: ProgressFn<'_>,
     ) -> Result<ImportReport, ImportError> {
         let mut report = ImportReport::new(&options);
+        report.endpoint_hosts = endpoint_hosts(bundle);
         let key = self.unlock(bundle, &options, &mut report, progress).await?;
+        if let Some(key) = &key {
+            mac::verify(key, bundle).map_err(|e| match e {
+                MacError::Missing => ImportError::Unauthenticated,
+                MacError::Malformed => ImportError::Altered("its authentication code is malformed"),
+                MacError::Mismatch => ImportError::Altered(
+                    "its content (an endpoint, a name, a value, an entry added or removed) no longer matches its authentication code",
+                ),
+            })?;
+            report.authenticated = true;
+        } else {
+            let why = if bundle.secrets.is_some() {
+                "without its passphrase this preview cannot check that the bundle is as it was exported"
+            } else {
+                "this bundle holds no secrets, so nothing proves it is as it was exported"
+            };
+            let message = format!(
+                "{why}: check the hosts it would write before applying it (endpoint_hosts): {}",
+                hosts_text(&report.endpoint_hosts)
+            );
+            warn(&mut report, "$", message);
+        }
         progress(Phase::Planning, 0, 0);
         self.check_against_instance(bundle, key.as_deref(), &mut report);
         let existing: Vec<provider::Model> = provider::Entity::find().all(&self.db).await?;
@@ -865,13 +992,24 @@ impl Transfer {
                 );
                 continue;
             };
+            let kept_provider = providers
+                .iter()
+                .any(|p| p.id == provider_id && p.action == Action::Skip);
             if let Ok(flow) = t.flow.parse::<Flow>()
-                && providers
-                    .iter()
-                    .any(|p| p.id == provider_id && p.action == Action::Skip)
+                && kept_provider
                 && let Some(why) = shape.refuses(flow)
             {
                 problem(report, format!("{path}.flow"), why);
+            }
+            if kept_provider
+                && !t.use_default_keys
+                && shape.method == Some(ClientAuthMethod::PrivateKeyJwt)
+            {
+                problem(
+                    report,
+                    format!("{path}.use_default_keys"),
+                    "must be true: the existing provider uses private_key_jwt, whose key signs for the provider's client only",
+                );
             }
             let name = t.name.trim().to_owned();
             let key = (owner_id.clone(), name.clone());

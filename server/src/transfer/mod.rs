@@ -1,16 +1,20 @@
-//! Export and import bundles (issue 7): the bundle types ([`bundle`]), the
-//! passphrase key that seals their secrets ([`passphrase`]), the reader that
+//! Export and import bundles: the bundle types ([`bundle`]), the
+//! passphrase key that seals their secrets ([`passphrase`]) and
+//! authenticates their content ([`mac`]), the reader that
 //! checks untrusted bytes ([`reader`]), and the database side: streamed
 //! export ([`export`]), preview and apply of an import in one transaction
 //! ([`import`]), import progress ([`progress`]) and the access check and
 //! audit entry around both ([`service`]).
 //!
 //! A bundle never holds a secret in clear: secret fields are sealed under a
-//! key derived from the admin's passphrase, or left out.
+//! key derived from the admin's passphrase, or left out. A bundle with
+//! secrets is authenticated as a whole; one without cannot be, and its
+//! preview lists every host it would write.
 
 pub mod bundle;
 pub mod export;
 pub mod import;
+pub mod mac;
 pub mod passphrase;
 pub mod progress;
 pub mod reader;

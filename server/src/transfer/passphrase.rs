@@ -1,5 +1,6 @@
 //! The bundle key: Argon2id from the admin's passphrase, then
-//! XChaCha20-Poly1305 for every secret of the bundle.
+//! XChaCha20-Poly1305 for every secret of the bundle, and HMAC-SHA256 over
+//! its content under a second key expanded from the same derivation.
 //!
 //! The key is derived once per bundle (Argon2id is deliberately slow); each
 //! value gets a fresh random nonce, and its associated data names the entry
@@ -46,6 +47,8 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 /// The plaintext of the header's `check`.
 const CHECK_PLAINTEXT: &[u8] = b"quiver-export passphrase check";
+/// The HKDF label of the authentication key.
+const MAC_KEY_LABEL: &[u8] = b"quiver-export bundle authentication key (HMAC-SHA256)";
 
 /// Why a key could not be made or a value not opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -238,10 +241,13 @@ impl fmt::Display for SecretSlot<'_> {
     }
 }
 
-/// The key that seals and opens one bundle's secrets.
+/// The keys of one bundle: the one that seals and opens its secrets, and
+/// the one that authenticates its content ([`super::mac`]).
 pub struct BundleKey {
-    // The cipher holds the only copy of the key; the crate zeroes it on drop.
+    // The cipher holds the only copy of the sealing key; the crate zeroes
+    // it on drop.
     cipher: XChaCha20Poly1305,
+    mac: ring::hmac::Key,
 }
 
 impl fmt::Debug for BundleKey {
@@ -265,9 +271,25 @@ impl BundleKey {
         argon
             .hash_password_into(passphrase.expose().as_bytes(), &params.salt, &mut key[..])
             .map_err(|e| TransferError::Kdf(e.to_string()))?;
+        // The authentication key comes from the same (slow) derivation,
+        // expanded under its own label with HKDF-SHA256: a different key
+        // from the sealing key, which stays the Argon2id output so that
+        // bundles written before still open.
+        let mac = ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA256, &key[..])
+            .expand(&[MAC_KEY_LABEL], ring::hmac::HMAC_SHA256)
+            .map(ring::hmac::Key::from)
+            .map_err(|_| {
+                TransferError::Kdf("the authentication key could not be expanded".into())
+            })?;
         Ok(Self {
             cipher: XChaCha20Poly1305::new(Key::from_slice(&key[..])),
+            mac,
         })
+    }
+
+    /// The key of the bundle's authentication code.
+    pub(super) fn mac_key(&self) -> &ring::hmac::Key {
+        &self.mac
     }
 
     /// For an export: derives a key under fresh `params` and returns the

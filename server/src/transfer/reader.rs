@@ -8,8 +8,8 @@
 //! semantic problem at once (duplicates, dangling references, bad names), so
 //! a preview can list them all.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
@@ -20,10 +20,11 @@ use serde_json::error::Category;
 use serde_path_to_error::Segment;
 
 use super::bundle::{Bundle, CIPHER, FORMAT, ProviderEntry, SUPPORTED_VERSIONS};
+use super::mac::{self, MAC_LEN};
 use super::passphrase::{KdfParams, TransferError, decode_sealed};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::SigningAlg;
-use crate::oauth::url_policy;
+use crate::oauth::{params, url_policy};
 use crate::tokens::Flow;
 
 /// Default largest bundle: 50 MiB.
@@ -482,6 +483,20 @@ fn check_secrets(bundle: &Bundle, p: &mut Problems) {
             p.push(format!("{path}.sealed"), reason);
         }
     }
+    // The code itself is checked on import, with the passphrase's key.
+    if let Some(text) = &bundle.mac {
+        if bundle.secrets.is_none() {
+            p.push(
+                "$.mac",
+                "only a bundle with secrets carries an authentication code: without $.secrets there is no key to check it",
+            );
+        } else if mac::decode(text).is_err() {
+            p.push(
+                "$.mac",
+                format!("must be standard base64 of {MAC_LEN} bytes (HMAC-SHA256)"),
+            );
+        }
+    }
 }
 
 /// Checks the providers; returns each id with the index of its first entry.
@@ -578,9 +593,7 @@ fn check_providers<'b>(
             ("authorize_params", &pr.authorize_params),
             ("token_params", &pr.token_params),
         ] {
-            if map.keys().any(|k| k.trim().is_empty()) {
-                p.push(at(field), "has an empty parameter name");
-            }
+            check_params(map, &at(field), p);
         }
     }
     ids
@@ -656,6 +669,17 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
         if let (Some(flow), Some(provider)) = (flow, provider) {
             check_flow_fits(flow, provider, &at("flow"), p);
         }
+        if !t.use_default_keys
+            && provider.is_some_and(|pr| {
+                ClientAuthMethod::parse(&pr.client_auth_method)
+                    == Some(ClientAuthMethod::PrivateKeyJwt)
+            })
+        {
+            p.push(
+                at("use_default_keys"),
+                "must be true: the provider uses private_key_jwt, whose key signs for the provider's client only",
+            );
+        }
         if flow == Some(Flow::Password) && t.username.as_deref().is_none_or(|u| u.trim().is_empty())
         {
             p.push(at("username"), "is required for the password flow");
@@ -677,8 +701,21 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
         {
             p.push(at("resource"), "must be an absolute URI (RFC 8707)");
         }
-        if t.additional_values.keys().any(|k| k.trim().is_empty()) {
-            p.push(at("additional_values"), "has an empty key");
+        check_params(&t.additional_values, &at("additional_values"), p);
+    }
+}
+
+/// Extra parameters follow the services' rule ([`params::check`]); the
+/// path names the key, e.g. `$.tokens[3].additional_values.client_id`.
+fn check_params(map: &BTreeMap<String, String>, path: &str, p: &mut Problems) {
+    match params::check(map) {
+        Ok(()) => {}
+        Err(problem) => {
+            let mut at = path.to_owned();
+            if let Some(key) = problem.key() {
+                push_key(&mut at, key);
+            }
+            p.push(at, problem.message());
         }
     }
 }
@@ -796,6 +833,8 @@ fn clip(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -1146,6 +1185,55 @@ mod tests {
         ] {
             assert!(has_problem(&found, path, words), "{path}: {found:?}");
         }
+    }
+
+    #[test]
+    fn parameters_quiver_sets_itself_are_refused_at_their_key() {
+        let mut v = samples::value();
+        v["tokens"][0]["additional_values"]["client_id"] = json!("someone-else");
+        v["providers"][1]["authorize_params"]["State"] = json!("x");
+        v["providers"][0]["token_params"]["grant_type"] = json!("password");
+        let found = problems(&v);
+        for path in [
+            "$.tokens[0].additional_values.client_id",
+            "$.providers[1].authorize_params.State",
+            "$.providers[0].token_params.grant_type",
+        ] {
+            assert!(
+                has_problem(&found, path, "Quiver sets itself"),
+                "{path}: {found:?}"
+            );
+        }
+        // The sample's `audience` is a real extra value and stays.
+        assert_eq!(found.len(), 3, "{found:?}");
+    }
+
+    #[test]
+    fn a_private_key_jwt_token_uses_the_providers_client() {
+        let mut v = samples::value();
+        // t2 uses p2, a private_key_jwt provider.
+        v["tokens"][1]["use_default_keys"] = json!(false);
+        v["tokens"][1]["client_id"] = json!("someone-else");
+        let found = problems(&v);
+        assert!(
+            has_problem(&found, "$.tokens[1].use_default_keys", "private_key_jwt"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_authentication_code_needs_secrets_and_the_right_shape() {
+        let mut v = samples::value();
+        v["mac"] = json!(STANDARD.encode([0u8; 32]));
+        let found = problems(&v);
+        assert!(has_problem(&found, "$.mac", "$.secrets"), "{found:?}");
+        let (key, header) = shared_key();
+        let mut v = serde_json::to_value(samples::sealed_bundle(key, header)).unwrap();
+        v["mac"] = json!("not a code");
+        let found = problems(&v);
+        assert!(has_problem(&found, "$.mac", "32 bytes"), "{found:?}");
+        v["mac"] = json!(STANDARD.encode([0u8; 32]));
+        read_value(&v).unwrap();
     }
 
     #[test]

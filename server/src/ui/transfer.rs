@@ -1,6 +1,6 @@
 use app::error::AppError;
 use app::transfer::{
-    ExportFile, ExportInput, ImportCounts, ImportInput, ImportItem, ImportItems,
+    ExportFile, ExportInput, ImportCounts, ImportHost, ImportInput, ImportItem, ImportItems,
     ImportProgressView, ImportReportView, ImportSummary, TransferService,
 };
 use leptos::server_fn::http_export::request::Parts;
@@ -88,6 +88,15 @@ fn report_view(report: &ImportReport) -> ImportReportView {
     ImportReportView {
         applied: report.applied,
         secrets: report.secrets,
+        authenticated: report.authenticated,
+        endpoint_hosts: report
+            .endpoint_hosts
+            .iter()
+            .map(|h| ImportHost {
+                host: h.host.clone(),
+                paths: h.paths.clone(),
+            })
+            .collect(),
         summary: ImportSummary {
             providers: counts(report.summary.providers),
             tokens: counts(report.summary.tokens),

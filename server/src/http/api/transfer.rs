@@ -182,6 +182,18 @@ impl IntoResponse for TransferFailure {
                         e.to_string(),
                         json!({"problems": problems(&list), "report": report}),
                     ),
+                    ImportError::Altered(_) => body(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "bundle_altered",
+                        e.to_string(),
+                        json!({"problems": problems(&list)}),
+                    ),
+                    ImportError::Unauthenticated => body(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "bundle_unauthenticated",
+                        e.to_string(),
+                        json!({"problems": problems(&list)}),
+                    ),
                     ImportError::PassphraseRequired => body(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "passphrase_required",
