@@ -4,13 +4,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 
-use crate::components::browser::{chosen_file_text, download, random_id};
+use crate::components::browser::{chosen_file_snapshot, download, random_id, upload_form};
 use crate::components::{EmptyState, FieldError, Notices, form_level};
 use crate::error::AppError;
 use crate::providers::list_providers;
 use crate::transfer::{
-    ExportInput, ImportInput, ImportItem, ImportProgressView, ImportReportView, export_bundle,
-    import_bundle, import_progress,
+    ExportInput, ImportItem, ImportProgressView, ImportReportView, export_bundle, import_bundle,
+    import_form, import_progress,
 };
 
 /// `/import-export` (admins): export providers and tokens to a bundle
@@ -151,7 +151,7 @@ fn ExportSection(notices: Notices) -> impl IntoView {
                                     <input id="export-passphrase" type="password" autocomplete="new-password" prop:value=passphrase
                                         aria-describedby="export-passphrase-help export-passphrase-error"
                                         on:input=move |ev| passphrase.set(event_target_value(&ev)) />
-                                    <p class="help" id="export-passphrase-help">"At least 8 characters. The importing admin needs it; Quiver does not keep it."</p>
+                                    <p class="help" id="export-passphrase-help">"At least 12 characters. The importing admin needs it; Quiver does not keep it."</p>
                                     <FieldError error=err field="passphrase" id="export-passphrase-error".into() />
                                     <label for="export-passphrase-repeat">"Passphrase again"</label>
                                     <input id="export-passphrase-repeat" type="password" autocomplete="new-password" prop:value=repeat
@@ -183,6 +183,28 @@ enum Stage {
     Applying,
 }
 
+/// The import upload: the options, then the bundle file, which the
+/// browser sends from its own copy as it is (never read into the page or
+/// re-encoded as a JSON string).
+fn import_upload(
+    file: &(String, web_sys::Blob),
+    passphrase: &str,
+    on_conflict: &str,
+    apply: Option<&str>,
+) -> Result<leptos::server_fn::codec::MultipartData, AppError> {
+    let mut fields = vec![(import_form::ON_CONFLICT, on_conflict)];
+    if !passphrase.is_empty() {
+        fields.push((import_form::PASSPHRASE, passphrase));
+    }
+    if let Some(import_id) = apply {
+        fields.push((import_form::APPLY, "true"));
+        fields.push((import_form::IMPORT_ID, import_id));
+    }
+    upload_form(&fields, import_form::BUNDLE, file)
+        .map(Into::into)
+        .map_err(|e| AppError::invalid(import_form::BUNDLE, e))
+}
+
 #[component]
 fn ImportSection(notices: Notices) -> impl IntoView {
     let passphrase = RwSignal::new(String::new());
@@ -192,37 +214,43 @@ fn ImportSection(notices: Notices) -> impl IntoView {
     let report = RwSignal::new(None::<ImportReportView>);
     let progress = RwSignal::new(None::<ImportProgressView>);
     // The file read at preview, applied as previewed.
-    let previewed = StoredValue::new(None::<(String, String)>);
+    let previewed = StoredValue::new_local(None::<(String, web_sys::Blob)>);
     let preview = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         stage.set(Stage::Previewing);
         report.set(None);
         progress.set(None);
         spawn_local(async move {
-            let file = match chosen_file_text("import-file").await {
+            let file = match chosen_file_snapshot("import-file").await {
                 Ok(Some(file)) => file,
                 Ok(None) => {
                     error.set(Some(AppError::invalid(
-                        "bundle",
+                        import_form::BUNDLE,
                         "choose a bundle file exported from Quiver",
                     )));
                     stage.set(Stage::Idle);
                     return;
                 }
                 Err(e) => {
-                    error.set(Some(AppError::invalid("bundle", e)));
+                    error.set(Some(AppError::invalid(import_form::BUNDLE, e)));
                     stage.set(Stage::Idle);
                     return;
                 }
             };
-            let input = ImportInput {
-                bundle: file.1.clone(),
-                passphrase: Some(passphrase.get_untracked()).filter(|p| !p.is_empty()),
-                on_conflict: on_conflict.get_untracked(),
-                apply: false,
-                import_id: None,
+            let upload = match import_upload(
+                &file,
+                &passphrase.get_untracked(),
+                &on_conflict.get_untracked(),
+                None,
+            ) {
+                Ok(upload) => upload,
+                Err(e) => {
+                    error.set(Some(e));
+                    stage.set(Stage::Idle);
+                    return;
+                }
             };
-            match import_bundle(input).await {
+            match import_bundle(upload).await {
                 Ok(r) => {
                     error.set(None);
                     previewed.set_value(Some(file));
@@ -234,17 +262,23 @@ fn ImportSection(notices: Notices) -> impl IntoView {
         });
     };
     let apply = move |_| {
-        let Some((name, text)) = previewed.get_value() else {
+        let Some(file) = previewed.get_value() else {
             return;
         };
         let import_id = random_id();
-        let input = ImportInput {
-            bundle: text,
-            passphrase: Some(passphrase.get_untracked()).filter(|p| !p.is_empty()),
-            on_conflict: on_conflict.get_untracked(),
-            apply: true,
-            import_id: Some(import_id.clone()),
+        let upload = match import_upload(
+            &file,
+            &passphrase.get_untracked(),
+            &on_conflict.get_untracked(),
+            Some(&import_id),
+        ) {
+            Ok(upload) => upload,
+            Err(e) => {
+                error.set(Some(e));
+                return;
+            }
         };
+        let name = file.0;
         stage.set(Stage::Applying);
         progress.set(Some(ImportProgressView {
             phase: "reading".into(),
@@ -266,7 +300,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
         )
         .ok();
         spawn_local(async move {
-            let result = import_bundle(input).await;
+            let result = import_bundle(upload).await;
             if let Some(poll) = poll {
                 poll.clear();
             }

@@ -7,6 +7,7 @@ mod access_token;
 mod accounts;
 mod authz;
 mod binary;
+mod bodies;
 mod hardening;
 mod http;
 mod jobs;
