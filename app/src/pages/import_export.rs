@@ -1,3 +1,4 @@
+use std::cell::RefCell;
 use std::time::Duration;
 
 use leptos::prelude::*;
@@ -205,6 +206,22 @@ fn import_upload(
         .map_err(|e| AppError::invalid(import_form::BUNDLE, e))
 }
 
+thread_local! {
+    /// The file read at preview, applied as previewed: the browser's copy.
+    /// A `Blob` belongs to the browser's one thread, so it is kept here
+    /// rather than in the page's reactive state, which the server also
+    /// builds (and drops on any of its threads); only the browser sets it.
+    static PREVIEWED: RefCell<Option<(String, web_sys::Blob)>> = const { RefCell::new(None) };
+}
+
+fn set_previewed(file: Option<(String, web_sys::Blob)>) {
+    PREVIEWED.with(|previewed| *previewed.borrow_mut() = file);
+}
+
+fn previewed() -> Option<(String, web_sys::Blob)> {
+    PREVIEWED.with(|previewed| previewed.borrow().clone())
+}
+
 #[component]
 fn ImportSection(notices: Notices) -> impl IntoView {
     let passphrase = RwSignal::new(String::new());
@@ -213,8 +230,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
     let stage = RwSignal::new(Stage::Idle);
     let report = RwSignal::new(None::<ImportReportView>);
     let progress = RwSignal::new(None::<ImportProgressView>);
-    // The file read at preview, applied as previewed.
-    let previewed = StoredValue::new_local(None::<(String, web_sys::Blob)>);
+    on_cleanup(|| set_previewed(None));
     let preview = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         stage.set(Stage::Previewing);
@@ -253,7 +269,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
             match import_bundle(upload).await {
                 Ok(r) => {
                     error.set(None);
-                    previewed.set_value(Some(file));
+                    set_previewed(Some(file));
                     report.set(Some(r));
                 }
                 Err(e) => error.set(Some(e)),
@@ -262,7 +278,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
         });
     };
     let apply = move |_| {
-        let Some(file) = previewed.get_value() else {
+        let Some(file) = previewed() else {
             return;
         };
         let import_id = random_id();
@@ -324,7 +340,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
                         total: written,
                         finished: true,
                     }));
-                    previewed.set_value(None);
+                    set_previewed(None);
                     report.set(Some(r));
                 }
                 Ok(r) => {
@@ -357,7 +373,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
                 <p class="help">"Choose a bundle exported from a Quiver instance. The preview shows what will be created, updated and skipped, and every problem with its place in the file; nothing is written until you import, and then everything is written or nothing."</p>
                 <label for="import-file">"Bundle file"</label>
                 <input id="import-file" type="file" accept=".json,application/json" aria-describedby="import-file-error"
-                    on:change=move |_| { report.set(None); progress.set(None); previewed.set_value(None); } />
+                    on:change=move |_| { report.set(None); progress.set(None); set_previewed(None); } />
                 <FieldError error=err field="bundle" id="import-file-error".into() />
                 <label for="import-passphrase">"Passphrase (when the bundle holds secrets)"</label>
                 <input id="import-passphrase" type="password" autocomplete="off" prop:value=passphrase
