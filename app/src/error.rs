@@ -64,6 +64,16 @@ pub enum AppError {
     /// A dependency (database, provider) is unavailable right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The request is larger than this server takes; nothing was done.
+    #[error("{message}")]
+    TooLarge {
+        /// The form field that was too large, when there is one.
+        field: Option<String>,
+        /// Which limit, and the setting that raises it when there is one.
+        message: String,
+        /// The limit in bytes.
+        limit_bytes: u64,
+    },
     /// A server fault; details are in the server log.
     #[error("something went wrong on the server; the details are in its log")]
     Internal,
@@ -95,6 +105,7 @@ impl AppError {
             Self::ProviderUnavailable { .. } => "provider_unavailable",
             Self::ProviderRefused { .. } => "provider_refused",
             Self::Unavailable(_) => "unavailable",
+            Self::TooLarge { .. } => "payload_too_large",
             Self::Internal => "internal",
             Self::Transport(_) => "bad_request",
         }
@@ -116,6 +127,11 @@ impl AppError {
             Self::Validation {
                 field: Some(field),
                 message,
+            }
+            | Self::TooLarge {
+                field: Some(field),
+                message,
+                ..
             } if field == name
                 || field
                     .strip_prefix(name)
@@ -142,6 +158,7 @@ impl AppError {
             Self::ProviderRefused { .. } => 502,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
+            Self::TooLarge { .. } => 413,
             Self::Internal => 500,
             Self::Transport(_) => 400,
         }

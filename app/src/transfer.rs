@@ -4,9 +4,26 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where the import server function is served: its body may be as large
-/// as an import bundle, so the server gives this path its own size limit.
+/// Where the import server function is served. Its body is a file upload
+/// (`multipart/form-data`), read by the service only once the caller is
+/// known to be an admin; the server gives this path its own size limit.
 pub const IMPORT_ENDPOINT: &str = "/rpc/import_bundle";
+
+/// The parts of the import upload, sent in this order: the options first,
+/// the bundle file last, so that a refused option costs no upload.
+pub mod import_form {
+    /// The bundle file (required; last).
+    pub const BUNDLE: &str = "bundle";
+    /// Opens the bundle's secrets, when it has some.
+    pub const PASSPHRASE: &str = "passphrase";
+    /// `skip` (the default), `overwrite` or `rename` (keep both).
+    pub const ON_CONFLICT: &str = "on_conflict";
+    /// `true`: apply (write) instead of preview.
+    pub const APPLY: &str = "apply";
+    /// Chosen by the page to follow the apply with
+    /// [`import_progress`](super::import_progress).
+    pub const IMPORT_ID: &str = "import_id";
+}
 
 /// What to export.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,22 +51,6 @@ pub struct ExportFile {
     pub tokens: u64,
     /// Whether secrets are sealed in it.
     pub secrets: bool,
-}
-
-/// An import to preview or apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportInput {
-    /// The bundle file's text.
-    pub bundle: String,
-    /// Opens the bundle's secrets, when it has some.
-    pub passphrase: Option<String>,
-    /// `skip`, `overwrite` or `rename` (keep both).
-    pub on_conflict: String,
-    /// Apply (write) instead of preview.
-    pub apply: bool,
-    /// Chosen by the page to follow the apply with [`import_progress`].
-    pub import_id: Option<String>,
 }
 
 /// A problem or warning at a place in the bundle.
@@ -156,9 +157,14 @@ pub struct ImportProgressView {
 pub trait TransferService: Send + Sync + 'static {
     /// Admin: a bundle of the chosen providers (all by default).
     async fn export(&self, parts: &Parts, input: ExportInput) -> Result<ExportFile, AppError>;
-    /// Admin: previews or applies a bundle.
-    async fn import(&self, parts: &Parts, input: ImportInput)
-    -> Result<ImportReportView, AppError>;
+    /// Admin: previews or applies the uploaded bundle (the parts of
+    /// [`import_form`]). The upload is read only after the caller is known
+    /// to be an admin, and no further than the instance's import limit.
+    async fn import(
+        &self,
+        parts: &Parts,
+        upload: leptos::server_fn::codec::MultipartData,
+    ) -> Result<ImportReportView, AppError>;
     /// Admin: the progress of an apply started on this server.
     async fn progress(
         &self,
@@ -193,15 +199,18 @@ mod server_fns {
         crate::error::respond(s.export(&p, input).await)
     }
 
-    /// Admin: previews or applies an import.
+    /// Admin: previews or applies an import, sent as a file upload with
+    /// the parts of [`import_form`](super::import_form).
     #[server(
         prefix = "/rpc",
         endpoint = "import_bundle",
-        input = leptos::server_fn::codec::Json
+        input = leptos::server_fn::codec::MultipartFormData
     )]
-    pub async fn import_bundle(input: ImportInput) -> Result<ImportReportView, AppError> {
+    pub async fn import_bundle(
+        upload: leptos::server_fn::codec::MultipartData,
+    ) -> Result<ImportReportView, AppError> {
         let (s, p) = service()?;
-        crate::error::respond(s.import(&p, input).await)
+        crate::error::respond(s.import(&p, upload).await)
     }
 
     /// Admin: how far an apply has got.

@@ -67,7 +67,12 @@ test('an admin exports, previews and imports the file again keeping both, with p
   const importForm = page.getByTestId('import-form');
   await importForm.getByLabel('Bundle file').setInputFiles(file);
   await importForm.getByLabel('When a name is already taken').selectOption('rename');
+  // The file goes up as a file upload, not as a JSON string.
+  const upload = page.waitForRequest((r) => r.url().includes('/rpc/import_bundle'));
   await importForm.getByRole('button', { name: 'Preview' }).click();
+  const sent = await upload;
+  expect(sent.method()).toBe('POST');
+  expect(sent.headers()['content-type']).toMatch(/^multipart\/form-data; boundary=/);
   const report = page.getByTestId('import-report');
   await expect(report.getByRole('heading')).toHaveText('Preview: nothing is written until you import');
   const rows = page.getByTestId('import-summary').locator('tbody tr');

@@ -515,6 +515,17 @@ impl Config {
             }
         };
         let webhook_secret = non_empty("webhook_secret")?.map(crate::secret::SecretString::new);
+        if webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < MIN_WEBHOOK_SECRET_BYTES)
+        {
+            return Err(src.error(
+                "webhook_secret",
+                format!(
+                    "must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes: a shorter HMAC key can be guessed offline from one signed delivery (make one with `openssl rand -hex 32`)"
+                ),
+            ));
+        }
         if webhook_url.is_some() && webhook_secret.is_none() {
             return Err(src.error(
                 "webhook_url",
@@ -591,6 +602,10 @@ impl Config {
         self.public_url.as_str().trim_end_matches('/').to_owned()
     }
 }
+
+/// Shortest `QUIVER_WEBHOOK_SECRET` accepted: the HMAC-SHA256 key of
+/// every delivery.
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
 
 /// Largest `QUIVER_IMPORT_MAX_BYTES` accepted: the bundle is held in memory.
 const MAX_IMPORT_BYTES: usize = 1024 * 1024 * 1024;
@@ -846,6 +861,29 @@ mod tests {
         let (c, warnings) = Config::load(Some(&path), env(&[])).unwrap();
         assert!(c.outbound_proxy.is_some());
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_webhook_secret_shorter_than_32_bytes_is_refused_naming_the_setting() {
+        let short = "s".repeat(31);
+        let err = load(&[
+            ("QUIVER_WEBHOOK_URL", "https://hooks.example/quiver"),
+            ("QUIVER_WEBHOOK_SECRET", &short),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "QUIVER_WEBHOOK_SECRET", "{err}");
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        assert!(!err.to_string().contains(&short), "{err}");
+        // Without a URL too: the secret is refused wherever it is set.
+        let err = load(&[("QUIVER_WEBHOOK_SECRET", "whsec-test")]).unwrap_err();
+        assert_eq!(err.setting, "QUIVER_WEBHOOK_SECRET", "{err}");
+        let long = "s".repeat(32);
+        let c = load(&[
+            ("QUIVER_WEBHOOK_URL", "https://hooks.example/quiver"),
+            ("QUIVER_WEBHOOK_SECRET", &long),
+        ])
+        .unwrap();
+        assert_eq!(c.webhook_secret.unwrap().expose(), long);
     }
 
     #[test]

@@ -80,9 +80,13 @@ pub fn download(file_name: &str, content: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The text of the file chosen in the file input `input_id`; `None` when
-/// none is chosen.
-pub async fn chosen_file_text(input_id: &str) -> Result<Option<(String, String)>, String> {
+/// A copy of the file chosen in the file input `input_id`, held by the
+/// browser (not in the page's memory): the name and the bytes as they were
+/// when read, so that what is sent later is what was read now even if the
+/// file changes on disk. `None` when no file is chosen.
+pub async fn chosen_file_snapshot(
+    input_id: &str,
+) -> Result<Option<(String, web_sys::Blob)>, String> {
     use wasm_bindgen::JsCast;
     let Some(input) = document()
         .get_element_by_id(input_id)
@@ -94,12 +98,35 @@ pub async fn chosen_file_text(input_id: &str) -> Result<Option<(String, String)>
         return Ok(None);
     };
     let name = file.name();
-    let text = wasm_bindgen_futures::JsFuture::from(file.text())
+    let bytes = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
         .await
-        .map_err(|_| format!("the browser could not read {name}"))?
-        .as_string()
-        .ok_or_else(|| format!("{name} is not a text file"))?;
-    Ok(Some((name, text)))
+        .map_err(|_| format!("the browser could not read {name}"))?;
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let copy = web_sys::Blob::new_with_buffer_source_sequence_and_options(
+        &js_sys::Array::of1(&bytes),
+        &options,
+    )
+    .map_err(|_| format!("the browser could not hold {name}"))?;
+    Ok(Some((name, copy)))
+}
+
+/// A file upload (`multipart/form-data`): the text `fields` in order, then
+/// `file` under `file_field`. The browser streams the file from its own
+/// memory as it sends the request.
+pub fn upload_form(
+    fields: &[(&str, &str)],
+    file_field: &str,
+    (file_name, file): &(String, web_sys::Blob),
+) -> Result<web_sys::FormData, String> {
+    let failed = |_| "the browser could not prepare the upload".to_owned();
+    let form = web_sys::FormData::new().map_err(failed)?;
+    for (name, value) in fields {
+        form.append_with_str(name, value).map_err(failed)?;
+    }
+    form.append_with_blob_and_filename(file_field, file, file_name)
+        .map_err(failed)?;
+    Ok(form)
 }
 
 /// A random id for following a long operation.

@@ -24,7 +24,9 @@ pub fn FieldError(
 /// The error of a form that no single field explains, or `None`.
 pub fn form_level(error: &AppError) -> Option<String> {
     match error {
-        AppError::Validation { field: Some(_), .. } => None,
+        AppError::Validation { field: Some(_), .. } | AppError::TooLarge { field: Some(_), .. } => {
+            None
+        }
         other => Some(other.to_string()),
     }
 }

@@ -1,16 +1,17 @@
+use std::cell::RefCell;
 use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 
-use crate::components::browser::{chosen_file_text, download, random_id};
+use crate::components::browser::{chosen_file_snapshot, download, random_id, upload_form};
 use crate::components::{EmptyState, FieldError, Notices, form_level};
 use crate::error::AppError;
 use crate::providers::list_providers;
 use crate::transfer::{
-    ExportInput, ImportInput, ImportItem, ImportProgressView, ImportReportView, export_bundle,
-    import_bundle, import_progress,
+    ExportInput, ImportItem, ImportProgressView, ImportReportView, export_bundle, import_bundle,
+    import_form, import_progress,
 };
 
 /// `/import-export` (admins): export providers and tokens to a bundle
@@ -151,7 +152,7 @@ fn ExportSection(notices: Notices) -> impl IntoView {
                                     <input id="export-passphrase" type="password" autocomplete="new-password" prop:value=passphrase
                                         aria-describedby="export-passphrase-help export-passphrase-error"
                                         on:input=move |ev| passphrase.set(event_target_value(&ev)) />
-                                    <p class="help" id="export-passphrase-help">"At least 8 characters. The importing admin needs it; Quiver does not keep it."</p>
+                                    <p class="help" id="export-passphrase-help">"At least 12 characters. The importing admin needs it; Quiver does not keep it."</p>
                                     <FieldError error=err field="passphrase" id="export-passphrase-error".into() />
                                     <label for="export-passphrase-repeat">"Passphrase again"</label>
                                     <input id="export-passphrase-repeat" type="password" autocomplete="new-password" prop:value=repeat
@@ -183,6 +184,44 @@ enum Stage {
     Applying,
 }
 
+/// The import upload: the options, then the bundle file, which the
+/// browser sends from its own copy as it is (never read into the page or
+/// re-encoded as a JSON string).
+fn import_upload(
+    file: &(String, web_sys::Blob),
+    passphrase: &str,
+    on_conflict: &str,
+    apply: Option<&str>,
+) -> Result<leptos::server_fn::codec::MultipartData, AppError> {
+    let mut fields = vec![(import_form::ON_CONFLICT, on_conflict)];
+    if !passphrase.is_empty() {
+        fields.push((import_form::PASSPHRASE, passphrase));
+    }
+    if let Some(import_id) = apply {
+        fields.push((import_form::APPLY, "true"));
+        fields.push((import_form::IMPORT_ID, import_id));
+    }
+    upload_form(&fields, import_form::BUNDLE, file)
+        .map(Into::into)
+        .map_err(|e| AppError::invalid(import_form::BUNDLE, e))
+}
+
+thread_local! {
+    /// The file read at preview, applied as previewed: the browser's copy.
+    /// A `Blob` belongs to the browser's one thread, so it is kept here
+    /// rather than in the page's reactive state, which the server also
+    /// builds (and drops on any of its threads); only the browser sets it.
+    static PREVIEWED: RefCell<Option<(String, web_sys::Blob)>> = const { RefCell::new(None) };
+}
+
+fn set_previewed(file: Option<(String, web_sys::Blob)>) {
+    PREVIEWED.with(|previewed| *previewed.borrow_mut() = file);
+}
+
+fn previewed() -> Option<(String, web_sys::Blob)> {
+    PREVIEWED.with(|previewed| previewed.borrow().clone())
+}
+
 #[component]
 fn ImportSection(notices: Notices) -> impl IntoView {
     let passphrase = RwSignal::new(String::new());
@@ -191,41 +230,46 @@ fn ImportSection(notices: Notices) -> impl IntoView {
     let stage = RwSignal::new(Stage::Idle);
     let report = RwSignal::new(None::<ImportReportView>);
     let progress = RwSignal::new(None::<ImportProgressView>);
-    // The file read at preview, applied as previewed.
-    let previewed = StoredValue::new(None::<(String, String)>);
+    on_cleanup(|| set_previewed(None));
     let preview = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         stage.set(Stage::Previewing);
         report.set(None);
         progress.set(None);
         spawn_local(async move {
-            let file = match chosen_file_text("import-file").await {
+            let file = match chosen_file_snapshot("import-file").await {
                 Ok(Some(file)) => file,
                 Ok(None) => {
                     error.set(Some(AppError::invalid(
-                        "bundle",
+                        import_form::BUNDLE,
                         "choose a bundle file exported from Quiver",
                     )));
                     stage.set(Stage::Idle);
                     return;
                 }
                 Err(e) => {
-                    error.set(Some(AppError::invalid("bundle", e)));
+                    error.set(Some(AppError::invalid(import_form::BUNDLE, e)));
                     stage.set(Stage::Idle);
                     return;
                 }
             };
-            let input = ImportInput {
-                bundle: file.1.clone(),
-                passphrase: Some(passphrase.get_untracked()).filter(|p| !p.is_empty()),
-                on_conflict: on_conflict.get_untracked(),
-                apply: false,
-                import_id: None,
+            let upload = match import_upload(
+                &file,
+                &passphrase.get_untracked(),
+                &on_conflict.get_untracked(),
+                None,
+            ) {
+                Ok(upload) => upload,
+                Err(e) => {
+                    error.set(Some(e));
+                    stage.set(Stage::Idle);
+                    return;
+                }
             };
-            match import_bundle(input).await {
+            match import_bundle(upload).await {
                 Ok(r) => {
                     error.set(None);
-                    previewed.set_value(Some(file));
+                    set_previewed(Some(file));
                     report.set(Some(r));
                 }
                 Err(e) => error.set(Some(e)),
@@ -234,17 +278,23 @@ fn ImportSection(notices: Notices) -> impl IntoView {
         });
     };
     let apply = move |_| {
-        let Some((name, text)) = previewed.get_value() else {
+        let Some(file) = previewed() else {
             return;
         };
         let import_id = random_id();
-        let input = ImportInput {
-            bundle: text,
-            passphrase: Some(passphrase.get_untracked()).filter(|p| !p.is_empty()),
-            on_conflict: on_conflict.get_untracked(),
-            apply: true,
-            import_id: Some(import_id.clone()),
+        let upload = match import_upload(
+            &file,
+            &passphrase.get_untracked(),
+            &on_conflict.get_untracked(),
+            Some(&import_id),
+        ) {
+            Ok(upload) => upload,
+            Err(e) => {
+                error.set(Some(e));
+                return;
+            }
         };
+        let name = file.0;
         stage.set(Stage::Applying);
         progress.set(Some(ImportProgressView {
             phase: "reading".into(),
@@ -266,7 +316,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
         )
         .ok();
         spawn_local(async move {
-            let result = import_bundle(input).await;
+            let result = import_bundle(upload).await;
             if let Some(poll) = poll {
                 poll.clear();
             }
@@ -290,7 +340,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
                         total: written,
                         finished: true,
                     }));
-                    previewed.set_value(None);
+                    set_previewed(None);
                     report.set(Some(r));
                 }
                 Ok(r) => {
@@ -323,7 +373,7 @@ fn ImportSection(notices: Notices) -> impl IntoView {
                 <p class="help">"Choose a bundle exported from a Quiver instance. The preview shows what will be created, updated and skipped, and every problem with its place in the file; nothing is written until you import, and then everything is written or nothing."</p>
                 <label for="import-file">"Bundle file"</label>
                 <input id="import-file" type="file" accept=".json,application/json" aria-describedby="import-file-error"
-                    on:change=move |_| { report.set(None); progress.set(None); previewed.set_value(None); } />
+                    on:change=move |_| { report.set(None); progress.set(None); set_previewed(None); } />
                 <FieldError error=err field="bundle" id="import-file-error".into() />
                 <label for="import-passphrase">"Passphrase (when the bundle holds secrets)"</label>
                 <input id="import-passphrase" type="password" autocomplete="off" prop:value=passphrase

@@ -12,7 +12,7 @@ use super::api_keys::ApiKey;
 use super::users::User;
 use super::{AccountError, Role, password};
 use crate::audit::{AuditEvent, AuditFilter, Outcome};
-use crate::auth::{Accounts, Caller};
+use crate::auth::{Accounts, Caller, Via};
 use crate::secret::SecretString;
 
 impl From<AccountError> for AppError {
@@ -227,7 +227,9 @@ impl Accounts {
             .collect())
     }
 
-    /// Creates an API key for the caller.
+    /// Creates an API key for the caller, who must be a person signed in
+    /// (a session): a key cannot make keys, so a leaked key cannot outlive
+    /// its own revocation through keys it made.
     pub async fn create_api_key(
         &self,
         caller: &Caller,
@@ -235,6 +237,9 @@ impl Accounts {
         addr: Option<String>,
     ) -> Result<CreatedApiKey, AppError> {
         let result = async {
+            if !matches!(caller.via, Via::Session { .. }) {
+                return Err(AppError::Forbidden);
+            }
             let (key, secret) = self.api_keys.create(&caller.user.id, name).await?;
             Ok(CreatedApiKey {
                 api_key: key_view(&key, &caller.user.email),

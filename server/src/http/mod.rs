@@ -106,7 +106,8 @@ pub fn router(state: AppState) -> Router {
             context,
             app::shell,
         ))
-        // Inside the router-wide limit, which the import's own overrides.
+        // Inside the router-wide limit, which bounds every body a server
+        // function reads before it runs.
         .layer(middleware::from_fn_with_state(
             rpc_limits,
             security::limit_rpc_bodies,

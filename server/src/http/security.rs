@@ -5,9 +5,13 @@ use axum::http::header::{
     CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, ORIGIN, REFERRER_POLICY,
     STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::http::{HeaderMap, HeaderValue, Method};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::StreamExt;
 
 use app::error::AppError;
 
@@ -63,19 +67,24 @@ pub async fn refuse_cross_site_writes(request: Request, next: Next) -> Response 
 }
 
 /// The largest bodies server functions accept: the router-wide
-/// `DefaultBodyLimit` (1 MiB) for all but the Import/Export page's import,
-/// which takes a whole bundle.
+/// `DefaultBodyLimit` (1 MiB), which bounds every body a server function
+/// reads before it runs, and the Import/Export page's upload, which only
+/// the import service reads, after it has checked that the caller is an
+/// admin.
 #[derive(Debug, Clone, Copy)]
 pub struct RpcBodyLimits {
     /// Every server function but the import.
     pub default: usize,
-    /// The import (`app::transfer::IMPORT_ENDPOINT`): a bundle of up to
-    /// `QUIVER_IMPORT_MAX_BYTES`, sent as a JSON string (escaping can
-    /// double it), plus the request around it.
+    /// The whole import upload (`app::transfer::IMPORT_ENDPOINT`): a
+    /// bundle of up to `QUIVER_IMPORT_MAX_BYTES` and the options and
+    /// multipart framing around it.
     pub import: usize,
     /// `QUIVER_IMPORT_MAX_BYTES`, for the message.
     pub import_max_bytes: usize,
 }
+
+/// Room for the options and multipart framing around an uploaded bundle.
+pub const UPLOAD_SLACK: usize = 64 * 1024;
 
 impl RpcBodyLimits {
     /// The limits for an import size limit.
@@ -83,21 +92,68 @@ impl RpcBodyLimits {
     pub fn new(import_max_bytes: usize) -> Self {
         Self {
             default: super::BODY_LIMIT,
-            import: import_max_bytes.saturating_mul(2).saturating_add(64 * 1024),
+            import: import_max_bytes.saturating_add(UPLOAD_SLACK),
             import_max_bytes,
         }
     }
 }
 
+/// Set on an import upload whose body was cut off at
+/// [`RpcBodyLimits::import`] while it was read, so that the reader can say
+/// which limit it hit.
+#[derive(Debug, Clone, Default)]
+pub struct UploadCutOff(Arc<AtomicBool>);
+
+impl UploadCutOff {
+    /// Whether the body went over its limit.
+    pub fn happened(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The import's "too large" answer, naming the limit and its setting.
+pub fn import_too_large(import_max_bytes: usize) -> AppError {
+    AppError::TooLarge {
+        field: Some(app::transfer::import_form::BUNDLE.to_owned()),
+        message: format!(
+            "the file is larger than the {import_max_bytes} bytes this instance imports (QUIVER_IMPORT_MAX_BYTES)"
+        ),
+        limit_bytes: import_max_bytes as u64,
+    }
+}
+
+/// A server function's error answer: the app's error, in JSON.
+fn rpc_error(status: StatusCode, error: &AppError) -> Response {
+    let body = serde_json::to_string(error).unwrap_or_default();
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Whether a `Content-Type` is `multipart/form-data` with a boundary.
+fn is_form_upload(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| multer::parse_boundary(v).is_ok())
+}
+
 /// Middleware: a server-function call whose announced body is over its
 /// limit is refused at once with 413 and a message naming the limit (the
-/// framework would read up to the limit and answer a bare 400); the import
-/// gets its own, larger limit. A body that turns out larger than announced
-/// still fails at the limit while it is read. Must be layered inside the
-/// router-wide `DefaultBodyLimit`.
+/// framework would read up to the limit and answer a bare 400).
+///
+/// The import takes a file upload and nothing else; its body is not read
+/// here, and not by the framework: the import service reads it once it
+/// knows the caller is an admin. Here it is only counted as it passes, and
+/// cut off at its limit. Every other server function keeps the router-wide
+/// `DefaultBodyLimit` (1 MiB), so no caller, signed in or not, gets more
+/// than that buffered before the function runs.
 pub async fn limit_rpc_bodies(
     State(limits): State<RpcBodyLimits>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
@@ -117,42 +173,45 @@ pub async fn limit_rpc_bodies(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         let error = if is_import {
-            AppError::invalid(
-                "bundle",
-                format!(
-                    "the file is larger than the {} bytes this instance imports (QUIVER_IMPORT_MAX_BYTES)",
-                    limits.import_max_bytes
-                ),
-            )
+            import_too_large(limits.import_max_bytes)
         } else {
-            AppError::Validation {
+            AppError::TooLarge {
                 field: None,
                 message: format!(
                     "the request is larger than the {limit} bytes this server accepts"
                 ),
+                limit_bytes: limit as u64,
             }
         };
-        // Server functions answer errors as the app's error, in JSON.
-        let body = serde_json::to_string(&error).unwrap_or_default();
-        let mut response = Response::new(axum::body::Body::from(body));
-        *response.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        return response;
+        return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, &error);
     }
     if is_import {
-        // The router-wide `DefaultBodyLimit` (1 MiB) would cut a bundle
-        // off: this path gets its own.
-        use tower::{Layer, ServiceExt};
-        return match axum::extract::DefaultBodyLimit::max(limit)
-            .layer(next)
-            .oneshot(request)
-            .await
-        {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
+        if !is_form_upload(request.headers()) {
+            return rpc_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &AppError::invalid(
+                    app::transfer::import_form::BUNDLE,
+                    "send the bundle as a file upload (multipart/form-data)",
+                ),
+            );
+        }
+        let cut_off = UploadCutOff::default();
+        let flag = cut_off.0.clone();
+        let mut seen = 0usize;
+        request = request.map(|body| {
+            axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+                let chunk = chunk?;
+                seen = seen.saturating_add(chunk.len());
+                if seen > limit {
+                    flag.store(true, Ordering::Release);
+                    return Err(axum::Error::new(format!(
+                        "the upload is over its limit of {limit} bytes"
+                    )));
+                }
+                Ok(chunk)
+            }))
+        });
+        request.extensions_mut().insert(cut_off);
     }
     next.run(request).await
 }

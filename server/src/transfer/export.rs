@@ -39,7 +39,7 @@ use crate::secret::SecretString;
 pub const PAGE: usize = 500;
 
 /// Shortest passphrase accepted for an export with secrets.
-pub const MIN_PASSPHRASE_CHARS: usize = 8;
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
 
 /// Most ids one request may list.
 pub const MAX_IDS: usize = 100_000;

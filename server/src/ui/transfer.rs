@@ -1,11 +1,13 @@
 use app::error::AppError;
 use app::transfer::{
-    ExportFile, ExportInput, ImportCounts, ImportHost, ImportInput, ImportItem, ImportItems,
-    ImportProgressView, ImportReportView, ImportSummary, TransferService,
+    ExportFile, ExportInput, ImportCounts, ImportHost, ImportItem, ImportItems, ImportProgressView,
+    ImportReportView, ImportSummary, TransferService, import_form,
 };
+use leptos::server_fn::codec::MultipartData;
 use leptos::server_fn::http_export::request::Parts;
 
 use super::accounts::caller;
+use crate::http::security::{UploadCutOff, import_too_large};
 use crate::secret::SecretString;
 use crate::startup::Instance;
 use crate::transfer::export::{ExportError, ExportRequest};
@@ -110,6 +112,124 @@ fn report_view(report: &ImportReport) -> ImportReportView {
     }
 }
 
+/// Longest option in the import upload (everything but the file).
+const MAX_OPTION_BYTES: usize = 1024;
+
+/// The import upload, read.
+struct ImportUpload {
+    bundle: Vec<u8>,
+    passphrase: Option<SecretString>,
+    on_conflict: OnConflict,
+    apply: bool,
+    import_id: Option<String>,
+}
+
+/// Reads the import upload (the parts of [`import_form`]); the bundle is
+/// counted against `max_bytes` as it arrives and refused with 413 the
+/// moment it is over. Called only for an admin.
+async fn read_upload(
+    upload: MultipartData,
+    max_bytes: usize,
+    cut_off: Option<&UploadCutOff>,
+) -> Result<ImportUpload, AppError> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        if cut_off.is_some_and(UploadCutOff::happened) {
+            import_too_large(max_bytes)
+        } else {
+            AppError::invalid(
+                import_form::BUNDLE,
+                format!("the upload could not be read: {e}"),
+            )
+        }
+    };
+    let mut form = upload.into_inner().ok_or(AppError::Internal)?;
+    let mut bundle: Option<Vec<u8>> = None;
+    let mut passphrase = None;
+    let mut on_conflict = OnConflict::default();
+    let mut apply = false;
+    let mut import_id = None;
+    while let Some(mut field) = form.next_field().await.map_err(|e| unreadable(&e))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let max = match name.as_str() {
+            import_form::BUNDLE if bundle.is_none() => max_bytes,
+            import_form::PASSPHRASE
+            | import_form::ON_CONFLICT
+            | import_form::APPLY
+            | import_form::IMPORT_ID => MAX_OPTION_BYTES,
+            import_form::BUNDLE => {
+                return Err(AppError::invalid(
+                    import_form::BUNDLE,
+                    "send one bundle file per import",
+                ));
+            }
+            other => {
+                return Err(AppError::Validation {
+                    field: None,
+                    message: format!(
+                        "{other:?} is not a part of an import upload (bundle, passphrase, on_conflict, apply, import_id)"
+                    ),
+                });
+            }
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| unreadable(&e))? {
+            if bytes.len() + chunk.len() > max {
+                return Err(if name == import_form::BUNDLE {
+                    import_too_large(max_bytes)
+                } else {
+                    AppError::invalid(name, format!("is longer than {max} bytes"))
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if name == import_form::BUNDLE {
+            bundle = Some(bytes);
+            continue;
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| AppError::invalid(name.clone(), "is not UTF-8 text"))?;
+        match name.as_str() {
+            import_form::PASSPHRASE => {
+                passphrase = Some(text).filter(|p| !p.is_empty()).map(SecretString::new);
+            }
+            import_form::ON_CONFLICT => {
+                on_conflict = OnConflict::from_name(&text).ok_or_else(|| {
+                    AppError::invalid(
+                        import_form::ON_CONFLICT,
+                        format!("{text:?} is not skip, overwrite or rename"),
+                    )
+                })?;
+            }
+            import_form::APPLY => {
+                apply = match text.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(AppError::invalid(
+                            import_form::APPLY,
+                            format!("{text:?} is not true or false"),
+                        ));
+                    }
+                };
+            }
+            _ => import_id = Some(text).filter(|id| !id.is_empty()),
+        }
+    }
+    let bundle = bundle.ok_or_else(|| {
+        AppError::invalid(
+            import_form::BUNDLE,
+            "choose a bundle file exported from Quiver",
+        )
+    })?;
+    Ok(ImportUpload {
+        bundle,
+        passphrase,
+        on_conflict,
+        apply,
+        import_id,
+    })
+}
+
 #[async_trait::async_trait]
 impl TransferService for TransferFacade {
     async fn export(&self, parts: &Parts, input: ExportInput) -> Result<ExportFile, AppError> {
@@ -148,36 +268,29 @@ impl TransferService for TransferFacade {
     async fn import(
         &self,
         parts: &Parts,
-        input: ImportInput,
+        upload: MultipartData,
     ) -> Result<ImportReportView, AppError> {
         let (caller, addr) = caller(parts)?;
         let transfer = Transfer::new(&self.instance);
         let who = transfer.authorize(caller, addr, "transfer.import").await?;
-        let on_conflict = OnConflict::from_name(&input.on_conflict).ok_or_else(|| {
-            AppError::invalid(
-                "on_conflict",
-                format!("{:?} is not skip, overwrite or rename", input.on_conflict),
-            )
-        })?;
+        // Only an admin's upload is read at all.
+        let upload = read_upload(
+            upload,
+            self.instance.config.import_max_bytes,
+            parts.extensions.get::<UploadCutOff>(),
+        )
+        .await?;
         let options = ImportOptions {
-            mode: if input.apply {
+            mode: if upload.apply {
                 Mode::Apply
             } else {
                 Mode::Preview
             },
-            on_conflict,
-            passphrase: input
-                .passphrase
-                .filter(|p| !p.is_empty())
-                .map(SecretString::new),
+            on_conflict: upload.on_conflict,
+            passphrase: upload.passphrase,
         };
         let result = transfer
-            .import_tracked(
-                &who,
-                input.bundle.as_bytes(),
-                options,
-                input.import_id.as_deref(),
-            )
+            .import_tracked(&who, &upload.bundle, options, upload.import_id.as_deref())
             .await;
         match result {
             Ok(report) => Ok(report_view(&report)),

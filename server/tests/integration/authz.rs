@@ -124,6 +124,14 @@ fn signed_in(who: Who, ok: StatusCode) -> StatusCode {
     }
 }
 
+/// A person signed in with a session: an API key cannot do this.
+fn in_person(who: Who, ok: StatusCode) -> StatusCode {
+    match who {
+        Who::Key => StatusCode::FORBIDDEN,
+        _ => signed_in(who, ok),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_endpoints_enforce_roles() {
     let w = World::new().await;
@@ -180,7 +188,7 @@ async fn rest_endpoints_enforce_roles() {
                     w.auth(who),
                     json!({"name": "k"}),
                 ),
-                signed_in(who, StatusCode::CREATED),
+                in_person(who, StatusCode::CREATED),
             ),
             (
                 request("GET", "/api/v1/audit", w.auth(who)),
@@ -444,7 +452,6 @@ async fn server_functions_enforce_roles() {
         ];
         let user_fns: Vec<(&str, String)> = vec![
             ("list_api_keys", String::new()),
-            ("create_api_key", "name=sf".into()),
             ("get_instance_info", String::new()),
             ("check_database", String::new()),
             ("list_tokens", "query[offset]=0".into()),
@@ -475,6 +482,16 @@ async fn server_functions_enforce_roles() {
                 ),
             }
         }
+        let r = w
+            .app
+            .send(server_fn_request("create_api_key", w.auth(who), "name=sf"))
+            .await;
+        assert_eq!(
+            r.status,
+            in_person(who, StatusCode::OK),
+            "{who:?} create_api_key: {}",
+            r.body
+        );
         for (name, form) in user_fns {
             let r = w
                 .app

@@ -152,13 +152,16 @@ async fn an_edited_bundle_with_secrets_is_refused_whole_and_the_unedited_one_imp
     // The page's import (a server function) refuses it with the same words.
     let mut edited = bundle.clone();
     edits()[0].1(&mut edited);
-    let call = json!({"input": {"bundle": serde_json::to_string_pretty(&edited).unwrap(), "passphrase": PASSPHRASE, "on_conflict": "skip", "apply": true, "import_id": null}});
+    let edited_text = serde_json::to_string_pretty(&edited).unwrap();
     let r = target
-        .send(json_request(
-            "POST",
-            app::transfer::IMPORT_ENDPOINT,
+        .send(crate::support::import_upload(
             Some(admin.clone()),
-            call,
+            &[
+                ("passphrase", PASSPHRASE.as_bytes()),
+                ("on_conflict", b"skip"),
+                ("apply", b"true"),
+                ("bundle", edited_text.as_bytes()),
+            ],
         ))
         .await;
     let report = r.json();
@@ -313,13 +316,11 @@ async fn a_preview_of_a_bundle_without_secrets_lists_every_host_it_would_write()
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     check(&r.json(), "REST raw");
     // The page's preview.
-    let call = json!({"input": {"bundle": bundle.to_string(), "passphrase": null, "on_conflict": "skip", "apply": false, "import_id": null}});
+    let text = bundle.to_string();
     let r = target
-        .send(json_request(
-            "POST",
-            app::transfer::IMPORT_ENDPOINT,
+        .send(crate::support::import_upload(
             Some(admin.clone()),
-            call,
+            &[("bundle", text.as_bytes())],
         ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

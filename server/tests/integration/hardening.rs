@@ -192,3 +192,147 @@ async fn a_trusted_proxy_names_the_client_and_an_untrusted_one_does_not() {
     let err = err.to_string();
     assert!(err.contains("QUIVER_TRUSTED_PROXIES"), "{err}");
 }
+
+/// An API key cannot make API keys, through the REST API or the server
+/// function: only a person signed in (a session) can. A leaked key must not
+/// be able to outlive its own revocation through keys it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_cannot_create_api_keys() {
+    use crate::support::{Auth, server_fn_request};
+    let app = TestApp::new().await;
+    for (email, role) in [
+        ("admin@example.com", Role::Admin),
+        ("someone@example.com", Role::User),
+    ] {
+        let password = app.user(email, role).await;
+        let cookie = app.login(email, &password).await;
+        let (key, _) = app.api_key(&cookie, "script").await;
+        let r = app
+            .send(json_request(
+                "POST",
+                "/api/v1/api-keys",
+                Some(Auth::Bearer(key.clone())),
+                json!({"name": "made by a key"}),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{email}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "forbidden");
+        let r = app
+            .send(server_fn_request(
+                "create_api_key",
+                Some(Auth::Bearer(key.clone())),
+                "name=made+by+a+key",
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{email}: {}", r.body);
+        // The key still does what keys are for, and the person can still
+        // make keys with their session.
+        let r = app
+            .send(request(
+                "GET",
+                "/api/v1/api-keys",
+                Some(Auth::Bearer(key.clone())),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let names: Vec<String> = r.json()["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.body))
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, vec!["script".to_owned()], "{email}");
+        let r = app
+            .send(server_fn_request(
+                "create_api_key",
+                Some(Auth::Cookie(cookie.clone())),
+                "name=from+the+page",
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // The refusals are audited as denied.
+    let admin = app
+        .login("admin@example.com", "pw-admin@example.com-long-enough")
+        .await;
+    let audit = app
+        .send(request(
+            "GET",
+            "/api/v1/audit?action=api_key.create&limit=100",
+            Some(Auth::Cookie(admin)),
+        ))
+        .await
+        .json();
+    let denied = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "denied")
+        .count();
+    assert_eq!(denied, 4, "{audit}");
+}
+
+/// An export with secrets needs a passphrase of at least 12 characters,
+/// through the REST API and the page's server function alike (422 naming
+/// `passphrase`); the command line says the same (see
+/// `transfer::cli::cli_round_trip_with_secrets_into_another_instance`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_passphrases_under_twelve_characters_are_refused() {
+    use crate::support::{Auth, server_fn_json};
+    let app = TestApp::new().await;
+    let password = app.user("admin@example.com", Role::Admin).await;
+    let admin = Auth::Cookie(app.login("admin@example.com", &password).await);
+    let eleven = "eleven char";
+    assert_eq!(eleven.chars().count(), 11);
+    let r = app
+        .send(json_request(
+            "POST",
+            "/api/v1/export",
+            Some(admin.clone()),
+            json!({"include_secrets": true, "passphrase": eleven}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "passphrase", "{}", r.body);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 12 characters"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .send(server_fn_json(
+            "export_bundle",
+            Some(admin.clone()),
+            json!({"input": {"provider_ids": [], "include_secrets": true, "passphrase": eleven}}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("\"field\":\"passphrase\"") && r.body.contains("at least 12 characters"),
+        "{}",
+        r.body
+    );
+    // Twelve (counted in characters, not bytes) is enough.
+    let twelve = "éléven chars";
+    assert_eq!(twelve.chars().count(), 12);
+    let r = app
+        .send(json_request(
+            "POST",
+            "/api/v1/export",
+            Some(admin.clone()),
+            json!({"include_secrets": true, "passphrase": twelve}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app
+        .send(server_fn_json(
+            "export_bundle",
+            Some(admin),
+            json!({"input": {"provider_ids": [], "include_secrets": true, "passphrase": twelve}}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

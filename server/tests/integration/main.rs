@@ -7,6 +7,7 @@ mod access_token;
 mod accounts;
 mod authz;
 mod binary;
+mod bodies;
 mod edited_bundles;
 mod hardening;
 mod http;

@@ -481,7 +481,10 @@ async fn events_are_posted_to_the_webhook_signed_and_retried() {
     let hook = Receiver::start().await;
     let w = World::with_env(&[
         ("QUIVER_WEBHOOK_URL", hook.url.as_str()),
-        ("QUIVER_WEBHOOK_SECRET", "whsec-test"),
+        (
+            "QUIVER_WEBHOOK_SECRET",
+            "whsec-test-a-key-of-at-least-32-bytes",
+        ),
         ("QUIVER_REFRESH_MAX_FAILURES", "1"),
     ])
     .await;
@@ -511,7 +514,7 @@ async fn events_are_posted_to_the_webhook_signed_and_retried() {
     assert_eq!(sent["kind"], "token.failed");
     assert_eq!(sent["token_id"], id.as_str());
     assert_eq!(sent["detail"]["error"]["error"], "invalid_client");
-    assert!(!body.contains("whsec-test"));
+    assert!(!body.contains("whsec-test-a-key-of-at-least-32-bytes"));
     let header = |n: &str| headers[n].to_str().unwrap().to_owned();
     assert_eq!(header("x-quiver-event"), "token.failed");
     assert_eq!(header("x-quiver-delivery"), sent["id"].as_str().unwrap());
@@ -523,7 +526,7 @@ async fn events_are_posted_to_the_webhook_signed_and_retried() {
     assert_eq!(
         header("x-quiver-signature"),
         signature(
-            &server::secret::SecretString::new("whsec-test"),
+            &server::secret::SecretString::new("whsec-test-a-key-of-at-least-32-bytes"),
             timestamp,
             body.as_bytes()
         )

@@ -1242,6 +1242,20 @@ mod cli {
         assert_ne!(code, 0);
         assert!(err.contains("passphrase"), "{err}");
         assert!(!file.exists());
+        // Shorter than 12 characters: refused the same way.
+        let (code, _, err) = quiver(
+            source_dir.path(),
+            &source_key,
+            &["export", "--out", file_text, "--include-secrets"],
+            &[("QUIVER_EXPORT_PASSPHRASE", "eleven char")],
+            "",
+        );
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("passphrase must be at least 12 characters"),
+            "{err}"
+        );
+        assert!(!file.exists());
         // With it, from the environment (never from argv).
         let (code, out, err) = quiver(
             source_dir.path(),
@@ -1406,8 +1420,8 @@ fn rpc_json(path: &str, who: &Auth, body: String) -> axum::http::Request<axum::b
 
 /// Server functions refuse bodies over 1 MiB (413 naming the limit, before
 /// reading them), except for the Import/Export page's import, which takes a
-/// bundle up to `QUIVER_IMPORT_MAX_BYTES`. A body without a length is cut
-/// off at the limit.
+/// bundle up to `QUIVER_IMPORT_MAX_BYTES` as a file upload. A body without
+/// a length is cut off at the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_refuse_big_bodies_but_the_page_imports_big_bundles() {
     let (app, admin) = fresh(&[]).await;
@@ -1435,13 +1449,9 @@ async fn server_functions_refuse_big_bodies_but_the_page_imports_big_bundles() {
     // The page's import takes a 2 MiB bundle (a preview: nothing written).
     let bundle = generated(10, 9_000, "Last token").to_string();
     assert!(bundle.len() > 1024 * 1024, "{} bytes", bundle.len());
-    let call = json!({"input": {"bundle": bundle, "passphrase": null, "on_conflict": "skip", "apply": false, "import_id": null}});
+    let parts: [(&str, &[u8]); 2] = [("on_conflict", b"skip"), ("bundle", bundle.as_bytes())];
     let r = app
-        .send(rpc_json(
-            app::transfer::IMPORT_ENDPOINT,
-            &admin,
-            call.to_string(),
-        ))
+        .send(crate::support::import_upload(Some(admin.clone()), &parts))
         .await;
     assert_eq!(
         r.status,
@@ -1457,12 +1467,152 @@ async fn server_functions_refuse_big_bodies_but_the_page_imports_big_bundles() {
     // Over the instance's import limit: refused before it is read.
     let (small, admin) = fresh(&[("QUIVER_IMPORT_MAX_BYTES", "100000")]).await;
     let r = small
-        .send(rpc_json(
-            app::transfer::IMPORT_ENDPOINT,
-            &admin,
-            call.to_string(),
-        ))
+        .send(crate::support::import_upload(Some(admin.clone()), &parts))
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
     assert!(r.body.contains("QUIVER_IMPORT_MAX_BYTES"), "{}", r.body);
+    // Without a length, it is counted as it is read and refused the same
+    // way once the bundle is over the limit.
+    let mut unannounced = crate::support::import_upload(Some(admin.clone()), &parts);
+    unannounced.headers_mut().remove("content-length");
+    let r = small.send(unannounced).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert!(r.body.contains("100000 bytes"), "{}", r.body);
+    assert!(r.body.contains("QUIVER_IMPORT_MAX_BYTES"), "{}", r.body);
+    assert_eq!(counts(&small).await, (0, 0));
+}
+
+/// The page's upload carries the same options as the REST import: preview
+/// by default, apply with an id to follow, the conflict policy, and a
+/// passphrase for sealed secrets; a bad option is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_upload_previews_applies_and_names_a_bad_option() {
+    use crate::support::import_upload;
+    let (source, source_admin) = fresh(&[]).await;
+    let bundle = generated(1, 3, "Last token").to_string();
+    let r = source
+        .send(import_upload(
+            Some(source_admin.clone()),
+            &[("bundle", bundle.as_bytes())],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["applied"], false, "{}", r.body);
+    assert_eq!(counts(&source).await, (0, 0));
+    let r = source
+        .send(import_upload(
+            Some(source_admin.clone()),
+            &[
+                ("on_conflict", b"skip"),
+                ("apply", b"true"),
+                ("import_id", b"page-import-1"),
+                ("bundle", bundle.as_bytes()),
+            ],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["applied"], true, "{}", r.body);
+    assert_eq!(counts(&source).await, (1, 3));
+    let progress = get(
+        &source,
+        &source_admin,
+        "/api/v1/import/page-import-1/progress",
+    )
+    .await;
+    assert_eq!(progress.json()["phase"], "done", "{}", progress.body);
+
+    // Keep both: everything again under new names.
+    let r = source
+        .send(import_upload(
+            Some(source_admin.clone()),
+            &[
+                ("on_conflict", b"rename"),
+                ("apply", b"true"),
+                ("bundle", bundle.as_bytes()),
+            ],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["summary"]["tokens"]["created"], 3, "{}", r.body);
+    assert_eq!(counts(&source).await, (2, 6));
+
+    // Secrets: sealed under a passphrase, opened by it on the way in.
+    let (sealed, _) = export_ok(
+        &source,
+        &source_admin,
+        json!({"include_secrets": true, "passphrase": PASSPHRASE}),
+    )
+    .await;
+    let sealed = sealed.to_string();
+    let (target, target_admin) = fresh(&[]).await;
+    let r = target
+        .send(import_upload(
+            Some(target_admin.clone()),
+            &[("apply", b"true"), ("bundle", sealed.as_bytes())],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("passphrase"), "{}", r.body);
+    let r = target
+        .send(import_upload(
+            Some(target_admin.clone()),
+            &[
+                ("passphrase", PASSPHRASE.as_bytes()),
+                ("apply", b"true"),
+                ("bundle", sealed.as_bytes()),
+            ],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["secrets"], true, "{}", r.body);
+    assert_eq!(counts(&target).await, (2, 6));
+
+    // Bad options and shapes are named; nothing is written.
+    for (parts, field) in [
+        (
+            vec![
+                ("on_conflict", &b"merge"[..]),
+                ("bundle", bundle.as_bytes()),
+            ],
+            "on_conflict",
+        ),
+        (
+            vec![("apply", &b"yes"[..]), ("bundle", bundle.as_bytes())],
+            "apply",
+        ),
+        (vec![("on_conflict", &b"skip"[..])], "bundle"),
+        (
+            vec![("bundle", bundle.as_bytes()), ("bundle", bundle.as_bytes())],
+            "bundle",
+        ),
+    ] {
+        let r = target
+            .send(import_upload(Some(target_admin.clone()), &parts))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.body
+        );
+        assert!(r.body.contains(field), "{field}: {}", r.body);
+    }
+    let r = target
+        .send(import_upload(
+            Some(target_admin.clone()),
+            &[("mode", b"apply"), ("bundle", bundle.as_bytes())],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("\\\"mode\\\""), "{}", r.body);
+    // A JSON body is not an upload.
+    let r = target
+        .send(rpc_json(
+            app::transfer::IMPORT_ENDPOINT,
+            &target_admin,
+            json!({"input": {"bundle": bundle}}).to_string(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
+    assert_eq!(counts(&target).await, (2, 6));
 }

@@ -34,6 +34,7 @@ pub fn status_of(error: &AppError) -> StatusCode {
         AppError::ProviderRefused { .. } => StatusCode::BAD_GATEWAY,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         AppError::Transport(_) => StatusCode::BAD_REQUEST,
     }
@@ -49,9 +50,15 @@ fn error_response_with(error: &AppError, token: Option<&TokenView>) -> Response 
     let mut body = json!({"code": error.code(), "message": error.to_string()});
     if let AppError::Validation {
         field: Some(field), ..
+    }
+    | AppError::TooLarge {
+        field: Some(field), ..
     } = error
     {
         body["field"] = json!(field);
+    }
+    if let AppError::TooLarge { limit_bytes, .. } = error {
+        body["limit_bytes"] = json!(limit_bytes);
     }
     if let AppError::NeedsReauthorization { auth_link } = error {
         body["auth_link"] = json!(auth_link);

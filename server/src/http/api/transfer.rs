@@ -1,8 +1,10 @@
 //! `/export`, `/import` and `/import/{import_id}/progress` (admins only).
 //!
 //! The export body is streamed as it is written. The import body is read
-//! here, up to `QUIVER_IMPORT_MAX_BYTES` (not the API's 1 MiB), and every
-//! transfer error becomes an HTTP answer in [`TransferFailure`], once.
+//! here, up to `QUIVER_IMPORT_MAX_BYTES` (not the API's 1 MiB), and only
+//! once the caller is known to be an admin: anyone else is answered without
+//! a byte of it read. Every transfer error becomes an HTTP answer in
+//! [`TransferFailure`], once.
 
 use axum::Extension;
 use axum::Json;
@@ -376,6 +378,7 @@ pub(super) async fn import(
 ) -> Result<Json<Value>, TransferFailure> {
     let caller = caller(&identity)?;
     let transfer = Transfer::new(&state.instance);
+    // Before a byte of the body is read.
     let who = transfer
         .authorize(caller, identity.client_addr.clone(), "transfer.import")
         .await?;

@@ -347,6 +347,50 @@ pub fn server_fn_json(name: &str, auth: Option<Auth>, body: serde_json::Value) -
         .unwrap()
 }
 
+/// The boundary of the uploads [`multipart`] makes.
+pub const BOUNDARY: &str = "quiver-test-boundary-7MA4YWxkTrZu0gW";
+
+/// A `multipart/form-data` body of `parts` (`name`, bytes), in order; the
+/// part named `bundle` is sent as a file, as a browser sends a chosen file.
+pub fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        if *name == "bundle" {
+            body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"bundle.json\"\r\n\
+                     Content-Type: application/json\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// The Import/Export page's import: the upload of `parts` to the import
+/// server function, as the page sends it.
+pub fn import_upload(auth: Option<Auth>, parts: &[(&str, &[u8])]) -> Request<Body> {
+    let body = multipart(parts);
+    builder("POST", app::transfer::IMPORT_ENDPOINT, auth)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header("content-length", body.len().to_string())
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::from(body))
+        .unwrap()
+}
+
 fn builder(method: &str, path: &str, auth: Option<Auth>) -> axum::http::request::Builder {
     let mut b = Request::builder()
         .method(method)
