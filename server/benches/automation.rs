@@ -43,7 +43,8 @@ use sea_orm::{
 };
 use serde_json::json;
 use server::account::Role;
-use server::config::{Config, DatabaseUrl};
+use server::config::Config;
+use server::db::DatabaseUrl;
 use server::http::{AppState, router};
 use server::schedule::refresh::RefreshScheduler;
 use server::secret::SecretString;

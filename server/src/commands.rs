@@ -187,7 +187,7 @@ pub async fn rotate_key(
     old: &MasterKey,
     new_key_file: &std::path::Path,
 ) -> Result<(), String> {
-    let new = master_key::load(&crate::config::MasterKeySource::File(
+    let new = master_key::load(&crate::master_key::MasterKeySource::File(
         new_key_file.to_path_buf(),
     ))
     .map_err(|e| {

@@ -1,43 +1,235 @@
 //! Quiver's settings: `QUIVER_*` environment variables over an optional TOML
 //! file, validated once at start with messages that name the setting.
+//!
+//! Every setting is declared once, in [`SETTINGS`]: its key, the kind of
+//! value it holds, its default and its meaning. The environment reader, the
+//! settings file reader, the warning for unknown variables and the README's
+//! settings table all come from that table.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::Deserialize;
 use url::Url;
 
-use crate::master_key::{MasterKey, MasterKeyError};
+use crate::db::DatabaseUrl;
+use crate::master_key::{MasterKey, MasterKeyError, MasterKeySource};
 
-/// Every setting: its TOML key; the environment variable is `QUIVER_` plus
-/// the key in capitals. Keep the README's table in step.
-pub const SETTINGS: &[&str] = &[
-    "data_dir",
-    "database_url",
-    "listen",
-    "public_url",
-    "master_key",
-    "master_key_file",
-    "site_dir",
-    "log",
-    "log_format",
-    "session_idle_timeout",
-    "session_max_age",
-    "allow_insecure_loopback",
-    "scheduler",
-    "scheduler_interval",
-    "idle_refresh_interval",
-    "refresh_max_failures",
-    "webhook_url",
-    "webhook_secret",
-    "cache_ttl",
-    "import_max_bytes",
-    "trusted_proxies",
-    "outbound_proxy",
+/// The kind of value a setting holds, which decides how its text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A file or folder path.
+    Path,
+    /// A URL.
+    Url,
+    /// An IP address and port.
+    Address,
+    /// Text with a syntax of its own (a log filter, a format name, address blocks).
+    Text,
+    /// A secret: never repeated in a message.
+    Secret,
+    /// `true` or `false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
+    Flag,
+    /// A whole number and a unit: `ms`, `s`, `m`, `h` or `d`.
+    Duration,
+    /// A whole number.
+    Count,
+    /// A number of bytes, or a number with `KiB`, `MiB` or `GiB`.
+    Size,
+}
+
+/// What an unset setting means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unset {
+    /// This value, read exactly like a value that was set.
+    Value(&'static str),
+    /// No value, or one derived from other settings, said in words.
+    Described(&'static str),
+}
+
+/// One setting, as the reader and the documentation see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The key in the settings file; the environment variable is
+    /// `QUIVER_` and the key in capitals.
+    pub key: &'static str,
+    /// How its text is read.
+    pub kind: Kind,
+    /// What applies when it is not set.
+    pub default: Unset,
+    /// What it does, in Markdown: the README's "Meaning" column.
+    pub meaning: &'static str,
+}
+
+impl Setting {
+    /// The environment variable: `QUIVER_LISTEN` for `listen`.
+    pub fn env_name(&self) -> String {
+        env_name(self.key)
+    }
+}
+
+/// Every setting Quiver reads, in the order the README lists them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        kind: Kind::Path,
+        default: Unset::Value("./data"),
+        meaning: "Folder for Quiver's files (SQLite database, generated master key); created if absent, mode 0700.",
+    },
+    Setting {
+        key: "database_url",
+        kind: Kind::Url,
+        default: Unset::Described("`sqlite://<data dir>/quiver.db`"),
+        meaning: "`sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`. The password is never logged.",
+    },
+    Setting {
+        key: "listen",
+        kind: Kind::Address,
+        default: Unset::Value("127.0.0.1:3000"),
+        meaning: "Address and port the HTTP server binds.",
+    },
+    Setting {
+        key: "public_url",
+        kind: Kind::Url,
+        default: Unset::Value("http://127.0.0.1:3000"),
+        meaning: "The externally visible base URL. The OAuth redirect URI is `<PUBLIC_URL>/oauth/callback`. When it is not `https`, the app warns that tokens may not work correctly. When it is `https`, every response carries `Strict-Transport-Security: max-age=31536000` and the session cookie is `__Host-quiver_session` (see [Files and headers](#files-and-headers)).",
+    },
+    Setting {
+        key: "master_key",
+        kind: Kind::Secret,
+        default: Unset::Described("—"),
+        meaning: "Base64 of 32 random bytes (`openssl rand -base64 32`). Seals every secret.",
+    },
+    Setting {
+        key: "master_key_file",
+        kind: Kind::Path,
+        default: Unset::Described("`<data dir>/master.key`"),
+        meaning: "A file holding that base64 key, instead of the variable. It must be private to its owner (`chmod 600`, or 400): a key file that group or others can open stops the start with a message naming it. When neither this nor `QUIVER_MASTER_KEY` is set, the key file in the data folder is used, generated on first start with mode 0600, with a warning saying where it is: back it up, losing it loses every secret.",
+    },
+    Setting {
+        key: "site_dir",
+        kind: Kind::Path,
+        default: Unset::Described("found"),
+        meaning: "The built site folder (`pkg/quiver.js`, `pkg/quiver_bg.wasm`, `pkg/quiver.css`). When unset, Quiver looks in `<binary dir>/site`, `<binary dir>/../site`, `./target/site` and `./site`.",
+    },
+    Setting {
+        key: "log",
+        kind: Kind::Text,
+        default: Unset::Value("info"),
+        meaning: "Log filter (`tracing` directives, e.g. `info,server=debug`).",
+    },
+    Setting {
+        key: "log_format",
+        kind: Kind::Text,
+        default: Unset::Value("text"),
+        meaning: "`text`, or `json` for one JSON object per line. Logs go to standard error.",
+    },
+    Setting {
+        key: "session_idle_timeout",
+        kind: Kind::Duration,
+        default: Unset::Value("12h"),
+        meaning: "A session unused this long ends (`45m`, `12h`, `2d`; units s, m, h, d).",
+    },
+    Setting {
+        key: "session_max_age",
+        kind: Kind::Duration,
+        default: Unset::Value("7d"),
+        meaning: "A session ends this long after sign-in, used or not.",
+    },
+    Setting {
+        key: "allow_insecure_loopback",
+        kind: Kind::Flag,
+        default: Unset::Value("false"),
+        meaning: "Accept plain `http://` provider URLs on loopback hosts (127.0.0.0/8, ::1, localhost). For tests and local development; every other provider URL must be https.",
+    },
+    Setting {
+        key: "scheduler",
+        kind: Kind::Flag,
+        default: Unset::Value("true"),
+        meaning: "Run the background work in this process: renewing tokens before they expire, delivering webhooks. Any number of replicas may run it; leases in the database split the work.",
+    },
+    Setting {
+        key: "scheduler_interval",
+        kind: Kind::Duration,
+        default: Unset::Value("5s"),
+        meaning: "How often the scheduler looks for due work (units ms, s, m, h, d).",
+    },
+    Setting {
+        key: "idle_refresh_interval",
+        kind: Kind::Duration,
+        default: Unset::Value("24h"),
+        meaning: "A token that holds a refresh token but reports no expiry is renewed at least this often, so that unused refresh tokens do not lapse at the provider.",
+    },
+    Setting {
+        key: "refresh_max_failures",
+        kind: Kind::Count,
+        default: Unset::Value("5"),
+        meaning: "Failed background renewals in a row before a token is marked `failed` and an event is raised (1 to 1000).",
+    },
+    Setting {
+        key: "webhook_url",
+        kind: Kind::Url,
+        default: Unset::Described("—"),
+        meaning: "Where events (token failed, re-authorization needed, recovered, job failed) are POSTed as JSON.",
+    },
+    Setting {
+        key: "webhook_secret",
+        kind: Kind::Secret,
+        default: Unset::Described("—"),
+        meaning: "Required with the URL: the key of the `X-Quiver-Signature` HMAC-SHA256 (see [docs/API.md](docs/API.md#events)), at least 32 bytes (e.g. `openssl rand -hex 32`); a shorter one stops the start with a message naming the setting.",
+    },
+    Setting {
+        key: "cache_ttl",
+        kind: Kind::Duration,
+        default: Unset::Value("1s"),
+        meaning: "Longest a replica reuses an API key it verified or an access token it served fresh without reading the database again (0 to 60 s; `0` turns it off). Changes drop both at once (see [Several replicas](#several-replicas-behind-a-load-balancer)).",
+    },
+    Setting {
+        key: "import_max_bytes",
+        kind: Kind::Size,
+        default: Unset::Value("50MiB"),
+        meaning: "Largest import bundle (`POST /api/v1/import` body, the Import/Export page's upload, `quiver import` file): bytes, or with `KiB`, `MiB`, `GiB` (1 KiB to 1 GiB). A larger one is refused with 413 naming the limit.",
+    },
+    Setting {
+        key: "trusted_proxies",
+        kind: Kind::Text,
+        default: Unset::Described("none"),
+        meaning: "Comma-separated address blocks (`10.0.0.0/8, 2001:db8::/32`, a bare address is a block of one) of the load balancers or proxies in front of Quiver. Only from those peers is `X-Forwarded-For` believed (or, without it, `Forwarded`): the right-most hop that is not itself a trusted proxy is the client's address, for the audit log and the sign-in limits. Configure the proxy to append to `X-Forwarded-For`.",
+    },
+    Setting {
+        key: "outbound_proxy",
+        kind: Kind::Url,
+        default: Unset::Described("none"),
+        meaning: "An `http://` or `https://` proxy URL (`http://user:password@proxy.internal:3128`; the password is never logged) that every call to a provider goes through: discovery, token, revocation and JWKS requests. Unset, Quiver connects directly and ignores `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` (and their lowercase forms), because a proxy resolves names itself. With a proxy, Quiver still checks provider URLs (https, no link-local or metadata address written in a URL), follows no redirects and refuses answers over 1 MiB, but the proxy resolves the names: refusing names that lead to metadata addresses is then the proxy's job. Webhooks are not provider calls and do not use it.",
+    },
 ];
+
+/// The declaration of `key`. Every key the reader asks for is declared;
+/// the unit tests read every one of them.
+fn declared(key: &str) -> &'static Setting {
+    SETTINGS
+        .iter()
+        .find(|setting| setting.key == key)
+        .unwrap_or_else(|| panic!("the setting {key} is not declared in SETTINGS"))
+}
+
+/// The README's settings table, generated from [`SETTINGS`].
+pub fn markdown_table() -> String {
+    let mut table = String::from("| Variable | Default | Meaning |\n|---|---|---|\n");
+    for setting in SETTINGS {
+        let default = match setting.default {
+            Unset::Value(value) => format!("`{value}`"),
+            Unset::Described(words) => words.to_owned(),
+        };
+        table.push_str(&format!(
+            "| `{}` | {default} | {} |\n",
+            setting.env_name(),
+            setting.meaning
+        ));
+    }
+    table
+}
 
 /// Variables the export and import commands read their passphrase from:
 /// not settings, but not unknown either.
@@ -62,116 +254,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// The kind of database behind a URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatabaseKind {
-    /// An embedded SQLite file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
-impl DatabaseKind {
-    /// The name shown to people.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Sqlite => "SQLite",
-            Self::Postgres => "PostgreSQL",
-        }
-    }
-}
-
-/// A database URL whose `Debug` and `Display` hide the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl {
-    url: String,
-    kind: DatabaseKind,
-}
-
-impl DatabaseUrl {
-    /// Parses and classifies a database URL.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let kind = if text.starts_with("sqlite:") {
-            DatabaseKind::Sqlite
-        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            let parsed = Url::parse(text).map_err(|e| format!("is not a valid URL ({e})"))?;
-            if parsed.host_str().is_none_or(str::is_empty) {
-                return Err("has no host (expected postgres://USER@HOST:PORT/DATABASE)".into());
-            }
-            DatabaseKind::Postgres
-        } else {
-            return Err(
-                "must start with sqlite: or postgres:// (for example sqlite://./data/quiver.db)"
-                    .into(),
-            );
-        };
-        Ok(Self {
-            url: text.to_owned(),
-            kind,
-        })
-    }
-
-    /// A SQLite URL for a file.
-    pub fn sqlite_file(path: &Path) -> Self {
-        Self {
-            url: format!("sqlite://{}", path.display()),
-            kind: DatabaseKind::Sqlite,
-        }
-    }
-
-    /// The kind of database.
-    pub fn kind(&self) -> DatabaseKind {
-        self.kind
-    }
-
-    /// The full URL, password included: only for opening the connection.
-    pub fn expose(&self) -> &str {
-        &self.url
-    }
-
-    /// The SQLite file path, for a SQLite URL.
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        if self.kind != DatabaseKind::Sqlite {
-            return None;
-        }
-        let rest = self.url.trim_start_matches("sqlite:");
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let path = rest.split('?').next().unwrap_or_default();
-        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Url::parse(&self.url) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("redacted"));
-                f.write_str(url.as_str())
-            }
-            _ => f.write_str(&self.url),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({self})")
-    }
-}
-
-/// Where the master key comes from.
-#[derive(Debug, Clone)]
-pub enum MasterKeySource {
-    /// Given inline (`QUIVER_MASTER_KEY`).
-    Inline(MasterKey),
-    /// Read from a file that must exist (`QUIVER_MASTER_KEY_FILE`).
-    File(PathBuf),
-    /// Neither was set: the key file in the data directory, generated on
-    /// first start.
-    DataDirDefault(PathBuf),
-}
-
-/// Validated settings.
+/// Validated settings; each field is the setting of the same key in
+/// [`SETTINGS`] (`log_filter` is `log`; `master_key` is read from
+/// `master_key` and `master_key_file`).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where Quiver keeps its files; created if absent.
@@ -220,41 +305,13 @@ pub struct Config {
     pub outbound_proxy: Option<crate::oauth::outbound::OutboundProxy>,
 }
 
-/// The raw settings file: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    data_dir: Option<String>,
-    database_url: Option<String>,
-    listen: Option<String>,
-    public_url: Option<String>,
-    master_key: Option<String>,
-    master_key_file: Option<String>,
-    site_dir: Option<String>,
-    log: Option<String>,
-    log_format: Option<String>,
-    session_idle_timeout: Option<String>,
-    session_max_age: Option<String>,
-    allow_insecure_loopback: Option<String>,
-    scheduler: Option<String>,
-    scheduler_interval: Option<String>,
-    idle_refresh_interval: Option<String>,
-    refresh_max_failures: Option<String>,
-    webhook_url: Option<String>,
-    webhook_secret: Option<String>,
-    cache_ttl: Option<String>,
-    import_max_bytes: Option<String>,
-    trusted_proxies: Option<String>,
-    outbound_proxy: Option<String>,
-}
-
 /// One raw value with the place it came from, for messages.
 struct Raw {
     value: String,
     origin: String,
 }
 
-/// Collects the raw values: the environment wins over the file.
+/// The raw values of the declared settings: the environment wins over the file.
 struct Sources {
     values: BTreeMap<&'static str, Raw>,
 }
@@ -273,11 +330,105 @@ impl Sources {
             problem: problem.into(),
         }
     }
+
+    /// The trimmed text set for `key`, if any; set but empty is an error.
+    fn text(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        declared(key);
+        match self.get(key).map(|raw| raw.value.trim().to_owned()) {
+            Some(value) if value.is_empty() => Err(self.error(key, "is empty")),
+            other => Ok(other),
+        }
+    }
+
+    /// The text set for `key`, else its declared default value.
+    fn text_or_default(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.text(key)?.or(match declared(key).default {
+            Unset::Value(value) => Some(value.to_owned()),
+            Unset::Described(_) => None,
+        }))
+    }
+
+    /// A setting with a default value: its text, set or default.
+    fn required(&self, key: &str) -> Result<String, ConfigError> {
+        Ok(self
+            .text_or_default(key)?
+            .unwrap_or_else(|| panic!("the setting {key} is declared without a default value")))
+    }
+
+    fn duration(&self, key: &str) -> Result<chrono::Duration, ConfigError> {
+        debug_assert_eq!(declared(key).kind, Kind::Duration, "{key}");
+        let text = self.required(key)?;
+        parse_duration(&text).ok_or_else(|| {
+            self.error(
+                key,
+                format!("{text:?} is not a duration (expected a number and s, m, h or d, e.g. 12h)"),
+            )
+        })
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ConfigError> {
+        debug_assert_eq!(declared(key).kind, Kind::Flag, "{key}");
+        match self.required(key)?.as_str() {
+            "false" | "0" | "no" | "off" => Ok(false),
+            "true" | "1" | "yes" | "on" => Ok(true),
+            other => Err(self.error(
+                key,
+                format!("{other:?} is not a yes/no value (expected true or false)"),
+            )),
+        }
+    }
 }
 
 /// The environment variable for a setting key.
 pub fn env_name(key: &str) -> String {
     format!("QUIVER_{}", key.to_ascii_uppercase())
+}
+
+/// The settings file's values: every key declared, each value text, a
+/// number or true/false.
+fn read_file(path: &Path) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
+    let whole_file = |problem: String| ConfigError {
+        setting: format!("--config {}", path.display()),
+        problem,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| whole_file(format!("cannot read the file: {e}")))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        whole_file(format!(
+            "is not a valid Quiver settings file: {}",
+            e.message()
+        ))
+    })?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        let Some(setting) = SETTINGS.iter().find(|setting| setting.key == key) else {
+            return Err(whole_file(format!(
+                "is not a valid Quiver settings file: unknown setting `{key}` (known: {})",
+                SETTINGS
+                    .iter()
+                    .map(|setting| setting.key)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let origin = format!("{key} (in {})", path.display());
+        let value = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            other => {
+                return Err(ConfigError {
+                    setting: origin,
+                    problem: format!(
+                        "is {}; expected text, a whole number or true/false",
+                        other.type_str()
+                    ),
+                });
+            }
+        };
+        values.insert(setting.key, Raw { value, origin });
+    }
+    Ok(values)
 }
 
 impl Config {
@@ -287,63 +438,20 @@ impl Config {
         config_file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut values = BTreeMap::new();
-        if let Some(path) = config_file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-                setting: format!("--config {}", path.display()),
-                problem: format!("cannot read the file: {e}"),
-            })?;
-            let file: FileSettings = toml::from_str(&text).map_err(|e| ConfigError {
-                setting: format!("--config {}", path.display()),
-                problem: format!("is not a valid Quiver settings file: {}", e.message()),
-            })?;
-            let origin = |key: &str| format!("{key} (in {})", path.display());
-            let fields = [
-                ("data_dir", file.data_dir),
-                ("database_url", file.database_url),
-                ("listen", file.listen),
-                ("public_url", file.public_url),
-                ("master_key", file.master_key),
-                ("master_key_file", file.master_key_file),
-                ("site_dir", file.site_dir),
-                ("log", file.log),
-                ("log_format", file.log_format),
-                ("session_idle_timeout", file.session_idle_timeout),
-                ("session_max_age", file.session_max_age),
-                ("allow_insecure_loopback", file.allow_insecure_loopback),
-                ("scheduler", file.scheduler),
-                ("scheduler_interval", file.scheduler_interval),
-                ("idle_refresh_interval", file.idle_refresh_interval),
-                ("refresh_max_failures", file.refresh_max_failures),
-                ("webhook_url", file.webhook_url),
-                ("webhook_secret", file.webhook_secret),
-                ("cache_ttl", file.cache_ttl),
-                ("import_max_bytes", file.import_max_bytes),
-                ("trusted_proxies", file.trusted_proxies),
-                ("outbound_proxy", file.outbound_proxy),
-            ];
-            for (key, value) in fields {
-                if let Some(value) = value {
-                    values.insert(
-                        key,
-                        Raw {
-                            value,
-                            origin: origin(key),
-                        },
-                    );
-                }
-            }
-        }
+        let mut values = match config_file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
         let mut warnings = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("QUIVER_") else {
                 continue;
             };
             let lower = rest.to_ascii_lowercase();
-            match SETTINGS.iter().find(|key| **key == lower) {
-                Some(key) => {
+            match SETTINGS.iter().find(|setting| setting.key == lower) {
+                Some(setting) => {
                     values.insert(
-                        key,
+                        setting.key,
                         Raw {
                             value,
                             origin: name,
@@ -356,7 +464,7 @@ impl Config {
                     "unknown setting {name} is ignored (known: {})",
                     SETTINGS
                         .iter()
-                        .map(|k| env_name(k))
+                        .map(Setting::env_name)
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
@@ -367,41 +475,29 @@ impl Config {
     }
 
     fn validate(src: &Sources) -> Result<Self, ConfigError> {
-        let text = |key: &str| src.get(key).map(|raw| raw.value.trim().to_owned());
-        let non_empty = |key: &str| -> Result<Option<String>, ConfigError> {
-            match text(key) {
-                Some(v) if v.is_empty() => Err(src.error(key, "is empty")),
-                other => Ok(other),
-            }
-        };
-
-        let data_dir = PathBuf::from(non_empty("data_dir")?.unwrap_or_else(|| "./data".into()));
+        let data_dir = PathBuf::from(src.required("data_dir")?);
         let data_dir = std::path::absolute(&data_dir)
             .map_err(|e| src.error("data_dir", format!("cannot be made absolute: {e}")))?;
 
-        let database_url = match non_empty("database_url")? {
+        let database_url = match src.text("database_url")? {
             Some(url) => {
                 DatabaseUrl::parse(&url).map_err(|problem| src.error("database_url", problem))?
             }
             None => DatabaseUrl::sqlite_file(&data_dir.join("quiver.db")),
         };
 
-        let listen = match non_empty("listen")? {
-            Some(addr) => SocketAddr::from_str(&addr).map_err(|_| {
-                src.error(
-                    "listen",
-                    format!("{addr:?} is not an address and port (expected e.g. 127.0.0.1:3000)"),
-                )
-            })?,
-            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
-        };
+        let listen = src.required("listen")?;
+        let listen = SocketAddr::from_str(&listen).map_err(|_| {
+            src.error(
+                "listen",
+                format!("{listen:?} is not an address and port (expected e.g. 127.0.0.1:3000)"),
+            )
+        })?;
 
-        let public_url = parse_public_url(
-            &non_empty("public_url")?.unwrap_or_else(|| "http://127.0.0.1:3000".into()),
-        )
-        .map_err(|problem| src.error("public_url", problem))?;
+        let public_url = parse_public_url(&src.required("public_url")?)
+            .map_err(|problem| src.error("public_url", problem))?;
 
-        let master_key = match (non_empty("master_key")?, non_empty("master_key_file")?) {
+        let master_key = match (src.text("master_key")?, src.text("master_key_file")?) {
             (Some(_), Some(_)) => {
                 return Err(src.error(
                     "master_key",
@@ -422,16 +518,16 @@ impl Config {
             }
         };
 
-        let site_dir = non_empty("site_dir")?.map(PathBuf::from);
+        let site_dir = src.text("site_dir")?.map(PathBuf::from);
 
-        let log_filter = non_empty("log")?.unwrap_or_else(|| "info".into());
+        let log_filter = src.required("log")?;
         tracing_subscriber::EnvFilter::try_new(&log_filter)
             .map_err(|e| src.error("log", format!("is not a valid log filter: {e}")))?;
 
-        let log_format = match non_empty("log_format")?.as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
+        let log_format = match src.required("log_format")?.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
                 return Err(src.error(
                     "log_format",
                     format!("{other:?} is not a log format (expected text or json)"),
@@ -439,19 +535,8 @@ impl Config {
             }
         };
 
-        let duration = |key: &str, default: &str| -> Result<chrono::Duration, ConfigError> {
-            let text = non_empty(key)?.unwrap_or_else(|| default.to_owned());
-            parse_duration(&text).ok_or_else(|| {
-                src.error(
-                    key,
-                    format!(
-                        "{text:?} is not a duration (expected a number and s, m, h or d, e.g. 12h)"
-                    ),
-                )
-            })
-        };
-        let session_idle_timeout = duration("session_idle_timeout", "12h")?;
-        let session_max_age = duration("session_max_age", "7d")?;
+        let session_idle_timeout = src.duration("session_idle_timeout")?;
+        let session_max_age = src.duration("session_max_age")?;
         if session_idle_timeout > session_max_age {
             return Err(src.error(
                 "session_idle_timeout",
@@ -459,25 +544,13 @@ impl Config {
             ));
         }
 
-        let flag = |key: &str, default: bool| -> Result<bool, ConfigError> {
-            match non_empty(key)?.as_deref() {
-                None => Ok(default),
-                Some("false" | "0" | "no" | "off") => Ok(false),
-                Some("true" | "1" | "yes" | "on") => Ok(true),
-                Some(other) => Err(src.error(
-                    key,
-                    format!("{other:?} is not a yes/no value (expected true or false)"),
-                )),
-            }
-        };
-        let allow_insecure_loopback = flag("allow_insecure_loopback", false)?;
-        let scheduler = flag("scheduler", true)?;
-        let scheduler_interval = duration("scheduler_interval", "5s")?;
-        let idle_refresh_interval = duration("idle_refresh_interval", "24h")?;
-        let cache_ttl = match non_empty("cache_ttl")?.as_deref() {
-            None => std::time::Duration::from_secs(1),
-            Some("0" | "0s" | "off") => std::time::Duration::ZERO,
-            Some(text) => parse_duration(text)
+        let allow_insecure_loopback = src.flag("allow_insecure_loopback")?;
+        let scheduler = src.flag("scheduler")?;
+        let scheduler_interval = src.duration("scheduler_interval")?;
+        let idle_refresh_interval = src.duration("idle_refresh_interval")?;
+        let cache_ttl = match src.required("cache_ttl")?.as_str() {
+            "0" | "0s" | "off" => std::time::Duration::ZERO,
+            text => parse_duration(text)
                 .filter(|d| *d <= chrono::Duration::seconds(60))
                 .and_then(|d| d.to_std().ok())
                 .ok_or_else(|| {
@@ -489,20 +562,18 @@ impl Config {
                     )
                 })?,
         };
-        let refresh_max_failures = match non_empty("refresh_max_failures")? {
-            None => 5,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    src.error(
-                        "refresh_max_failures",
-                        format!("{text:?} is not a whole number from 1 to 1000"),
-                    )
-                })?,
-        };
-        let webhook_url = match non_empty("webhook_url")? {
+        let refresh_max_failures = src.required("refresh_max_failures")?;
+        let refresh_max_failures = refresh_max_failures
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                src.error(
+                    "refresh_max_failures",
+                    format!("{refresh_max_failures:?} is not a whole number from 1 to 1000"),
+                )
+            })?;
+        let webhook_url = match src.text("webhook_url")? {
             None => None,
             Some(text) => {
                 let url = Url::parse(&text).map_err(|e| {
@@ -514,7 +585,9 @@ impl Config {
                 Some(url)
             }
         };
-        let webhook_secret = non_empty("webhook_secret")?.map(crate::secret::SecretString::new);
+        let webhook_secret = src
+            .text("webhook_secret")?
+            .map(crate::secret::SecretString::new);
         if webhook_secret
             .as_ref()
             .is_some_and(|s| s.expose().len() < MIN_WEBHOOK_SECRET_BYTES)
@@ -533,27 +606,25 @@ impl Config {
             ));
         }
 
-        let import_max_bytes = match non_empty("import_max_bytes")? {
-            None => crate::transfer::reader::DEFAULT_MAX_BYTES,
-            Some(text) => parse_size(&text)
-                .filter(|n| (1024..=MAX_IMPORT_BYTES).contains(n))
-                .ok_or_else(|| {
-                    src.error(
-                        "import_max_bytes",
-                        format!(
-                            "{text:?} is not a size from 1KiB to 1GiB (a number of bytes, or with KiB, MiB or GiB, e.g. 50MiB)"
-                        ),
-                    )
-                })?,
-        };
+        let import_max_bytes = src.required("import_max_bytes")?;
+        let import_max_bytes = parse_size(&import_max_bytes)
+            .filter(|n| (1024..=MAX_IMPORT_BYTES).contains(n))
+            .ok_or_else(|| {
+                src.error(
+                    "import_max_bytes",
+                    format!(
+                        "{import_max_bytes:?} is not a size from 1KiB to 1GiB (a number of bytes, or with KiB, MiB or GiB, e.g. 50MiB)"
+                    ),
+                )
+            })?;
 
-        let trusted_proxies = match non_empty("trusted_proxies")? {
+        let trusted_proxies = match src.text("trusted_proxies")? {
             None => crate::http::client_addr::TrustedProxies::default(),
             Some(text) => crate::http::client_addr::TrustedProxies::parse(&text)
                 .map_err(|problem| src.error("trusted_proxies", problem))?,
         };
 
-        let outbound_proxy = match non_empty("outbound_proxy")? {
+        let outbound_proxy = match src.text("outbound_proxy")? {
             None => None,
             Some(text) => Some(
                 crate::oauth::outbound::OutboundProxy::parse(&text)
@@ -586,8 +657,8 @@ impl Config {
         })
     }
 
-    /// Whether the instance is reachable over HTTPS, as the seed requires
-    /// for OAuth tokens to work reliably.
+    /// Whether the instance is reachable over HTTPS, which OAuth tokens
+    /// need to work reliably.
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
     }
@@ -681,7 +752,7 @@ mod tests {
     fn defaults() {
         let c = load(&[]).unwrap();
         assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("data"));
-        assert_eq!(c.database_url.kind(), DatabaseKind::Sqlite);
+        assert_eq!(c.database_url.kind(), crate::db::DatabaseKind::Sqlite);
         assert_eq!(
             c.database_url.sqlite_path().unwrap(),
             c.data_dir.join("quiver.db")
@@ -886,12 +957,60 @@ mod tests {
         assert_eq!(c.webhook_secret.unwrap().expose(), long);
     }
 
+    /// The README's settings table, between its two markers, is the one
+    /// [`markdown_table`] makes from [`SETTINGS`].
     #[test]
-    fn database_url_hides_its_password() {
-        let url = DatabaseUrl::parse("postgres://quiver:pa55word@db:5432/q").unwrap();
-        assert_eq!(url.kind(), DatabaseKind::Postgres);
-        assert!(!format!("{url:?}").contains("pa55word"));
-        assert!(!format!("{url}").contains("pa55word"));
-        assert!(url.expose().contains("pa55word"));
+    fn the_readme_lists_every_setting_as_declared() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = "<!-- settings: generated from SETTINGS in server/src/config.rs -->\n";
+        let end = "<!-- end of settings -->";
+        let from = readme.find(start).expect("the README has the start marker") + start.len();
+        let to = from + readme[from..].find(end).expect("the README has the end marker");
+        let expected = markdown_table();
+        assert!(
+            readme[from..to] == expected,
+            "the README's settings table differs from SETTINGS; replace it with:\n{expected}"
+        );
+    }
+
+    #[test]
+    fn every_setting_is_declared_once_and_every_default_value_is_valid() {
+        let mut keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len(), "a key is declared twice");
+        // Setting each default value explicitly changes nothing.
+        let defaults: Vec<_> = SETTINGS
+            .iter()
+            .filter_map(|s| match s.default {
+                Unset::Value(value) => Some((s.env_name(), value.to_owned())),
+                Unset::Described(_) => None,
+            })
+            .collect();
+        let (explicit, warnings) = Config::load(None, defaults).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let implicit = load(&[]).unwrap();
+        assert_eq!(format!("{explicit:?}"), format!("{implicit:?}"));
+    }
+
+    #[test]
+    fn the_file_takes_numbers_and_flags_and_names_an_unknown_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quiver.toml");
+        std::fs::write(&path, "scheduler = false\nrefresh_max_failures = 7\n").unwrap();
+        let (c, _) = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(!c.scheduler);
+        assert_eq!(c.refresh_max_failures, 7);
+
+        std::fs::write(&path, "listen = [\"a\"]\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(err.setting.starts_with("listen (in "), "{err}");
+        assert!(err.to_string().contains("array"), "{err}");
+
+        std::fs::write(&path, "listen = 3000\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(err.setting.starts_with("listen (in "), "{err}");
+        assert!(err.to_string().contains("address and port"), "{err}");
     }
 }

@@ -192,7 +192,6 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_key_file_open_to_group_or_others_is_refused_with_the_fix() {
-        use crate::config::MasterKeySource;
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
@@ -274,12 +273,23 @@ pub enum KeyOrigin {
     Generated(PathBuf),
 }
 
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// Given inline (`QUIVER_MASTER_KEY`).
+    Inline(MasterKey),
+    /// Read from a file that must exist (`QUIVER_MASTER_KEY_FILE`).
+    File(PathBuf),
+    /// Neither was set: the key file in the data directory, generated on
+    /// first start.
+    DataDirDefault(PathBuf),
+}
+
 /// Obtains the master key from its configured source, generating the
 /// default key file on first start.
 pub fn load(
-    source: &crate::config::MasterKeySource,
+    source: &MasterKeySource,
 ) -> Result<(MasterKey, KeyOrigin), LoadKeyError> {
-    use crate::config::MasterKeySource;
     let read = |path: &Path| -> Result<MasterKey, LoadKeyError> {
         let configured = matches!(source, MasterKeySource::File(_));
         if let Ok(Some(mode)) = crate::files::mode(path)

@@ -3,6 +3,7 @@
 
 pub mod entity;
 pub mod migration;
+mod database_url;
 pub mod writes;
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
-use crate::config::{DatabaseKind, DatabaseUrl};
+pub use database_url::{DatabaseKind, DatabaseUrl};
 
 /// A database failure as callers see it: logged here (the error says which
 /// statement), `Internal` to the caller, who learns nothing of the schema.

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
-use server::config::DatabaseUrl;
+use server::db::DatabaseUrl;
 use server::db::{self, entity::instance_setting};
 use server::key_check::{self, KeyCheckError};
 use server::master_key::MasterKey;

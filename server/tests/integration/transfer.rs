@@ -310,7 +310,7 @@ async fn round_trip_with_secrets_on_postgres() {
     let (target, admin) = fresh(&[("QUIVER_DATABASE_URL", &db.url)]).await;
     assert_eq!(
         target.state.instance.config.database_url.kind(),
-        server::config::DatabaseKind::Postgres
+        server::db::DatabaseKind::Postgres
     );
     round_trip_with_secrets(&w, &machine, &target, &admin).await;
     // And back out of PostgreSQL: the export streams from there too.

@@ -6,7 +6,7 @@ pub mod world;
 
 use rand::Rng;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use server::config::DatabaseUrl;
+use server::db::DatabaseUrl;
 
 /// The PostgreSQL server the storage tests use.
 pub fn postgres_url() -> String {
