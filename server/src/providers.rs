@@ -17,7 +17,6 @@ use crate::account::ops::{require_admin, rfc3339};
 use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::auth::Caller;
 use crate::clock::SharedClock;
-use crate::config::Config;
 use crate::db::entity::{provider, token};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::discovery::{self, Discovered};
@@ -41,8 +40,20 @@ pub struct Providers {
     db: DatabaseConnection,
     sealer: Arc<Sealer>,
     clock: SharedClock,
-    config: Arc<Config>,
+    settings: ProviderSettings,
     audit: Audit,
+}
+
+/// The settings the provider service works with.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// The instance's public URL, without a trailing slash: the base of
+    /// each provider's JWKS URL.
+    pub public_url: String,
+    /// Provider URLs on loopback hosts may use plain http.
+    pub allow_insecure_loopback: bool,
+    /// The proxy every provider call goes through, if any.
+    pub outbound_proxy: Option<outbound::OutboundProxy>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> AppError {
@@ -87,14 +98,14 @@ impl Providers {
         db: DatabaseConnection,
         sealer: Arc<Sealer>,
         clock: SharedClock,
-        config: Arc<Config>,
+        settings: ProviderSettings,
         audit: Audit,
     ) -> Self {
         Self {
             db,
             sealer,
             clock,
-            config,
+            settings,
             audit,
         }
     }
@@ -102,7 +113,7 @@ impl Providers {
     fn check_url(&self, field: &str, value: &str) -> Result<String, AppError> {
         // Stored as typed (trimmed): normalising would add a trailing slash
         // to a bare issuer, and the issuer must match what the provider says.
-        url_policy::check_url(value, self.config.allow_insecure_loopback)
+        url_policy::check_url(value, self.settings.allow_insecure_loopback)
             .map(|_| value.trim().to_owned())
             .map_err(|e| invalid(field, format!("{field} {e}")))
     }
@@ -189,7 +200,7 @@ impl Providers {
             signing_alg: m.signing_alg.clone(),
             jwks_url: key
                 .as_ref()
-                .map(|_| format!("{}/oauth/jwks/{}", self.config.public_url_text(), m.id)),
+                .map(|_| format!("{}/oauth/jwks/{}", self.settings.public_url, m.id)),
             public_jwk: key.map(|k| k.public_jwk),
             assertion_audience: m.assertion_audience.clone(),
             pkce: m.pkce,
@@ -259,9 +270,9 @@ impl Providers {
         let client = outbound::client(
             std::time::Duration::from_millis(u64::from(DEFAULT_CONNECT_TIMEOUT_MS)),
             std::time::Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
-            self.config.outbound_proxy.as_ref(),
+            self.settings.outbound_proxy.as_ref(),
         );
-        discovery::discover(&client, issuer.trim(), self.config.allow_insecure_loopback)
+        discovery::discover(&client, issuer.trim(), self.settings.allow_insecure_loopback)
             .await
             .map_err(|e| invalid("issuer", format!("discovery failed: {e}")))
     }

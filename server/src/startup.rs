@@ -19,11 +19,12 @@ use crate::db::{self, DbError};
 use crate::events::Events;
 use crate::key_check::{self, KeyCheckError};
 use crate::master_key::{self, KeyOrigin, LoadKeyError};
-use crate::providers::Providers;
+use crate::providers::{ProviderSettings, Providers};
 use crate::seal::Sealer;
 use crate::tokens::Tokens;
 use crate::tokens::access::FreshTokens;
 use crate::tokens::engine::TokenEngine;
+use crate::transfer::TransferSettings;
 
 /// Why the instance could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,18 @@ pub struct Instance {
     pub providers: Providers,
     /// OAuth tokens and their lifecycle.
     pub tokens: TokenEngine,
+}
+
+impl Instance {
+    /// What export and import need of the settings.
+    pub fn transfer_settings(&self) -> TransferSettings {
+        TransferSettings {
+            public_url: self.config.public_url_text(),
+            import_max_bytes: self.config.import_max_bytes,
+            allow_insecure_loopback: self.config.allow_insecure_loopback,
+            idle_refresh_interval: self.config.idle_refresh_interval,
+        }
+    }
 }
 
 /// Opens the instance described by `config`, on the system clock.
@@ -132,7 +145,11 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         db.clone(),
         sealer.clone(),
         clock.clone(),
-        config.clone(),
+        ProviderSettings {
+            public_url: config.public_url_text(),
+            allow_insecure_loopback: config.allow_insecure_loopback,
+            outbound_proxy: config.outbound_proxy.clone(),
+        },
         accounts.audit.clone(),
     );
     let tokens = TokenEngine {

@@ -387,7 +387,7 @@ impl Transfer {
             bytes: 0,
         };
         let source = Source {
-            instance: Some(self.config.public_url_text()),
+            instance: Some(self.settings.public_url.clone()),
             quiver_version: crate::VERSION.to_owned(),
         };
         sink.head(&plan, &source)?;

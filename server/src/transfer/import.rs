@@ -586,7 +586,7 @@ impl Transfer {
     /// What the reader accepts here: `QUIVER_IMPORT_MAX_BYTES`.
     pub fn import_limits(&self) -> Limits {
         Limits {
-            max_bytes: self.config.import_max_bytes,
+            max_bytes: self.settings.import_max_bytes,
             ..Limits::default()
         }
     }
@@ -752,7 +752,7 @@ impl Transfer {
         key: Option<&BundleKey>,
         report: &mut ImportReport,
     ) {
-        let loopback = self.config.allow_insecure_loopback;
+        let loopback = self.settings.allow_insecure_loopback;
         for (i, p) in bundle.providers.iter().enumerate() {
             for (field, value) in [
                 ("token_endpoint", Some(&p.token_endpoint)),
@@ -1372,7 +1372,7 @@ impl Transfer {
     /// When the scheduler should first renew an imported token: as after
     /// a normal request, but never in a burst right after the import.
     fn first_due(&self, t: &token::Model, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let due = due::next_due(t, self.config.idle_refresh_interval)?;
+        let due = due::next_due(t, self.settings.idle_refresh_interval)?;
         if due > now + Duration::minutes(1) {
             return Some(due);
         }

@@ -33,4 +33,4 @@ pub use export::{ExportError, ExportPlan, ExportRequest, ExportSummary};
 pub use import::{ImportError, ImportOptions, ImportReport, Mode, OnConflict};
 pub use passphrase::{BundleKey, KdfParams, SecretSlot, TransferError};
 pub use reader::{BundleError, Limits, Problem, read_bundle};
-pub use service::{Authorized, Transfer};
+pub use service::{Authorized, Transfer, TransferSettings};

@@ -12,7 +12,6 @@ use crate::account::users::{User, Users};
 use crate::audit::{Actor, Audit, AuditEvent, Outcome};
 use crate::auth::Caller;
 use crate::clock::SharedClock;
-use crate::config::Config;
 use crate::seal::Sealer;
 use crate::startup::Instance;
 
@@ -22,9 +21,24 @@ pub struct Transfer {
     pub(crate) db: DatabaseConnection,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) clock: SharedClock,
-    pub(crate) config: Arc<Config>,
+    pub(crate) settings: TransferSettings,
     pub(crate) audit: Audit,
     users: Users,
+}
+
+/// The settings export and import work with.
+#[derive(Debug, Clone)]
+pub struct TransferSettings {
+    /// The instance's public URL, without a trailing slash: written into
+    /// every bundle so that an import can tell where it came from.
+    pub public_url: String,
+    /// Largest bundle read, in bytes (`QUIVER_IMPORT_MAX_BYTES`).
+    pub import_max_bytes: usize,
+    /// Imported provider URLs on loopback hosts may use plain http.
+    pub allow_insecure_loopback: bool,
+    /// How often a token that holds a refresh token but reports no expiry
+    /// is renewed: sets an imported token's next renewal.
+    pub idle_refresh_interval: chrono::Duration,
 }
 
 /// Proof that the access check passed: only [`Transfer::authorize`] (an
@@ -52,7 +66,7 @@ impl Transfer {
             db: instance.db.clone(),
             sealer: instance.sealer.clone(),
             clock: instance.clock.clone(),
-            config: instance.config.clone(),
+            settings: instance.transfer_settings(),
             audit: instance.accounts.audit.clone(),
             users: instance.accounts.users.clone(),
         }
