@@ -4,6 +4,8 @@
 
 use std::io::{BufRead, IsTerminal, Read};
 
+use anyhow::{anyhow, bail};
+
 use crate::account::{Role, password};
 use crate::audit::{Actor, AuditEvent, AuditFilter, Outcome};
 use crate::cli::{ApiKeyCommand, UserCommand};
@@ -13,7 +15,7 @@ use crate::secret::SecretString;
 use crate::startup::Instance;
 
 /// A password from standard input, or a generated one (then `true`).
-fn password_from_stdin() -> Result<(SecretString, bool), String> {
+fn password_from_stdin() -> anyhow::Result<(SecretString, bool)> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Ok((password::generate(), true));
@@ -22,7 +24,7 @@ fn password_from_stdin() -> Result<(SecretString, bool), String> {
     stdin
         .lock()
         .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        .map_err(|e| anyhow!("cannot read the password from standard input: {e}"))?;
     let line = text.lines().next().unwrap_or_default().to_owned();
     let secret = SecretString::new(line);
     zeroize::Zeroize::zeroize(&mut text);
@@ -38,17 +40,13 @@ fn cli_actor() -> Actor {
 }
 
 /// `quiver user …`
-pub async fn user(instance: &Instance, command: UserCommand) -> Result<(), String> {
+pub async fn user(instance: &Instance, command: UserCommand) -> anyhow::Result<()> {
     let accounts = &instance.accounts;
     match command {
         UserCommand::Create { email, admin } => {
             let (password, generated) = password_from_stdin()?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = accounts
-                .users
-                .create(&email, &password, role)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user = accounts.users.create(&email, &password, role).await?;
             let _ = accounts
                 .audit
                 .record(
@@ -63,22 +61,10 @@ pub async fn user(instance: &Instance, command: UserCommand) -> Result<(), Strin
             }
         }
         UserCommand::ResetPassword { email } => {
-            let user = accounts
-                .users
-                .find_by_email(&email)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user = accounts.users.find_by_email(&email).await?;
             let (password, generated) = password_from_stdin()?;
-            accounts
-                .users
-                .set_password(&user.id, &password)
-                .await
-                .map_err(|e| e.to_string())?;
-            let ended = accounts
-                .sessions
-                .end_all_for(&user.id)
-                .await
-                .map_err(|e| e.to_string())?;
+            accounts.users.set_password(&user.id, &password).await?;
+            let ended = accounts.sessions.end_all_for(&user.id).await?;
             let _ = accounts
                 .audit
                 .record(
@@ -95,21 +81,9 @@ pub async fn user(instance: &Instance, command: UserCommand) -> Result<(), Strin
             }
         }
         UserCommand::Disable { email } => {
-            let user = accounts
-                .users
-                .find_by_email(&email)
-                .await
-                .map_err(|e| e.to_string())?;
-            accounts
-                .users
-                .set_disabled(&user.id, true)
-                .await
-                .map_err(|e| e.to_string())?;
-            let ended = accounts
-                .sessions
-                .end_all_for(&user.id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user = accounts.users.find_by_email(&email).await?;
+            accounts.users.set_disabled(&user.id, true).await?;
+            let ended = accounts.sessions.end_all_for(&user.id).await?;
             let _ = accounts
                 .audit
                 .record(
@@ -124,20 +98,12 @@ pub async fn user(instance: &Instance, command: UserCommand) -> Result<(), Strin
 }
 
 /// `quiver api-key …`
-pub async fn api_key(instance: &Instance, command: ApiKeyCommand) -> Result<(), String> {
+pub async fn api_key(instance: &Instance, command: ApiKeyCommand) -> anyhow::Result<()> {
     let accounts = &instance.accounts;
     match command {
         ApiKeyCommand::Create { name, email } => {
-            let user = accounts
-                .users
-                .find_by_email(&email)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (key, secret) = accounts
-                .api_keys
-                .create(&user.id, &name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user = accounts.users.find_by_email(&email).await?;
+            let (key, secret) = accounts.api_keys.create(&user.id, &name).await?;
             let _ = accounts
                 .audit
                 .record(
@@ -157,13 +123,12 @@ pub async fn api_key(instance: &Instance, command: ApiKeyCommand) -> Result<(), 
 }
 
 /// `quiver audit --tail N`
-pub async fn audit_tail(instance: &Instance, tail: u64) -> Result<(), String> {
+pub async fn audit_tail(instance: &Instance, tail: u64) -> anyhow::Result<()> {
     let (mut entries, _) = instance
         .accounts
         .audit
         .query(&AuditFilter::default(), 0, tail.clamp(1, 500))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     entries.reverse();
     for e in entries {
         println!(
@@ -186,23 +151,24 @@ pub async fn rotate_key(
     db: &sea_orm::DatabaseConnection,
     old: &MasterKey,
     new_key_file: &std::path::Path,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let new = master_key::load(&crate::master_key::MasterKeySource::File(
         new_key_file.to_path_buf(),
     ))
     .map_err(|e| {
-        e.to_string()
-            .replace("QUIVER_MASTER_KEY_FILE", "--new-key-file")
+        anyhow!(
+            e.to_string()
+                .replace("QUIVER_MASTER_KEY_FILE", "--new-key-file")
+        )
     })?
     .0;
     if new.id() == old.id() {
-        return Err("the new key is the key in use; nothing to rotate".into());
+        bail!("the new key is the key in use; nothing to rotate");
     }
     let report = rotation::rotate(db, old, &new, |r| {
         eprintln!("rotate-key: {} values re-sealed so far", r.resealed);
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     println!(
         "every secret is now sealed under key {} ({} re-sealed now, {} already were). \
          Start Quiver with the new key file; the old key is no longer needed.",
@@ -216,7 +182,7 @@ pub async fn rotate_key(
 /// A passphrase from the variable `var`, else typed on the terminal (not
 /// echoed), else the first line of standard input; never from the command
 /// line, where other users could read it. `None` when nothing was given.
-fn passphrase_from(var: &str, confirm: bool) -> Result<Option<SecretString>, String> {
+fn passphrase_from(var: &str, confirm: bool) -> anyhow::Result<Option<SecretString>> {
     if let Ok(value) = std::env::var(var)
         && !value.is_empty()
     {
@@ -225,15 +191,15 @@ fn passphrase_from(var: &str, confirm: bool) -> Result<Option<SecretString>, Str
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let term = console::Term::stderr();
-        let ask = |prompt: &str| -> Result<SecretString, String> {
+        let ask = |prompt: &str| -> anyhow::Result<SecretString> {
             term.write_str(prompt)
                 .and_then(|()| term.read_secure_line())
                 .map(SecretString::new)
-                .map_err(|e| format!("cannot read the passphrase: {e}"))
+                .map_err(|e| anyhow!("cannot read the passphrase: {e}"))
         };
         let first = ask("Passphrase: ")?;
         if confirm && !first.is_empty() && ask("The same passphrase again: ")? != first {
-            return Err("the two passphrases differ".into());
+            bail!("the two passphrases differ");
         }
         return Ok((!first.is_empty()).then_some(first));
     }
@@ -241,7 +207,7 @@ fn passphrase_from(var: &str, confirm: bool) -> Result<Option<SecretString>, Str
     stdin
         .lock()
         .read_line(&mut line)
-        .map_err(|e| format!("cannot read the passphrase from standard input: {e}"))?;
+        .map_err(|e| anyhow!("cannot read the passphrase from standard input: {e}"))?;
     let secret = SecretString::new(line.trim_end_matches(['\r', '\n']));
     zeroize::Zeroize::zeroize(&mut line);
     Ok((!secret.is_empty()).then_some(secret))
@@ -279,16 +245,20 @@ pub async fn export(
     providers: Vec<String>,
     tokens: Vec<String>,
     include_secrets: bool,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     use crate::transfer::{ExportError, ExportRequest, Transfer};
     use tokio::io::AsyncWriteExt;
 
     let transfer = Transfer::new(instance);
-    let who = transfer.authorize_cli().await?;
+    let who = transfer.authorize_cli().await.map_err(anyhow::Error::msg)?;
     let passphrase = if include_secrets {
-        Some(passphrase_from("QUIVER_EXPORT_PASSPHRASE", true)?.ok_or(
-            "--include-secrets needs a passphrase: set QUIVER_EXPORT_PASSPHRASE or type one",
-        )?)
+        Some(
+            passphrase_from("QUIVER_EXPORT_PASSPHRASE", true)?.ok_or_else(|| {
+                anyhow!(
+                    "--include-secrets needs a passphrase: set QUIVER_EXPORT_PASSPHRASE or type one"
+                )
+            })?,
+        )
     } else {
         None
     };
@@ -313,18 +283,18 @@ pub async fn export(
                         message: p.message.clone(),
                     })
                     .collect::<Vec<_>>();
-                format!(
+                anyhow!(
                     "nothing was exported: unknown ids\n{}",
                     problem_lines(&problems, 50)
                 )
             }
-            other => format!("nothing was exported: {other}"),
+            other => anyhow!("nothing was exported: {other}"),
         })?;
     // Written beside the target and renamed at the end: a failed export
     // leaves no partial bundle behind.
     let file_name = out
         .file_name()
-        .ok_or_else(|| format!("--out {} is not a file name", out.display()))?
+        .ok_or_else(|| anyhow!("--out {} is not a file name", out.display()))?
         .to_string_lossy()
         .into_owned();
     let partial = out.with_file_name(format!(".{file_name}.partial"));
@@ -335,7 +305,7 @@ pub async fn export(
     let file = options
         .open(&partial)
         .await
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        .map_err(|e| anyhow!("cannot write {}: {e}", partial.display()))?;
     let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let progress = bar("exporting");
     let shown = progress.clone();
@@ -350,16 +320,16 @@ pub async fn export(
         Ok(summary) => summary,
         Err(e) => {
             let _ = tokio::fs::remove_file(&partial).await;
-            return Err(format!("the export failed: {e}"));
+            bail!("the export failed: {e}");
         }
     };
     writer
         .shutdown()
         .await
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        .map_err(|e| anyhow!("cannot write {}: {e}", partial.display()))?;
     tokio::fs::rename(&partial, out)
         .await
-        .map_err(|e| format!("cannot move the bundle to {}: {e}", out.display()))?;
+        .map_err(|e| anyhow!("cannot move the bundle to {}: {e}", out.display()))?;
     println!(
         "exported {} providers and {} tokens to {} ({} bytes, {})",
         summary.providers,
@@ -382,16 +352,16 @@ pub async fn import(
     apply: bool,
     on_conflict: crate::cli::ConflictPolicy,
     json: bool,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     use crate::cli::ConflictPolicy;
     use crate::transfer::progress::Phase;
     use crate::transfer::{BundleError, ImportOptions, Mode, OnConflict, Transfer, read_bundle};
 
     let transfer = Transfer::new(instance);
-    let who = transfer.authorize_cli().await?;
+    let who = transfer.authorize_cli().await.map_err(anyhow::Error::msg)?;
     let limits = transfer.import_limits();
     let size = std::fs::metadata(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+        .map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?
         .len();
     // Refused before it is read into memory.
     let read = if usize::try_from(size).map_or(true, |n| n > limits.max_bytes) {
@@ -402,7 +372,7 @@ pub async fn import(
     } else {
         let bytes = tokio::fs::read(file)
             .await
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            .map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
         read_bundle(&bytes, &limits)
     };
     let passphrase = match &read {
@@ -441,14 +411,11 @@ pub async fn import(
                 message.push('\n');
                 message.push_str(&problem_lines(&problems, 50));
             }
-            return Err(message);
+            return Err(anyhow!(message));
         }
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     let s = report.summary;

@@ -361,7 +361,9 @@ impl Sources {
         parse_duration(&text).ok_or_else(|| {
             self.error(
                 key,
-                format!("{text:?} is not a duration (expected a number and s, m, h or d, e.g. 12h)"),
+                format!(
+                    "{text:?} is not a duration (expected a number and s, m, h or d, e.g. 12h)"
+                ),
             )
         })
     }
@@ -966,7 +968,10 @@ mod tests {
         let start = "<!-- settings: generated from SETTINGS in server/src/config.rs -->\n";
         let end = "<!-- end of settings -->";
         let from = readme.find(start).expect("the README has the start marker") + start.len();
-        let to = from + readme[from..].find(end).expect("the README has the end marker");
+        let to = from
+            + readme[from..]
+                .find(end)
+                .expect("the README has the end marker");
         let expected = markdown_table();
         assert!(
             readme[from..to] == expected,

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::anyhow;
 use clap::Parser;
 
 use server::cli::{Cli, Command};
@@ -54,15 +55,15 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(config).await,
             Command::Serve | Command::Version => serve(config).await,
             Command::User(command) => {
-                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                let instance = startup::open(config).await?;
                 commands::user(&instance, command).await
             }
             Command::ApiKey(command) => {
-                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                let instance = startup::open(config).await?;
                 commands::api_key(&instance, command).await
             }
             Command::Audit { tail } => {
-                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                let instance = startup::open(config).await?;
                 commands::audit_tail(&instance, tail).await
             }
             Command::Export {
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
                 tokens,
                 include_secrets,
             } => {
-                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                let instance = startup::open(config).await?;
                 commands::export(&instance, &out, providers, tokens, include_secrets).await
             }
             Command::Import {
@@ -80,15 +81,13 @@ fn main() -> ExitCode {
                 on_conflict,
                 json,
             } => {
-                let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+                let instance = startup::open(config).await?;
                 commands::import(&instance, &file, apply, on_conflict, json).await
             }
             Command::RotateKey { new_key_file } => {
-                let (old, _) = master_key::load(&config.master_key).map_err(|e| e.to_string())?;
-                let db = db::connect(&config.database_url, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                db::migrate(&db).await.map_err(|e| e.to_string())?;
+                let (old, _) = master_key::load(&config.master_key)?;
+                let db = db::connect(&config.database_url, None).await?;
+                db::migrate(&db).await?;
                 commands::rotate_key(&db, &old, &new_key_file).await
             }
         }
@@ -103,25 +102,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn migrate(config: Config) -> Result<(), String> {
-    let db = db::connect(&config.database_url, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    db::migrate(&db).await.map_err(|e| e.to_string())?;
-    let applied = db::applied_migrations(&db)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let db = db::connect(&config.database_url, None).await?;
+    db::migrate(&db).await?;
+    let applied = db::applied_migrations(&db).await?;
     println!(
         "database {} is up to date: {} migrations applied ({})",
         config.database_url,
         applied.len(),
         applied.join(", ")
     );
-    db.close().await.map_err(|e| e.to_string())
+    Ok(db.close().await?)
 }
 
-async fn serve(config: Config) -> Result<(), String> {
-    let site_root = site::locate(config.site_dir.as_deref())?;
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let site_root = site::locate(config.site_dir.as_deref()).map_err(anyhow::Error::msg)?;
     if site_root.is_none() {
         tracing::warn!(
             "site files not found (looked beside the binary, in ./target/site and ./site): pages \
@@ -131,12 +126,12 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let listen = config.listen;
     let leptos_options = site::leptos_options(site_root.as_deref(), listen);
-    let instance = startup::open(config).await.map_err(|e| e.to_string())?;
+    let instance = startup::open(config).await?;
     let db = instance.db.clone();
     let stop_request = server::http::ShutdownSignal::install();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("invalid setting QUIVER_LISTEN: cannot listen on {listen}: {e}"))?;
+        .map_err(|e| anyhow!("invalid setting QUIVER_LISTEN: cannot listen on {listen}: {e}"))?;
     tracing::info!(
         listen = %listen,
         public_url = %instance.config.public_url_text(),
@@ -163,7 +158,7 @@ async fn serve(config: Config) -> Result<(), String> {
         stop_request.wait().await;
         let _ = stopping_tx.send(());
     });
-    let server = async { server.await.map_err(|e| format!("server error: {e}")) };
+    let server = async { server.await.map_err(|e| anyhow!("server error: {e}")) };
     // After a shutdown request, open requests get SHUTDOWN_GRACE to finish.
     let deadline = async {
         let _ = stopping_rx.await;
@@ -179,7 +174,7 @@ async fn serve(config: Config) -> Result<(), String> {
     if let Some(listener) = change_listener {
         listener.abort();
     }
-    db.close().await.map_err(|e| e.to_string())?;
+    db.close().await?;
     tracing::info!("stopped");
     Ok(())
 }

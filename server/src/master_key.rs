@@ -287,9 +287,7 @@ pub enum MasterKeySource {
 
 /// Obtains the master key from its configured source, generating the
 /// default key file on first start.
-pub fn load(
-    source: &MasterKeySource,
-) -> Result<(MasterKey, KeyOrigin), LoadKeyError> {
+pub fn load(source: &MasterKeySource) -> Result<(MasterKey, KeyOrigin), LoadKeyError> {
     let read = |path: &Path| -> Result<MasterKey, LoadKeyError> {
         let configured = matches!(source, MasterKeySource::File(_));
         if let Ok(Some(mode)) = crate::files::mode(path)

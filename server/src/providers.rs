@@ -272,9 +272,13 @@ impl Providers {
             std::time::Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
             self.settings.outbound_proxy.as_ref(),
         );
-        discovery::discover(&client, issuer.trim(), self.settings.allow_insecure_loopback)
-            .await
-            .map_err(|e| invalid("issuer", format!("discovery failed: {e}")))
+        discovery::discover(
+            &client,
+            issuer.trim(),
+            self.settings.allow_insecure_loopback,
+        )
+        .await
+        .map_err(|e| invalid("issuer", format!("discovery failed: {e}")))
     }
 
     async fn audited<T>(

@@ -1,9 +1,9 @@
 //! The database: connection, entities and migrations, the same code on
 //! SQLite (embedded default) and PostgreSQL.
 
+mod database_url;
 pub mod entity;
 pub mod migration;
-mod database_url;
 pub mod writes;
 
 use std::time::Duration;
