@@ -16,6 +16,8 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod key_check;
+#[cfg(test)]
+mod layers;
 pub mod master_key;
 pub mod metrics;
 pub mod oauth;
