@@ -66,10 +66,17 @@ impl From<UnknownName> for AppError {
     }
 }
 
-/// `Display` and `FromStr` of a [`WireName`] enum, both by wire name (the
+/// `as_str`, `Display` and `FromStr` of a [`WireName`] enum, all by wire name (the
 /// server stores the enum in a text column through them).
 macro_rules! wire_name_impls {
     ($name:ident) => {
+        impl $name {
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                <Self as $crate::names::WireName>::as_str(self)
+            }
+        }
+
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str($crate::names::WireName::as_str(*self))

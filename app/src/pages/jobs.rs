@@ -9,7 +9,6 @@ use crate::jobs::{
     JobAction, JobInput, JobRunView, JobTarget, JobView, create_job, delete_job, get_job,
     list_jobs, run_job, update_job,
 };
-use crate::names::WireName;
 use crate::providers::list_providers;
 
 fn action_label(action: JobAction) -> &'static str {
