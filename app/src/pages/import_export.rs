@@ -1,3 +1,6 @@
+//! The Import/Export screen: export to a bundle file, and import one
+//! (preview first, then apply with progress).
+
 use std::cell::RefCell;
 use std::time::Duration;
 

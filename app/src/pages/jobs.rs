@@ -1,3 +1,6 @@
+//! The scheduled jobs screen: each job's schedule, next and last runs, its
+//! recent runs, and the form that creates one.
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -36,7 +39,7 @@ fn schedule_label(job: &JobView) -> String {
 }
 
 /// `/jobs` (admins): scheduled jobs, their next and last runs, and a form
-/// to create one (the seed's "run this Flow as a scheduled job").
+/// to create one (run a flow's renewal on a schedule).
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let notices = Notices::new();

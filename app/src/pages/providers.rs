@@ -1,3 +1,6 @@
+//! The providers screens: the list, and the form that registers or edits a
+//! provider (discovery, client authentication, keys).
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;

@@ -1,3 +1,6 @@
+//! One token's screen: its state, identity, last error and history, and the
+//! form that edits its settings.
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;

@@ -1,3 +1,6 @@
+//! The tokens screen: the list with search, filters, sort and paging, the
+//! create dialog, and each token's actions.
+
 use std::time::Duration;
 
 use chrono::Utc;

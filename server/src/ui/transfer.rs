@@ -1,3 +1,6 @@
+//! The Import/Export screen's service: the same export and import as the
+//! REST API, with the report in the page's shape.
+
 use app::error::AppError;
 use app::transfer::{
     ExportFile, ExportInput, ImportCounts, ImportHost, ImportItem, ImportItems, ImportProgressView,

@@ -51,7 +51,11 @@ mod tests {
         let db = sea_orm::Database::connect(url).await.unwrap();
         crate::db::migrate(&db).await.unwrap();
         for action in [JobAction::Refresh, JobAction::ResetClientCredentials] {
-            for target in [JobTarget::Token, JobTarget::Provider, JobTarget::ClientCredentials] {
+            for target in [
+                JobTarget::Token,
+                JobTarget::Provider,
+                JobTarget::ClientCredentials,
+            ] {
                 let row = job_row(action, target);
                 row.clone().into_active_model().insert(&db).await.unwrap();
                 let read = job::Entity::find_by_id(row.id.clone())
