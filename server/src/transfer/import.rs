@@ -145,7 +145,7 @@ pub struct Item {
     pub owner: Option<String>,
     /// Tokens: the status it arrives with.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<TokenStatus>,
     /// Its id here: the existing row (updated, skipped) or, after apply,
     /// the new one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1063,7 +1063,7 @@ impl Transfer {
             };
             match action {
                 Action::Create => {
-                    it.status = Some(arriving.to_string());
+                    it.status = Some(arriving);
                     report.summary.tokens.created += 1;
                     if arriving == TokenStatus::NeedsCredentials {
                         report.summary.needs_credentials += 1;
@@ -1073,7 +1073,7 @@ impl Transfer {
                 Action::Update => {
                     // Without secrets an overwritten token keeps its own.
                     if with_secrets {
-                        it.status = Some(arriving.to_string());
+                        it.status = Some(arriving);
                         if arriving == TokenStatus::NeedsCredentials {
                             report.summary.needs_credentials += 1;
                         }

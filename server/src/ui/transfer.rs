@@ -67,7 +67,7 @@ fn items(list: &[Item]) -> Vec<ImportItem> {
             path: i.path.clone(),
             name: i.name.clone(),
             new_name: i.new_name.clone(),
-            status: i.status.clone(),
+            status: i.status,
             reason: i.reason.clone(),
         })
         .collect()
