@@ -183,7 +183,7 @@ impl Providers {
             jwks_uri: m.jwks_uri.clone(),
             client_id: m.client_id.clone(),
             has_client_secret: m.client_secret.is_some(),
-            client_auth_method: m.client_auth_method.clone(),
+            client_auth_method: m.client_auth_method,
             has_private_key: m.private_key.is_some(),
             key_id: m.key_id.clone(),
             signing_alg: m.signing_alg.clone(),

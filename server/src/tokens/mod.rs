@@ -170,7 +170,7 @@ impl Tokens {
             name: t.name.clone(),
             provider_id: t.provider_id.clone(),
             provider_name,
-            flow: t.flow.clone(),
+            flow: t.flow,
             use_default_keys: t.use_default_keys,
             client_id: t.client_id.clone(),
             has_client_secret: t.client_secret.is_some(),

@@ -1481,7 +1481,7 @@ impl Transfer {
                 new.token_type = here.token_type.clone();
                 new.expires_at = here.expires_at;
                 new.granted_scope = here.granted_scope.clone();
-                new.status = here.status.clone();
+                new.status = here.status;
                 new.last_error = here.last_error.clone();
                 new.last_refreshed_at = here.last_refreshed_at;
                 new.failure_count = here.failure_count;
