@@ -270,34 +270,10 @@ impl Tokens {
             let flow: Flow = flow.parse()?;
             query = query.filter(token::Column::Flow.eq(flow));
         }
-        // `expiring_soon` is a filter, not a status: active and close to expiry.
-        let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some("expiring_soon") => Some(None),
-            Some(s) => Some(Some(s.parse::<TokenStatus>().map_err(|_| {
-                AppError::invalid(
-                    "status",
-                    "must be active, expiring_soon, expired, failed, pending_authorization or needs_credentials",
-                )
-            })?)),
-        };
-        match status {
+        match q.status.as_deref().filter(|s| !s.is_empty()) {
             None => {}
-            Some(Some(TokenStatus::Expired)) => {
-                query = query
-                    .filter(token::Column::Status.eq(TokenStatus::Active))
-                    .filter(token::Column::ExpiresAt.lte(now));
-            }
-            Some(Some(TokenStatus::Active)) => {
-                query = query
-                    .filter(token::Column::Status.eq(TokenStatus::Active))
-                    .filter(
-                        Condition::any()
-                            .add(token::Column::ExpiresAt.is_null())
-                            .add(token::Column::ExpiresAt.gt(now)),
-                    );
-            }
-            Some(None) => {
+            // Not a status of its own: active and close to its expiry.
+            Some("expiring_soon") => {
                 query = query
                     .filter(token::Column::Status.eq(TokenStatus::Active))
                     .filter(token::Column::ExpiresAt.gt(now))
@@ -306,13 +282,32 @@ impl Tokens {
                             .lte(now + chrono::Duration::seconds(EXPIRING_SOON_SECS)),
                     );
             }
-            Some(Some(
+            Some(text) => match text.parse::<TokenStatus>().map_err(|_| {
+                AppError::invalid(
+                    "status",
+                    "must be active, expiring_soon, expired, failed, pending_authorization or needs_credentials",
+                )
+            })? {
+                TokenStatus::Expired => {
+                    query = query
+                        .filter(token::Column::Status.eq(TokenStatus::Active))
+                        .filter(token::Column::ExpiresAt.lte(now));
+                }
+                TokenStatus::Active => {
+                    query = query
+                        .filter(token::Column::Status.eq(TokenStatus::Active))
+                        .filter(
+                            Condition::any()
+                                .add(token::Column::ExpiresAt.is_null())
+                                .add(token::Column::ExpiresAt.gt(now)),
+                        );
+                }
                 s @ (TokenStatus::Failed
                 | TokenStatus::PendingAuthorization
-                | TokenStatus::NeedsCredentials),
-            )) => {
-                query = query.filter(token::Column::Status.eq(s));
-            }
+                | TokenStatus::NeedsCredentials) => {
+                    query = query.filter(token::Column::Status.eq(s));
+                }
+            },
         }
         let total = query.clone().count(&self.db).await.map_err(db_error)?;
         let column = match q.sort.as_deref().filter(|s| !s.is_empty()) {
