@@ -3,6 +3,62 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::{WireName, wire_name_impls};
+
+/// What a job does to each target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum JobAction {
+    /// Refresh the access token.
+    Refresh,
+    /// Reset Client Credentials: revoke, then request a new token.
+    ResetClientCredentials,
+}
+
+impl WireName for JobAction {
+    const ALL: &'static [Self] = &[Self::Refresh, Self::ResetClientCredentials];
+    const FIELD: &'static str = "action";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Refresh => "refresh",
+            Self::ResetClientCredentials => "reset_client_credentials",
+        }
+    }
+}
+wire_name_impls!(JobAction);
+
+/// Which tokens a job works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum JobTarget {
+    /// One token (`target_id`).
+    Token,
+    /// Every token of a provider (`target_id`).
+    Provider,
+    /// Every Client Credentials token, of one provider when `target_id` is
+    /// given.
+    ClientCredentials,
+}
+
+impl WireName for JobTarget {
+    const ALL: &'static [Self] = &[Self::Token, Self::Provider, Self::ClientCredentials];
+    const FIELD: &'static str = "target";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Provider => "provider",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+wire_name_impls!(JobTarget);
+
 /// A job to create or change (absent fields keep their value).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +112,8 @@ pub struct JobRunView {
 pub struct JobView {
     pub id: String,
     pub name: String,
-    pub action: String,
-    pub target: String,
+    pub action: JobAction,
+    pub target: JobTarget,
     pub target_id: Option<String>,
     /// The target's name, for people.
     pub target_label: String,
@@ -189,3 +245,15 @@ mod server_fns {
 }
 
 pub use server_fns::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::tests::round_trips;
+
+    #[test]
+    fn job_actions_and_targets_keep_their_wire_names() {
+        round_trips::<JobAction>("refresh or reset_client_credentials");
+        round_trips::<JobTarget>("token, provider or client_credentials");
+    }
+}

@@ -12,6 +12,7 @@ pub mod components;
 pub mod error;
 pub mod instance;
 pub mod jobs;
+pub mod names;
 pub mod pages;
 pub mod providers;
 pub mod redirect;

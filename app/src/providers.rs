@@ -5,6 +5,45 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::{WireName, wire_name_impls};
+
+/// How the client proves itself at the token, refresh and revocation
+/// endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// Client id and secret in the form body.
+    ClientSecretPost,
+    /// A signed JWT assertion (RFC 7523).
+    PrivateKeyJwt,
+    /// A public client: the client id only.
+    None,
+}
+
+impl WireName for ClientAuthMethod {
+    const ALL: &'static [Self] = &[
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::None,
+    ];
+    const FIELD: &'static str = "client_auth_method";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+}
+wire_name_impls!(ClientAuthMethod);
+
 /// Creating a provider (all fields) or changing one (absent = unchanged;
 /// an empty string clears an optional field).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +118,7 @@ pub struct ProviderView {
     pub jwks_uri: Option<String>,
     pub client_id: Option<String>,
     pub has_client_secret: bool,
-    pub client_auth_method: String,
+    pub client_auth_method: ClientAuthMethod,
     pub has_private_key: bool,
     pub key_id: Option<String>,
     pub signing_alg: Option<String>,
@@ -229,3 +268,16 @@ mod server_fns {
 }
 
 pub use server_fns::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::tests::round_trips;
+
+    #[test]
+    fn client_auth_methods_keep_their_wire_names() {
+        round_trips::<ClientAuthMethod>(
+            "client_secret_basic, client_secret_post, private_key_jwt or none",
+        );
+    }
+}

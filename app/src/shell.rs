@@ -1,3 +1,6 @@
+//! The page around every screen: the HTML document, the navigation and the
+//! routes.
+
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};

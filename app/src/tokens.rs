@@ -5,13 +5,101 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::{WireName, wire_name_impls};
+
+/// How a token is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Interactive, with the resource owner in a browser.
+    AuthorizationCode,
+    /// Machine to machine.
+    ClientCredentials,
+    /// Resource owner password credentials.
+    Password,
+    /// OpenID Connect hybrid (`code id_token`).
+    OidcHybrid,
+}
+
+impl WireName for Flow {
+    const ALL: &'static [Self] = &[
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::Password,
+        Self::OidcHybrid,
+    ];
+    const FIELD: &'static str = "flow";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::Password => "password",
+            Self::OidcHybrid => "oidc_hybrid",
+        }
+    }
+}
+wire_name_impls!(Flow);
+
+impl Flow {
+    /// Whether a person must authorize in a browser.
+    pub fn is_interactive(self) -> bool {
+        matches!(self, Self::AuthorizationCode | Self::OidcHybrid)
+    }
+}
+
+/// Where a token stands. `Expired` is never stored: a view shows it for an
+/// `Active` token past its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Holds a usable token.
+    Active,
+    /// The last request or refresh failed.
+    Failed,
+    /// Waiting for a person to authorize in a browser.
+    PendingAuthorization,
+    /// Imported without the secrets it needs (no access token): supply them
+    /// (provider or token update), then request it.
+    NeedsCredentials,
+    /// Past its expiry (shown, never stored).
+    Expired,
+}
+
+impl WireName for TokenStatus {
+    const ALL: &'static [Self] = &[
+        Self::Active,
+        Self::Failed,
+        Self::PendingAuthorization,
+        Self::NeedsCredentials,
+        Self::Expired,
+    ];
+    const FIELD: &'static str = "status";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Failed => "failed",
+            Self::PendingAuthorization => "pending_authorization",
+            Self::NeedsCredentials => "needs_credentials",
+            Self::Expired => "expired",
+        }
+    }
+}
+wire_name_impls!(TokenStatus);
+
 /// Creating a token, or changing one (absent = unchanged).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenInput {
     pub name: Option<String>,
     pub provider_id: Option<String>,
-    /// `authorization_code`, `client_credentials`, `password` or `oidc_hybrid`.
+    /// `authorization_code`, `client_credentials`, `password` or `oidc_hybrid`
+    /// (read with [`Flow`]'s parser, whose refusal names the field).
     pub flow: Option<String>,
     /// Use the provider's client id and secret (default true).
     pub use_default_keys: Option<bool>,
@@ -67,7 +155,7 @@ pub struct TokenView {
     pub name: String,
     pub provider_id: String,
     pub provider_name: String,
-    pub flow: String,
+    pub flow: Flow,
     pub use_default_keys: bool,
     pub client_id: Option<String>,
     pub has_client_secret: bool,
@@ -76,8 +164,7 @@ pub struct TokenView {
     pub resource: Option<String>,
     pub scope: Option<String>,
     pub additional_values: BTreeMap<String, String>,
-    /// `active`, `failed`, `pending_authorization`, `needs_credentials` or `expired`.
-    pub status: String,
+    pub status: TokenStatus,
     pub has_access_token: bool,
     pub has_refresh_token: bool,
     pub token_type: Option<String>,
@@ -173,7 +260,7 @@ pub struct TokenDetail {
 pub struct ProviderChoice {
     pub id: String,
     pub name: String,
-    pub client_auth_method: String,
+    pub client_auth_method: crate::providers::ClientAuthMethod,
     pub has_default_client_id: bool,
     pub interactive: bool,
 }
@@ -322,4 +409,18 @@ pub struct AccessTokenView {
     pub expires_at: Option<String>,
     /// The granted scope.
     pub scope: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::tests::round_trips;
+
+    #[test]
+    fn flows_and_statuses_keep_their_wire_names() {
+        round_trips::<Flow>("authorization_code, client_credentials, password or oidc_hybrid");
+        round_trips::<TokenStatus>(
+            "active, failed, pending_authorization, needs_credentials or expired",
+        );
+    }
 }

@@ -74,7 +74,7 @@ pub struct ImportItem {
     pub new_name: Option<String>,
     /// Tokens: the status it arrives with.
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<crate::tokens::TokenStatus>,
     /// Why it is skipped.
     #[serde(default)]
     pub reason: Option<String>,

@@ -1,5 +1,6 @@
-//! Benchmarks of issue 6 point 8, printed as `BENCH <name>: <value> …`
-//! lines on standard output (progress goes to standard error):
+//! Benchmarks of the token automation (serving, background refresh,
+//! memory), printed as `BENCH <name>: <value> …` lines on standard output
+//! (progress goes to standard error):
 //!
 //! - `access`: `GET /api/v1/tokens/{id}/access-token` against a bare axum
 //!   handler that returns a body of the same size, with the same load

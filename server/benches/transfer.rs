@@ -1,4 +1,4 @@
-//! Benchmark of issue 7 point 5: import and export of a generated bundle of
+//! Benchmark of import and export of a generated bundle of
 //! 100 providers and 10,000 tokens, with secrets, through the real `quiver`
 //! binary (`quiver import FILE --apply`, `quiver export --out FILE
 //! --include-secrets`), on SQLite and on PostgreSQL. Prints `BENCH …`

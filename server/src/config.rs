@@ -659,8 +659,8 @@ impl Config {
         })
     }
 
-    /// Whether the instance is reachable over HTTPS, which OAuth tokens
-    /// need to work reliably.
+    /// Whether the instance is reachable over HTTPS, which OAuth tokens need
+    /// to work reliably (providers refuse plain-HTTP redirect URIs).
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
     }

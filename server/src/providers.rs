@@ -194,7 +194,7 @@ impl Providers {
             jwks_uri: m.jwks_uri.clone(),
             client_id: m.client_id.clone(),
             has_client_secret: m.client_secret.is_some(),
-            client_auth_method: m.client_auth_method.clone(),
+            client_auth_method: m.client_auth_method,
             has_private_key: m.private_key.is_some(),
             key_id: m.key_id.clone(),
             signing_alg: m.signing_alg.clone(),
@@ -310,7 +310,7 @@ impl Providers {
                 id: Set(id.clone()),
                 created_at: Set(now),
                 updated_at: Set(now),
-                client_auth_method: Set("client_secret_basic".into()),
+                client_auth_method: Set(ClientAuthMethod::ClientSecretBasic),
                 pkce: Set(true),
                 scope_separator: Set(" ".into()),
                 expires_in_millis: Set(false),
@@ -441,17 +441,12 @@ impl Providers {
             }));
         }
         let method = match input.client_auth_method.as_deref() {
-            Some(m) => ClientAuthMethod::parse(m).ok_or_else(|| {
-                invalid(
-                    "client_auth_method",
-                    "must be client_secret_basic, client_secret_post, private_key_jwt or none",
-                )
-            })?,
+            Some(m) => m.parse::<ClientAuthMethod>()?,
             None => existing
-                .and_then(|e| ClientAuthMethod::parse(&e.client_auth_method))
+                .map(|e| e.client_auth_method)
                 .unwrap_or(ClientAuthMethod::ClientSecretBasic),
         };
-        active.client_auth_method = Set(method.as_str().to_owned());
+        active.client_auth_method = Set(method);
         let alg = match clean(input.signing_alg.clone()) {
             Some(a) => Some(
                 SigningAlg::parse(&a)

@@ -1,3 +1,6 @@
+//! The empty state of a list: what the page will show, and the first step
+//! to take.
+
 use leptos::prelude::*;
 
 /// What a page shows when it has nothing yet, and what to do about it.

@@ -1,3 +1,5 @@
+//! An error in place of content that could not be loaded.
+
 use leptos::prelude::*;
 
 use crate::error::AppError;

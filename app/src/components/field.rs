@@ -1,3 +1,6 @@
+//! Form errors as the server reports them: beside the field they name, or
+//! for the whole form.
+
 use leptos::prelude::*;
 
 use crate::error::AppError;

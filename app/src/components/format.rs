@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::providers::ClientAuthMethod;
+use crate::tokens::{Flow, TokenStatus};
+
 /// A token expiring within this many seconds is "Expiring soon" (the server
 /// filters with the same window).
 pub const EXPIRING_SOON_SECS: i64 = 600;
@@ -72,26 +75,20 @@ pub fn when(at: &str) -> String {
         .unwrap_or_else(|| at.to_owned())
 }
 
-/// The flow's name as the seed spells it.
-pub fn flow_label(flow: &str) -> &'static str {
+/// The flow's name for people.
+pub fn flow_label(flow: Flow) -> &'static str {
     match flow {
-        "authorization_code" => "Authorization Code",
-        "client_credentials" => "Client Credentials",
-        "password" => "Password",
-        "oidc_hybrid" => "OIDC Hybrid",
-        _ => "Unknown",
+        Flow::AuthorizationCode => "Authorization Code",
+        Flow::ClientCredentials => "Client Credentials",
+        Flow::Password => "Password",
+        Flow::OidcHybrid => "OIDC Hybrid",
     }
-}
-
-/// Whether a person must authorize tokens of this flow in a browser.
-pub fn is_interactive(flow: &str) -> bool {
-    matches!(flow, "authorization_code" | "oidc_hybrid")
 }
 
 /// The badge a token shows: the server's status, with "expiring soon" for an
 /// active token close to its expiry, as `(css suffix, label)`.
 pub fn status_badge(
-    status: &str,
+    status: TokenStatus,
     expires_at: Option<&str>,
     now: DateTime<Utc>,
 ) -> (&'static str, &'static str) {
@@ -99,26 +96,25 @@ pub fn status_badge(
         .and_then(parse_time)
         .map(|at| (at - now).num_seconds());
     match status {
-        "active" | "expired" => match left {
+        TokenStatus::Active | TokenStatus::Expired => match left {
             Some(l) if l <= 0 => ("expired", "Expired"),
             Some(l) if l <= EXPIRING_SOON_SECS => ("expiring_soon", "Expiring soon"),
-            _ if status == "expired" => ("expired", "Expired"),
+            _ if status == TokenStatus::Expired => ("expired", "Expired"),
             _ => ("active", "Active"),
         },
-        "pending_authorization" => ("pending_authorization", "Waiting for authorization"),
-        "needs_credentials" => ("needs_credentials", "Needs credentials"),
-        _ => ("failed", "Failed"),
+        TokenStatus::PendingAuthorization => ("pending_authorization", "Waiting for authorization"),
+        TokenStatus::NeedsCredentials => ("needs_credentials", "Needs credentials"),
+        TokenStatus::Failed => ("failed", "Failed"),
     }
 }
 
 /// The client authentication method's name.
-pub fn auth_method_label(method: &str) -> &'static str {
+pub fn auth_method_label(method: ClientAuthMethod) -> &'static str {
     match method {
-        "client_secret_basic" => "Client secret (HTTP Basic)",
-        "client_secret_post" => "Client secret (form body)",
-        "private_key_jwt" => "Private Key JWT",
-        "none" => "None (public client)",
-        _ => "Unknown",
+        ClientAuthMethod::ClientSecretBasic => "Client secret (HTTP Basic)",
+        ClientAuthMethod::ClientSecretPost => "Client secret (form body)",
+        ClientAuthMethod::PrivateKeyJwt => "Private Key JWT",
+        ClientAuthMethod::None => "None (public client)",
     }
 }
 
@@ -139,19 +135,28 @@ mod tests {
     fn badges_follow_expiry() {
         let now = parse_time("2026-01-01T00:00:00Z").unwrap();
         let badge = |s, e| status_badge(s, e, now).1;
-        assert_eq!(badge("active", Some("2026-01-01T01:00:00Z")), "Active");
         assert_eq!(
-            badge("active", Some("2026-01-01T00:05:00Z")),
+            badge(TokenStatus::Active, Some("2026-01-01T01:00:00Z")),
+            "Active"
+        );
+        assert_eq!(
+            badge(TokenStatus::Active, Some("2026-01-01T00:05:00Z")),
             "Expiring soon"
         );
-        assert_eq!(badge("active", Some("2025-12-31T23:59:00Z")), "Expired");
-        assert_eq!(badge("active", None), "Active");
-        assert_eq!(badge("failed", None), "Failed");
         assert_eq!(
-            badge("pending_authorization", None),
+            badge(TokenStatus::Active, Some("2025-12-31T23:59:00Z")),
+            "Expired"
+        );
+        assert_eq!(badge(TokenStatus::Active, None), "Active");
+        assert_eq!(badge(TokenStatus::Failed, None), "Failed");
+        assert_eq!(
+            badge(TokenStatus::PendingAuthorization, None),
             "Waiting for authorization"
         );
-        assert_eq!(badge("needs_credentials", None), "Needs credentials");
+        assert_eq!(
+            badge(TokenStatus::NeedsCredentials, None),
+            "Needs credentials"
+        );
         assert_eq!(expires_in(Some("2026-01-01T00:00:30Z"), now), "in 30 s");
         assert_eq!(
             expires_in(Some("2025-12-31T23:58:00Z"), now),

@@ -1,7 +1,10 @@
+//! The warning shown while the instance is not reachable over HTTPS.
+
 use leptos::prelude::*;
 
-/// The seed's warning: OAuth tokens may not work when the instance is not
-/// reachable over HTTPS. Renders nothing when it is.
+/// Warns that OAuth tokens may not work when the instance is not reachable
+/// over HTTPS (providers refuse plain-HTTP redirect URIs). Renders nothing
+/// when it is.
 #[component]
 pub fn HttpsWarning(
     /// Whether the public URL is https.

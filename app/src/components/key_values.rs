@@ -1,3 +1,6 @@
+//! Editing key/value pairs (extra parameters of providers and tokens): the
+//! rows and their editor.
+
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;

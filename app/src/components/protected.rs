@@ -1,3 +1,6 @@
+//! Who may see a page: the signed-in user shared by every component, and
+//! the guard that sends anyone else to sign in and back.
+
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_location;

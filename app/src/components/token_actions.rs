@@ -5,9 +5,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::browser::{Popup, copy_to_clipboard};
-use super::format::is_interactive;
 use crate::tokens::{
-    TokenView, delete_token, refresh_token, request_token, reset_token, token_auth_link,
+    Flow, TokenStatus, TokenView, delete_token, refresh_token, request_token, reset_token,
+    token_auth_link,
 };
 
 /// One message in the page's live region.
@@ -133,12 +133,12 @@ fn report(
     done: String,
 ) {
     match result {
-        Ok(t) if t.status == "active" => notices.ok(done),
+        Ok(t) if t.status == TokenStatus::Active => notices.ok(done),
         Ok(t) => notices.error(format!(
             "{doing} {name} failed: {}",
             t.error
                 .map(|e| e.error_description.unwrap_or(e.error))
-                .unwrap_or(t.status)
+                .unwrap_or_else(|| t.status.to_string())
         )),
         Err(e) => notices.error(format!("{doing} {name} failed: {e}")),
     }
@@ -348,8 +348,8 @@ pub fn ActionMenu(
     view! {
         {move || target.get().map(|t| {
             let token = t.token.clone();
-            let cc = token.flow == "client_credentials";
-            let interactive = is_interactive(&token.flow);
+            let cc = token.flow == Flow::ClientCredentials;
+            let interactive = token.flow.is_interactive();
             view! {
                 <div class="menu" role="menu" aria-label=format!("Actions for {}", token.name)
                     node_ref=menu_ref on:keydown=keydown data-testid="action-menu">

@@ -9,22 +9,16 @@ use leptos::task::spawn_local;
 
 use super::browser::{Popup, callback_token_id};
 use super::field::{FieldError, form_level};
-use super::format::{expires_in, flow_label, is_interactive};
+use super::format::{expires_in, flow_label};
 use super::{HttpsWarning, KeyValueEditor, KeyValueRows};
 use crate::error::AppError;
 use crate::instance::get_instance_info;
+use crate::names::WireName;
+use crate::providers::ClientAuthMethod;
 use crate::tokens::{
-    TokenInput, TokenView, create_token, delete_token, get_token, get_token_form, request_token,
-    update_token,
+    Flow, TokenInput, TokenStatus, TokenView, create_token, delete_token, get_token,
+    get_token_form, request_token, update_token,
 };
-
-/// The flows, in the seed's order.
-pub const FLOWS: [&str; 4] = [
-    "authorization_code",
-    "client_credentials",
-    "password",
-    "oidc_hybrid",
-];
 
 /// The dialog; `open` shows it, `on_change` runs whenever a token was
 /// created or changed (the list reloads).
@@ -69,7 +63,7 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
 
     let name = RwSignal::new(String::new());
     let provider_id = RwSignal::new(String::new());
-    let flow = RwSignal::new("client_credentials".to_owned());
+    let flow = RwSignal::new(Flow::ClientCredentials);
     let use_default_keys = RwSignal::new(true);
     let client_id = RwSignal::new(String::new());
     let client_secret = RwSignal::new(String::new());
@@ -93,22 +87,23 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
             .and_then(Result::ok)
             .and_then(|o| o.providers.into_iter().find(|p| p.id == id))
     };
-    let pkjwt = move || chosen().is_some_and(|p| p.client_auth_method == "private_key_jwt");
+    let pkjwt =
+        move || chosen().is_some_and(|p| p.client_auth_method == ClientAuthMethod::PrivateKeyJwt);
     let no_authorize = move || chosen().is_some_and(|p| !p.interactive);
     Effect::new(move |_| {
-        if pkjwt() && flow.get_untracked() != "client_credentials" {
-            flow.set("client_credentials".into());
+        if pkjwt() && flow.get_untracked() != Flow::ClientCredentials {
+            flow.set(Flow::ClientCredentials);
         }
     });
 
     let input = move || TokenInput {
         name: Some(name.get_untracked()),
         provider_id: Some(provider_id.get_untracked()),
-        flow: Some(flow.get_untracked()),
+        flow: Some(flow.get_untracked().to_string()),
         use_default_keys: Some(use_default_keys.get_untracked()),
         client_id: (!use_default_keys.get_untracked()).then(|| client_id.get_untracked()),
         client_secret: Some(client_secret.get_untracked()).filter(|s| !s.is_empty()),
-        username: (flow.get_untracked() == "password").then(|| username.get_untracked()),
+        username: (flow.get_untracked() == Flow::Password).then(|| username.get_untracked()),
         password: Some(password.get_untracked()).filter(|s| !s.is_empty()),
         resource: Some(resource.get_untracked()),
         scope: Some(scope.get_untracked()),
@@ -123,7 +118,7 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
             return;
         }
         let input = input();
-        let popup = if is_interactive(input.flow.as_deref().unwrap_or_default()) {
+        let popup = if flow.get_untracked().is_interactive() {
             Popup::open_blank()
         } else {
             None
@@ -185,14 +180,14 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
     let waiting = move || {
         saved.with(|s| {
             s.as_ref()
-                .filter(|t| t.status == "pending_authorization")
+                .filter(|t| t.status == TokenStatus::PendingAuthorization)
                 .map(|t| t.id.clone())
         })
     };
     let reload = move |id: String| {
         spawn_local(async move {
             if let Ok(detail) = get_token(id).await {
-                let done = detail.token.status != "pending_authorization";
+                let done = detail.token.status != TokenStatus::PendingAuthorization;
                 saved.set(Some(detail.token));
                 if done {
                     on_change.run(());
@@ -236,12 +231,12 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                     instance.await.ok().map(|i| view! { <HttpsWarning https=i.https public_url=i.public_url /> })
                 })}
             </Suspense>
-            {move || saved.get().filter(|t| t.status == "active").map(|t| view! { <Success token=t open /> })}
-            {move || saved.get().filter(|t| t.status == "pending_authorization").map(|t| view! {
+            {move || saved.get().filter(|t| t.status == TokenStatus::Active).map(|t| view! { <Success token=t open /> })}
+            {move || saved.get().filter(|t| t.status == TokenStatus::PendingAuthorization).map(|t| view! {
                 <Waiting token=t blocked=popup_blocked />
             })}
-            {move || saved.get().filter(|t| t.status == "failed").map(|t| view! { <Failure token=t /> })}
-            <div class="fields" hidden=move || saved.with(|s| s.as_ref().is_some_and(|t| t.status == "active"))>
+            {move || saved.get().filter(|t| t.status == TokenStatus::Failed).map(|t| view! { <Failure token=t /> })}
+            <div class="fields" hidden=move || saved.with(|s| s.as_ref().is_some_and(|t| t.status == TokenStatus::Active))>
                 <div class="field">
                     <label for="token-name">"Token Name"</label>
                     <input id="token-name" required maxlength="100" autocomplete="off"
@@ -281,15 +276,16 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                 <div class="field">
                     <label for="token-flow">"OAuth Flow"</label>
                     <select id="token-flow" aria-describedby=described("token-flow")
-                        prop:value=flow on:change=move |ev| flow.set(event_target_value(&ev))>
-                        {FLOWS.into_iter().map(|f| view! {
-                            <option value=f selected=move || flow.get() == f
-                                disabled=move || (pkjwt() && f != "client_credentials") || (no_authorize() && is_interactive(f))>
+                        prop:value=move || flow.get().as_str()
+                        on:change=move |ev| if let Ok(f) = event_target_value(&ev).parse() { flow.set(f) }>
+                        {Flow::ALL.iter().copied().map(|f| view! {
+                            <option value=f.as_str() selected=move || flow.get() == f
+                                disabled=move || (pkjwt() && f != Flow::ClientCredentials) || (no_authorize() && f.is_interactive())>
                                 {flow_label(f)}
                             </option>
                         }).collect_view()}
                     </select>
-                    <p class="help" id="token-flow-help">{move || flow_help(&flow.get())}</p>
+                    <p class="help" id="token-flow-help">{move || flow_help(flow.get())}</p>
                     {move || pkjwt().then(|| view! {
                         <p class="note" data-testid="pkjwt-note">
                             "This provider authenticates with Private Key JWT, so its tokens must use the Client \
@@ -328,14 +324,14 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                     <p class="help" id="token-client-secret-help">"Works like the application's password (the client secret). Stored encrypted, never shown again."</p>
                     <FieldError error=err field="client_secret" id="token-client-secret-error".into() />
                 </div>
-                <div class="field" hidden=move || flow.get() != "password">
+                <div class="field" hidden=move || flow.get() != Flow::Password>
                     <label for="token-username">"Username"</label>
                     <input id="token-username" autocomplete="off" aria-describedby=described("token-username")
                         prop:value=username on:input=move |ev| username.set(event_target_value(&ev)) />
                     <p class="help" id="token-username-help">"The resource owner's username at the provider."</p>
                     <FieldError error=err field="username" id="token-username-error".into() />
                 </div>
-                <div class="field" hidden=move || flow.get() != "password">
+                <div class="field" hidden=move || flow.get() != Flow::Password>
                     <label for="token-password">"Password"</label>
                     <input id="token-password" type="password" autocomplete="new-password" aria-describedby=described("token-password")
                         prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) />
@@ -370,7 +366,7 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                     <button type="submit" class="button" disabled=busy aria-busy=move || busy.get().to_string()>
                         {move || if busy.get() {
                             "Requesting…"
-                        } else if saved.with(|s| s.as_ref().is_some_and(|t| t.status == "failed")) {
+                        } else if saved.with(|s| s.as_ref().is_some_and(|t| t.status == TokenStatus::Failed)) {
                             "Request again"
                         } else {
                             "Request Token"
@@ -382,21 +378,20 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
     }
 }
 
-fn flow_help(flow: &str) -> &'static str {
+fn flow_help(flow: Flow) -> &'static str {
     match flow {
-        "authorization_code" => {
+        Flow::AuthorizationCode => {
             "The resource owner authorizes in a browser window; Quiver then keeps the token fresh with its refresh token."
         }
-        "client_credentials" => {
+        Flow::ClientCredentials => {
             "Uses the Consumer Key and Secret Key only; no user interaction. The most reliable way to configure a token."
         }
-        "password" => {
+        Flow::Password => {
             "Uses a username and password saved with the token, so no user interaction is needed to obtain new tokens."
         }
-        "oidc_hybrid" => {
+        Flow::OidcHybrid => {
             "Part of OpenID Connect: the provider returns an ID token with the code; the token may come with refresh data."
         }
-        _ => "",
     }
 }
 

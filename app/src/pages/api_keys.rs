@@ -1,3 +1,5 @@
+//! The caller's API keys: create one (its secret shown once), list, revoke.
+
 use leptos::prelude::*;
 
 use crate::accounts::{CreateApiKey, RevokeApiKey, list_api_keys};

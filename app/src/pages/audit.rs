@@ -1,3 +1,6 @@
+//! The audit log screen (admins): who did what, when and from where, with
+//! filters and paging.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 

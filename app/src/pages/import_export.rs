@@ -1,3 +1,6 @@
+//! The Import/Export screen: export to a bundle file, and import one
+//! (preview first, then apply with progress).
+
 use std::cell::RefCell;
 use std::time::Duration;
 
@@ -444,7 +447,7 @@ fn item_line(item: ImportItem) -> impl IntoView {
         text.push_str(&format!(" → {new_name}"));
     }
     if let Some(status) = item.status {
-        text.push_str(&format!(" ({})", status.replace('_', " ")));
+        text.push_str(&format!(" ({})", status.as_str().replace('_', " ")));
     }
     if let Some(reason) = item.reason {
         text.push_str(&format!(": {reason}"));

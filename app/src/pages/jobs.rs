@@ -1,3 +1,6 @@
+//! The scheduled jobs screen: each job's schedule, next and last runs, its
+//! recent runs, and the form that creates one.
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -6,14 +9,23 @@ use crate::components::format::when;
 use crate::components::{ErrorBox, FieldError, Notices, form_level};
 use crate::error::AppError;
 use crate::jobs::{
-    JobInput, JobRunView, JobView, create_job, delete_job, get_job, list_jobs, run_job, update_job,
+    JobAction, JobInput, JobRunView, JobTarget, JobView, create_job, delete_job, get_job,
+    list_jobs, run_job, update_job,
 };
 use crate::providers::list_providers;
 
-fn action_label(action: &str) -> &'static str {
+fn action_label(action: JobAction) -> &'static str {
     match action {
-        "reset_client_credentials" => "Reset Client Credentials",
-        _ => "Refresh Access Token",
+        JobAction::ResetClientCredentials => "Reset Client Credentials",
+        JobAction::Refresh => "Refresh Access Token",
+    }
+}
+
+fn target_choice_label(target: JobTarget) -> &'static str {
+    match target {
+        JobTarget::ClientCredentials => "All Client Credentials tokens",
+        JobTarget::Provider => "All tokens of a provider",
+        JobTarget::Token => "One token",
     }
 }
 
@@ -27,7 +39,7 @@ fn schedule_label(job: &JobView) -> String {
 }
 
 /// `/jobs` (admins): scheduled jobs, their next and last runs, and a form
-/// to create one (the seed's "run this Flow as a scheduled job").
+/// to create one (run a flow's renewal on a schedule).
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let notices = Notices::new();
@@ -136,7 +148,7 @@ fn JobRow(job: JobView, notices: Notices, changed: Callback<()>) -> impl IntoVie
                     on:click=move |_| runs_open.update(|o| *o = !*o)>{job.name.clone()}</button>
                 {job.paused.then(|| view! { <span class="badge status-pending_authorization">"Paused"</span> })}
             </th>
-            <td>{action_label(&job.action)}</td>
+            <td>{action_label(job.action)}</td>
             <td>{job.target_label.clone()}</td>
             <td>{schedule_label(&job)}</td>
             <td data-testid="job-next-run">{job.next_run_at.as_deref().map_or_else(|| "—".to_owned(), when)}</td>
@@ -213,8 +225,8 @@ fn RunItem(run: JobRunView) -> impl IntoView {
 #[component]
 fn NewJobForm(notices: Notices, changed: Callback<()>) -> impl IntoView {
     let name = RwSignal::new(String::new());
-    let action = RwSignal::new("reset_client_credentials".to_owned());
-    let target = RwSignal::new("client_credentials".to_owned());
+    let action = RwSignal::new(JobAction::ResetClientCredentials);
+    let target = RwSignal::new(JobTarget::ClientCredentials);
     let target_id = RwSignal::new(String::new());
     let kind = RwSignal::new("every".to_owned());
     let every = RwSignal::new("60".to_owned());
@@ -240,8 +252,8 @@ fn NewJobForm(notices: Notices, changed: Callback<()>) -> impl IntoView {
         };
         let input = JobInput {
             name: Some(name.get_untracked()),
-            action: Some(action.get_untracked()),
-            target: Some(target.get_untracked()),
+            action: Some(action.get_untracked().to_string()),
+            target: Some(target.get_untracked().to_string()),
             target_id: Some(target_id.get_untracked()),
             every_minutes,
             cron: (kind.get_untracked() == "cron").then(|| cron.get_untracked()),
@@ -271,31 +283,34 @@ fn NewJobForm(notices: Notices, changed: Callback<()>) -> impl IntoView {
                     on:input=move |ev| name.set(event_target_value(&ev)) />
                 <FieldError error=err field="name" id="job-name-error".into() />
                 <label for="job-action">"Action"</label>
-                <select id="job-action" prop:value=action on:change=move |ev| action.set(event_target_value(&ev))>
-                    <option value="reset_client_credentials">"Reset Client Credentials"</option>
-                    <option value="refresh">"Refresh Access Token"</option>
+                <select id="job-action" prop:value=move || action.get().as_str()
+                    on:change=move |ev| if let Ok(a) = event_target_value(&ev).parse() { action.set(a) }>
+                    {[JobAction::ResetClientCredentials, JobAction::Refresh].map(|a| view! {
+                        <option value=a.as_str()>{action_label(a)}</option>
+                    })}
                 </select>
                 <FieldError error=err field="action" id="job-action-error".into() />
                 <label for="job-target">"Targets"</label>
-                <select id="job-target" prop:value=target on:change=move |ev| { target.set(event_target_value(&ev)); target_id.set(String::new()); }>
-                    <option value="client_credentials">"All Client Credentials tokens"</option>
-                    <option value="provider">"All tokens of a provider"</option>
-                    <option value="token">"One token"</option>
+                <select id="job-target" prop:value=move || target.get().as_str()
+                    on:change=move |ev| if let Ok(t) = event_target_value(&ev).parse() { target.set(t); target_id.set(String::new()); }>
+                    {[JobTarget::ClientCredentials, JobTarget::Provider, JobTarget::Token].map(|t| view! {
+                        <option value=t.as_str()>{target_choice_label(t)}</option>
+                    })}
                 </select>
                 <FieldError error=err field="target" id="job-target-error".into() />
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
                         let providers = providers.await.unwrap_or_default();
                         view! {
-                            <div class="field" hidden=move || target.get() == "token">
-                                <label for="job-provider">{move || if target.get() == "provider" { "Provider" } else { "Provider (optional)" }}</label>
+                            <div class="field" hidden=move || target.get() == JobTarget::Token>
+                                <label for="job-provider">{move || if target.get() == JobTarget::Provider { "Provider" } else { "Provider (optional)" }}</label>
                                 <select id="job-provider" prop:value=target_id aria-describedby="job-target-id-error"
                                     on:change=move |ev| target_id.set(event_target_value(&ev))>
-                                    <option value="">{move || if target.get() == "provider" { "Choose a provider" } else { "Every provider" }}</option>
+                                    <option value="">{move || if target.get() == JobTarget::Provider { "Choose a provider" } else { "Every provider" }}</option>
                                     {providers.into_iter().map(|p| view! { <option value=p.id>{p.name}</option> }).collect_view()}
                                 </select>
                             </div>
-                            <div class="field" hidden=move || target.get() != "token">
+                            <div class="field" hidden=move || target.get() != JobTarget::Token>
                                 <label for="job-token">"Token ID"</label>
                                 <input id="job-token" prop:value=target_id aria-describedby="job-token-help job-target-id-error"
                                     on:input=move |ev| target_id.set(event_target_value(&ev)) />

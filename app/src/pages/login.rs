@@ -1,3 +1,5 @@
+//! The sign-in screen.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 

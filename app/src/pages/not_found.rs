@@ -1,3 +1,5 @@
+//! The page for a path the app does not know.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 

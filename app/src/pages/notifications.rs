@@ -1,3 +1,6 @@
+//! The notifications screen: token failures, re-authorization needed,
+//! recoveries and job failures, with their webhook delivery.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 

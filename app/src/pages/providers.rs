@@ -1,3 +1,6 @@
+//! The providers screens: the list, and the form that registers or edits a
+//! provider (discovery, client authentication, keys).
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -9,9 +12,10 @@ use crate::components::{
     EmptyState, ErrorBox, FieldError, KeyValueEditor, KeyValueRows, Notices, Session, form_level,
 };
 use crate::error::AppError;
+use crate::names::WireName;
 use crate::providers::{
-    ProviderInput, ProviderView, create_provider, delete_provider, discover_provider, get_provider,
-    list_providers, update_provider,
+    ClientAuthMethod, ProviderInput, ProviderView, create_provider, delete_provider,
+    discover_provider, get_provider, list_providers, update_provider,
 };
 
 fn is_admin() -> bool {
@@ -58,7 +62,7 @@ pub fn ProvidersPage() -> impl IntoView {
                                         <tr data-testid="provider-row">
                                             <th scope="row"><a href=format!("/providers/{}", p.id)>{p.name}</a></th>
                                             <td><code>{p.issuer.unwrap_or(p.token_endpoint)}</code></td>
-                                            <td>{auth_method_label(&p.client_auth_method)}</td>
+                                            <td>{auth_method_label(p.client_auth_method)}</td>
                                             <td>{p.token_count}</td>
                                         </tr>
                                     }).collect_view()}
@@ -158,8 +162,8 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
     let client_secret = RwSignal::new(String::new());
     let method = RwSignal::new(
         e.as_ref()
-            .map(|p| p.client_auth_method.clone())
-            .unwrap_or_else(|| "client_secret_basic".into()),
+            .map(|p| p.client_auth_method)
+            .unwrap_or(ClientAuthMethod::ClientSecretBasic),
     );
     let key_source = RwSignal::new(if e.as_ref().is_some_and(|p| p.has_private_key) {
         "keep".to_owned()
@@ -283,7 +287,7 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     return;
                 }
             };
-            let pkjwt = method.get_untracked() == "private_key_jwt";
+            let pkjwt = method.get_untracked() == ClientAuthMethod::PrivateKeyJwt;
             let source = key_source.get_untracked();
             let input = ProviderInput {
                 name: Some(name.get_untracked()),
@@ -295,7 +299,7 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 jwks_uri: Some(jwks_uri.get_untracked()),
                 client_id: Some(client_id.get_untracked()),
                 client_secret: Some(client_secret.get_untracked()).filter(|s| !s.is_empty()),
-                client_auth_method: Some(method.get_untracked()),
+                client_auth_method: Some(method.get_untracked().to_string()),
                 private_key_pem: (pkjwt && source == "upload").then(|| pem.get_untracked()),
                 generate_key: (pkjwt && source == "generate").then_some(true),
                 key_id: pkjwt.then(|| key_id.get_untracked()),
@@ -416,17 +420,17 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 help=if has_secret { "Secret: set. Stored encrypted and never shown." } else { "Secret: not set." } />
             <div class="field">
                 <label for="provider-method">"Client authentication"</label>
-                <select id="provider-method" prop:value=method disabled=move || readonly.get()
+                <select id="provider-method" prop:value=move || method.get().as_str() disabled=move || readonly.get()
                     aria-describedby="provider-method-help provider-method-error"
-                    on:change=move |ev| method.set(event_target_value(&ev))>
-                    {["client_secret_basic", "client_secret_post", "private_key_jwt", "none"].into_iter().map(|m| view! {
-                        <option value=m selected=move || method.get() == m>{auth_method_label(m)}</option>
+                    on:change=move |ev| if let Ok(m) = event_target_value(&ev).parse() { method.set(m) }>
+                    {ClientAuthMethod::ALL.iter().copied().map(|m| view! {
+                        <option value=m.as_str() selected=move || method.get() == m>{auth_method_label(m)}</option>
                     }).collect_view()}
                 </select>
                 <p class="help" id="provider-method-help">"How Quiver proves the client's identity at the token endpoint. Private Key JWT limits tokens to the Client Credentials flow."</p>
                 <FieldError error=err field="client_auth_method" id="provider-method-error".into() />
             </div>
-            <fieldset class="field" hidden=move || method.get() != "private_key_jwt" data-testid="pkjwt-settings">
+            <fieldset class="field" hidden=move || method.get() != ClientAuthMethod::PrivateKeyJwt data-testid="pkjwt-settings">
                 <legend>"Private Key JWT"</legend>
                 <div class="radio-row">
                     {has_key.then(|| view! {

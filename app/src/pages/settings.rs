@@ -1,3 +1,6 @@
+//! The settings screen: this instance's facts and checks, and the caller's
+//! API keys.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 

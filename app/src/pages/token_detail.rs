@@ -1,3 +1,6 @@
+//! One token's screen: its state, identity, last error and history, and the
+//! form that edits its settings.
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -5,13 +8,15 @@ use leptos_router::hooks::use_params_map;
 
 use super::tokens::ticking_now;
 use crate::components::actions;
-use crate::components::format::{ago, expires_in, flow_label, is_interactive, status_badge, when};
+use crate::components::format::{ago, expires_in, flow_label, status_badge, when};
 use crate::components::{
     ActionHooks, ActionMenu, ErrorBox, FieldError, KeyValueEditor, KeyValueRows, MenuTarget,
     Notices, form_level,
 };
 use crate::error::AppError;
-use crate::tokens::{TokenDetail, TokenInput, TokenView, get_token, update_token};
+use crate::tokens::{
+    Flow, TokenDetail, TokenInput, TokenStatus, TokenView, get_token, update_token,
+};
 
 /// `/tokens/{id}`: one token's settings (secrets only as set / not set, and
 /// replaceable), its state, identity, last error and history.
@@ -62,9 +67,9 @@ fn TokenDetailView(
 ) -> impl IntoView {
     let now = ticking_now();
     let t = detail.token.clone();
-    let status = t.status.clone();
+    let status = t.status;
     let expires = t.expires_at.clone();
-    let badge = Signal::derive(move || status_badge(&status, expires.as_deref(), now.get()));
+    let badge = Signal::derive(move || status_badge(status, expires.as_deref(), now.get()));
     let open_menu = {
         let t = t.clone();
         move |ev: leptos::ev::MouseEvent| {
@@ -85,7 +90,7 @@ fn TokenDetailView(
     let primary = {
         let t = t.clone();
         move |_| {
-            if is_interactive(&t.flow) {
+            if t.flow.is_interactive() {
                 actions::reauthorize(&t, notices, changed);
             } else {
                 actions::refresh(&t, notices, changed);
@@ -99,7 +104,7 @@ fn TokenDetailView(
             <h1 data-testid="token-title">{t.name.clone()}</h1>
             <div class="actions">
                 <button type="button" class="button" on:click=primary data-testid="detail-primary">
-                    {if is_interactive(&t.flow) { "Re-authorize" } else { "Refresh Access Token" }}
+                    {if t.flow.is_interactive() { "Re-authorize" } else { "Refresh Access Token" }}
                 </button>
                 <button type="button" class="button button-secondary" id="detail-menu" aria-haspopup="menu"
                     on:click=open_menu>"More actions"</button>
@@ -137,7 +142,7 @@ fn TokenDetailView(
                     {i.email.map(|e| view! { <dt>"Email"</dt><dd>{e}</dd> })}
                 </dl>
             })}
-            {(t.status == "needs_credentials").then(|| view! {
+            {(t.status == TokenStatus::NeedsCredentials).then(|| view! {
                 <div class="alert alert-warning" role="status" data-testid="needs-credentials">
                     "Imported without its secrets. Give its provider a client secret (Providers → Edit), or this token its own secret or password (Manage → Edit), then use Manage → Request Token; an Authorization Code token needs Manage → Get Auth Link."
                 </div>
@@ -197,7 +202,7 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
     let additional = KeyValueRows::from_map(&token.additional_values);
     let error = RwSignal::new(None::<AppError>);
     let busy = RwSignal::new(false);
-    let password_flow = token.flow == "password";
+    let password_flow = token.flow == Flow::Password;
     let id = token.id.clone();
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -258,7 +263,7 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
             <form class="form form-wide" on:submit=save novalidate>
                 <dl class="facts">
                     <dt>"Provider"</dt><dd><a href=format!("/providers/{}", token.provider_id)>{token.provider_name.clone()}</a></dd>
-                    <dt>"OAuth Flow"</dt><dd>{flow_label(&token.flow)}</dd>
+                    <dt>"OAuth Flow"</dt><dd>{flow_label(token.flow)}</dd>
                 </dl>
                 <label for="edit-name">"Token Name"</label>
                 <input id="edit-name" prop:value=name maxlength="100" aria-describedby="edit-name-error"

@@ -1,3 +1,6 @@
+//! The tokens screen: the list with search, filters, sort and paging, the
+//! create dialog, and each token's actions.
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -9,8 +12,9 @@ use crate::components::format::{ago, expires_in, flow_label, status_badge};
 use crate::components::{
     ActionHooks, ActionMenu, EmptyState, ErrorBox, MenuTarget, Notices, Session, TokenDialog,
 };
+use crate::names::WireName;
 use crate::providers::list_providers;
-use crate::tokens::{TokenInput, TokenListQuery, TokenView, list_tokens, update_token};
+use crate::tokens::{Flow, TokenInput, TokenListQuery, TokenView, list_tokens, update_token};
 
 const PAGE: u64 = 50;
 
@@ -121,10 +125,7 @@ pub fn TokensPage() -> impl IntoView {
                 <label for="filter-flow">"Flow"</label>
                 <select id="filter-flow" prop:value=flow on:change=move |ev| { reset_page(); flow.set(event_target_value(&ev)); }>
                     <option value="">"All"</option>
-                    <option value="authorization_code">"Authorization Code"</option>
-                    <option value="client_credentials">"Client Credentials"</option>
-                    <option value="password">"Password"</option>
-                    <option value="oidc_hybrid">"OIDC Hybrid"</option>
+                    {Flow::ALL.iter().map(|f| view! { <option value=f.as_str()>{flow_label(*f)}</option> }).collect_view()}
                 </select>
             </div>
             <div class="control">
@@ -215,10 +216,10 @@ fn TokenRow(
     let button_id = format!("menu-{}", token.id);
     let expires = token.expires_at.clone();
     let refreshed = token.last_refreshed_at.clone();
-    let status = token.status.clone();
+    let status = token.status;
     let badge = {
         let expires = expires.clone();
-        Signal::derive(move || status_badge(&status, expires.as_deref(), now.get()))
+        Signal::derive(move || status_badge(status, expires.as_deref(), now.get()))
     };
     let open_at = {
         let token = token.clone();
@@ -270,7 +271,7 @@ fn TokenRow(
                 }}
             </th>
             <td>{token.provider_name.clone()}</td>
-            <td>{flow_label(&token.flow)}</td>
+            <td>{flow_label(token.flow)}</td>
             <td>
                 <span class=move || format!("badge status-{}", badge.get().0) data-testid="status-badge">{move || badge.get().1}</span>
             </td>

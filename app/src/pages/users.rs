@@ -1,3 +1,5 @@
+//! The users screen (admins): accounts, roles, disabling and sessions.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 
 use super::AppState;
+use crate::tokens::TokenStatus;
 use crate::tokens::authorize::{CallbackOutcome, CallbackParams};
-use crate::tokens::status;
 
 fn nonce() -> String {
     let mut b = [0u8; 16];
@@ -44,7 +44,7 @@ fn page(status: StatusCode, nonce: &str, body: String) -> Response {
 
 fn outcome_page(outcome: &CallbackOutcome) -> Response {
     let nonce = nonce();
-    let ok = outcome.status == status::ACTIVE;
+    let ok = outcome.status == TokenStatus::Active;
     let title = if ok {
         "Authorization complete"
     } else {

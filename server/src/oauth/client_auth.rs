@@ -11,41 +11,7 @@ use serde_json::json;
 use super::signing_key::SigningKey;
 use crate::secret::SecretString;
 
-/// How the client proves itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    /// HTTP Basic with the client id and secret.
-    ClientSecretBasic,
-    /// Client id and secret in the form body.
-    ClientSecretPost,
-    /// A signed JWT assertion (RFC 7523).
-    PrivateKeyJwt,
-    /// A public client: the client id only.
-    None,
-}
-
-impl ClientAuthMethod {
-    /// The registered name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::PrivateKeyJwt => "private_key_jwt",
-            Self::None => "none",
-        }
-    }
-
-    /// Parses the registered name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "client_secret_basic" => Some(Self::ClientSecretBasic),
-            "client_secret_post" => Some(Self::ClientSecretPost),
-            "private_key_jwt" => Some(Self::PrivateKeyJwt),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
-}
+pub use app::providers::ClientAuthMethod;
 
 /// Everything needed to authenticate one request.
 #[derive(Debug, Clone)]

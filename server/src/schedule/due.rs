@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
 use crate::db::entity::token;
-use crate::tokens::{Flow, status};
+use crate::tokens::TokenStatus;
 
 /// First wait after a failed background renewal.
 pub const BACKOFF_BASE: Duration = Duration::seconds(30);
@@ -20,10 +20,11 @@ pub const BACKOFF_MAX: Duration = Duration::hours(1);
 /// The lead time is at most half the token's lifetime, so a provider that
 /// issues tokens shorter than the lead time is not asked again at once.
 pub fn next_due(t: &token::Model, idle_interval: Duration) -> Option<DateTime<Utc>> {
-    if !t.auto_refresh || t.status == status::PENDING || t.access_token.is_none() {
+    if !t.auto_refresh || t.status == TokenStatus::PendingAuthorization || t.access_token.is_none()
+    {
         return None;
     }
-    let interactive = t.flow.parse::<Flow>().is_ok_and(Flow::is_interactive);
+    let interactive = t.flow.is_interactive();
     let has_refresh = t.refresh_token.is_some();
     if interactive && !has_refresh {
         return None;
@@ -61,20 +62,21 @@ pub fn backoff(failures: u32, retry_after_secs: Option<u64>, rng: &mut impl Rng)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::Flow;
     use rand::SeedableRng;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn token(flow: &str) -> token::Model {
+    fn token(flow: Flow) -> token::Model {
         let now = at("2026-11-29T12:00:00Z");
         token::Model {
             id: "t".into(),
             name: "t".into(),
             owner_id: "u".into(),
             provider_id: "p".into(),
-            flow: flow.into(),
+            flow,
             use_default_keys: true,
             client_id: None,
             client_secret: None,
@@ -83,7 +85,7 @@ mod tests {
             resource: None,
             scope: None,
             additional_values: "{}".into(),
-            status: status::ACTIVE.into(),
+            status: TokenStatus::Active,
             access_token: Some("sealed".into()),
             refresh_token: None,
             token_type: Some("Bearer".into()),
@@ -106,7 +108,7 @@ mod tests {
 
     #[test]
     fn due_lead_time_before_expiry() {
-        let t = token("client_credentials");
+        let t = token(Flow::ClientCredentials);
         assert_eq!(
             next_due(&t, Duration::hours(24)),
             Some(at("2026-11-29T12:55:00Z"))
@@ -115,7 +117,7 @@ mod tests {
 
     #[test]
     fn lead_time_is_at_most_half_the_lifetime() {
-        let mut t = token("client_credentials");
+        let mut t = token(Flow::ClientCredentials);
         t.expires_at = Some(at("2026-11-29T12:02:00Z"));
         assert_eq!(
             next_due(&t, Duration::hours(24)),
@@ -125,25 +127,25 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_off_pending_or_unrefreshable() {
-        let mut off = token("client_credentials");
+        let mut off = token(Flow::ClientCredentials);
         off.auto_refresh = false;
         assert_eq!(next_due(&off, Duration::hours(24)), None);
-        let mut pending = token("authorization_code");
-        pending.status = status::PENDING.into();
+        let mut pending = token(Flow::AuthorizationCode);
+        pending.status = TokenStatus::PendingAuthorization;
         assert_eq!(next_due(&pending, Duration::hours(24)), None);
         // An interactive token without a refresh token needs a person.
         assert_eq!(
-            next_due(&token("authorization_code"), Duration::hours(24)),
+            next_due(&token(Flow::AuthorizationCode), Duration::hours(24)),
             None
         );
-        let mut forever = token("client_credentials");
+        let mut forever = token(Flow::ClientCredentials);
         forever.expires_at = None;
         assert_eq!(next_due(&forever, Duration::hours(24)), None);
     }
 
     #[test]
     fn refresh_tokens_without_expiry_are_used_every_idle_interval() {
-        let mut t = token("authorization_code");
+        let mut t = token(Flow::AuthorizationCode);
         t.expires_at = None;
         t.refresh_token = Some("sealed".into());
         assert_eq!(

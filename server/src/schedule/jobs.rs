@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use app::error::AppError;
-use app::jobs::{JobDetail, JobInput, JobRunResult, JobRunView, JobView};
+use app::jobs::{JobAction, JobDetail, JobInput, JobRunResult, JobRunView, JobTarget, JobView};
 use app::tokens::ResetInput;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Expr};
@@ -28,7 +28,7 @@ use crate::auth::Caller;
 use crate::db::entity::{job, job_run, provider, token};
 use crate::events::EventKind;
 use crate::tokens::engine::{Mode, TokenEngine};
-use crate::tokens::{Flow, status};
+use crate::tokens::{Flow, TokenStatus};
 
 /// How long a replica may run a job before others take over.
 const LEASE: Duration = Duration::minutes(30);
@@ -36,29 +36,6 @@ const LEASE: Duration = Duration::minutes(30);
 const PARALLEL: usize = 4;
 /// Runs listed with a job.
 const RECENT_RUNS: u64 = 20;
-
-/// What a job does to each target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Refresh the access token.
-    Refresh,
-    /// Reset Client Credentials: revoke, then request a new token.
-    ResetClientCredentials,
-}
-
-impl FromStr for Action {
-    type Err = AppError;
-    fn from_str(s: &str) -> Result<Self, AppError> {
-        match s {
-            "refresh" => Ok(Self::Refresh),
-            "reset_client_credentials" => Ok(Self::ResetClientCredentials),
-            _ => Err(AppError::invalid(
-                "action",
-                "must be refresh or reset_client_credentials",
-            )),
-        }
-    }
-}
 
 /// When a job runs.
 #[derive(Debug, Clone)]
@@ -184,32 +161,34 @@ impl Jobs {
     /// provider ids to names).
     fn target_label(j: &job::Model, names: &HashMap<String, String>) -> String {
         let name = |id: &String, gone: &str| names.get(id).cloned().unwrap_or_else(|| gone.into());
-        match (j.target.as_str(), &j.target_id) {
-            ("token", Some(id)) => format!("token {}", name(id, "(deleted)")),
-            ("provider", Some(id)) => {
+        match (j.target, &j.target_id) {
+            (JobTarget::Token, Some(id)) => format!("token {}", name(id, "(deleted)")),
+            (JobTarget::Provider, Some(id)) => {
                 format!("all tokens of {}", name(id, "(deleted provider)"))
             }
-            ("client_credentials", Some(id)) => format!(
+            (JobTarget::ClientCredentials, Some(id)) => format!(
                 "all Client Credentials tokens of {}",
                 name(id, "(deleted provider)")
             ),
-            _ => "all Client Credentials tokens".into(),
+            (JobTarget::ClientCredentials, None) => "all Client Credentials tokens".into(),
+            // Refused when the job is saved.
+            (JobTarget::Token | JobTarget::Provider, None) => "nothing".into(),
         }
     }
 
     /// The names of the tokens and providers `jobs` target, by id: two
     /// queries whatever the number of jobs.
     async fn target_names(&self, jobs: &[job::Model]) -> Result<HashMap<String, String>, AppError> {
-        let ids = |kind: fn(&str) -> bool| -> Vec<String> {
+        let ids = |kind: fn(JobTarget) -> bool| -> Vec<String> {
             let set: HashSet<&String> = jobs
                 .iter()
-                .filter(|j| kind(&j.target))
+                .filter(|j| kind(j.target))
                 .filter_map(|j| j.target_id.as_ref())
                 .collect();
             set.into_iter().cloned().collect()
         };
-        let token_ids = ids(|t| t == "token");
-        let provider_ids = ids(|t| t != "token");
+        let token_ids = ids(|t| t == JobTarget::Token);
+        let provider_ids = ids(|t| t != JobTarget::Token);
         let mut names = self
             .names_of::<token::Entity>(&token_ids, token::Column::Id, token::Column::Name)
             .await?;
@@ -360,31 +339,29 @@ impl Jobs {
         if taken.is_some_and(|t| existing.is_none_or(|e| e.id != t.id)) {
             return Err(AppError::invalid("name", "another job has this name"));
         }
-        let action_text = input
-            .action
-            .clone()
-            .or_else(|| existing.map(|e| e.action.clone()))
-            .ok_or_else(|| AppError::invalid("action", "is required"))?;
-        let action: Action = action_text.parse()?;
-        let target = input
-            .target
-            .clone()
-            .or_else(|| existing.map(|e| e.target.clone()))
-            .ok_or_else(|| AppError::invalid("target", "is required"))?;
+        let action = match (&input.action, existing) {
+            (Some(a), _) => a.parse::<JobAction>()?,
+            (None, Some(e)) => e.action,
+            (None, None) => return Err(AppError::invalid("action", "is required")),
+        };
+        let target = match (&input.target, existing) {
+            (Some(t), _) => t.parse::<JobTarget>()?,
+            (None, Some(e)) => e.target,
+            (None, None) => return Err(AppError::invalid("target", "is required")),
+        };
         let target_id = match &input.target_id {
             Some(t) if t.trim().is_empty() => None,
             Some(t) => Some(t.trim().to_owned()),
             None => existing.and_then(|e| e.target_id.clone()),
         };
-        match (target.as_str(), &target_id) {
-            ("token", Some(id)) => {
+        match (target, &target_id) {
+            (JobTarget::Token, Some(id)) => {
                 let t = token::Entity::find_by_id(id.clone())
                     .one(&self.db)
                     .await
                     .map_err(db_error)?
                     .ok_or_else(|| AppError::invalid("target_id", "no token has this id"))?;
-                if action == Action::ResetClientCredentials
-                    && t.flow != Flow::ClientCredentials.as_str()
+                if action == JobAction::ResetClientCredentials && t.flow != Flow::ClientCredentials
                 {
                     return Err(AppError::invalid(
                         "target_id",
@@ -392,24 +369,18 @@ impl Jobs {
                     ));
                 }
             }
-            ("provider" | "client_credentials", Some(id)) => {
+            (JobTarget::Provider | JobTarget::ClientCredentials, Some(id)) => {
                 provider::Entity::find_by_id(id.clone())
                     .one(&self.db)
                     .await
                     .map_err(db_error)?
                     .ok_or_else(|| AppError::invalid("target_id", "no provider has this id"))?;
             }
-            ("client_credentials", None) => {}
-            ("token" | "provider", None) => {
+            (JobTarget::ClientCredentials, None) => {}
+            (JobTarget::Token | JobTarget::Provider, None) => {
                 return Err(AppError::invalid(
                     "target_id",
                     format!("is required for target {target}"),
-                ));
-            }
-            _ => {
-                return Err(AppError::invalid(
-                    "target",
-                    "must be token, provider or client_credentials",
                 ));
             }
         }
@@ -433,7 +404,7 @@ impl Jobs {
             e.every_minutes.map(i64::from) != every || e.cron != cron || e.paused != paused
         });
         active.name = Set(name);
-        active.action = Set(action_text);
+        active.action = Set(action);
         active.target = Set(target);
         active.target_id = Set(target_id);
         active.every_minutes = Set(every.map(|n| n as i32));
@@ -623,17 +594,17 @@ impl Jobs {
 
     async fn targets(&self, j: &job::Model) -> Result<Vec<token::Model>, sea_orm::DbErr> {
         let mut query = token::Entity::find().order_by_asc(token::Column::Name);
-        query = match (j.target.as_str(), j.target_id.clone()) {
-            ("token", Some(id)) => query.filter(token::Column::Id.eq(id)),
-            ("provider", Some(id)) => query.filter(token::Column::ProviderId.eq(id)),
-            ("client_credentials", provider) => {
-                let q = query.filter(token::Column::Flow.eq(Flow::ClientCredentials.as_str()));
+        query = match (j.target, j.target_id.clone()) {
+            (JobTarget::Token, Some(id)) => query.filter(token::Column::Id.eq(id)),
+            (JobTarget::Provider, Some(id)) => query.filter(token::Column::ProviderId.eq(id)),
+            (JobTarget::ClientCredentials, provider) => {
+                let q = query.filter(token::Column::Flow.eq(Flow::ClientCredentials));
                 match provider {
                     Some(p) => q.filter(token::Column::ProviderId.eq(p)),
                     None => q,
                 }
             }
-            _ => return Ok(Vec::new()),
+            (JobTarget::Token | JobTarget::Provider, None) => return Ok(Vec::new()),
         };
         query.all(&self.db).await
     }
@@ -658,7 +629,7 @@ impl Jobs {
         if let Err(e) = run.insert(&self.db).await {
             tracing::error!(error = %e, job = %j.id, "cannot record a job run");
         }
-        let action: Action = j.action.parse().unwrap_or(Action::Refresh);
+        let action = j.action;
         let targets = self.targets(&j).await.unwrap_or_else(|e| {
             tracing::error!(error = %e, job = %j.id, "cannot list a job's targets");
             Vec::new()
@@ -678,15 +649,15 @@ impl Jobs {
                     outcome: outcome.to_owned(),
                     error,
                 };
-                let done = if t.status == status::PENDING {
+                let done = if t.status == TokenStatus::PendingAuthorization {
                     result("skipped", Some("waiting for authorization".into()))
-                } else if t.status == status::NEEDS_CREDENTIALS {
+                } else if t.status == TokenStatus::NeedsCredentials {
                     result(
                         "skipped",
                         Some("imported without credentials; supply them first".into()),
                     )
-                } else if action == Action::ResetClientCredentials
-                    && t.flow != Flow::ClientCredentials.as_str()
+                } else if action == JobAction::ResetClientCredentials
+                    && t.flow != Flow::ClientCredentials
                 {
                     result(
                         "skipped",
@@ -696,8 +667,8 @@ impl Jobs {
                     // The job's copy of the row only names the token: the
                     // renewal reads it again once it holds the claim.
                     let outcome = match action {
-                        Action::Refresh => engine.refresh_for_job(actor, t, started).await,
-                        Action::ResetClientCredentials => {
+                        JobAction::Refresh => engine.refresh_for_job(actor, t, started).await,
+                        JobAction::ResetClientCredentials => {
                             engine
                                 .reset_as(actor, t, ResetInput::default(), None, Mode::Asked)
                                 .await

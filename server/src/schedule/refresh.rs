@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use crate::db::entity::{provider, token};
 use crate::providers::OpenedProvider;
+use crate::tokens::TokenStatus;
 use crate::tokens::engine::TokenEngine;
-use crate::tokens::status;
 
 /// Due tokens listed at a time.
 const BATCH: u64 = 500;
@@ -146,7 +146,7 @@ impl RefreshScheduler {
         Condition::all()
             .add(token::Column::AutoRefresh.eq(true))
             .add(token::Column::RefreshDueAt.lte(now))
-            .add(token::Column::Status.ne(status::PENDING))
+            .add(token::Column::Status.ne(TokenStatus::PendingAuthorization))
             .add(
                 Condition::any()
                     .add(token::Column::LeaseUntil.is_null())

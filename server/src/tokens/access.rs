@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::engine::{Mode, TokenEngine};
 use super::renewal::{Need, Renewal, refusal};
-use super::{open_secret, status};
+use super::{TokenStatus, open_secret};
 use crate::account::ops::rfc3339;
 use crate::auth::Caller;
 use crate::db::entity::token;
@@ -67,13 +67,13 @@ impl TokenEngine {
     pub(super) fn is_fresh(&self, t: &token::Model) -> bool {
         let now = self.tokens.clock.now();
         let margin = Self::margin(t);
-        t.status != status::PENDING
+        t.status != TokenStatus::PendingAuthorization
             && t.access_token.is_some()
             && t.expires_at.is_none_or(|e| e - now > margin)
     }
 
     pub(super) fn just_renewed(&self, t: &token::Model) -> bool {
-        t.status == status::ACTIVE
+        t.status == TokenStatus::Active
             && t.access_token.is_some()
             && t.expires_at.is_none_or(|e| e > self.tokens.clock.now())
     }

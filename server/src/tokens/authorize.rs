@@ -14,7 +14,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use url::Url;
 
 use super::engine::{TokenEngine, token_error};
-use super::{Flow, StoredIdentity, db_error, status};
+use super::{Flow, StoredIdentity, TokenStatus, db_error};
 use crate::account::sessions::hash_token;
 use crate::auth::{Caller, Via};
 use crate::db::entity::{auth_request, token};
@@ -51,8 +51,8 @@ pub struct CallbackOutcome {
     pub token_id: Option<String>,
     /// Token name.
     pub token_name: Option<String>,
-    /// `active` or `failed`.
-    pub status: &'static str,
+    /// `Active` or `Failed`.
+    pub status: TokenStatus,
     /// What went wrong.
     pub message: Option<String>,
 }
@@ -62,7 +62,7 @@ impl CallbackOutcome {
         Self {
             token_id: None,
             token_name: None,
-            status: status::FAILED,
+            status: TokenStatus::Failed,
             message: Some(message.into()),
         }
     }
@@ -139,7 +139,7 @@ impl TokenEngine {
 
     pub(crate) async fn make_link(&self, caller: &Caller, id: &str) -> Result<String, AppError> {
         let t = self.tokens.visible(caller, id).await?;
-        let flow: Flow = t.flow.parse()?;
+        let flow = t.flow;
         if !flow.is_interactive() {
             return Err(AppError::invalid(
                 "flow",
@@ -239,7 +239,7 @@ impl TokenEngine {
         url.query_pairs_mut().extend_pairs(own.iter().chain(&extra));
         if t.access_token.is_none() {
             let mut active: token::ActiveModel = t.into();
-            active.status = Set(status::PENDING.to_owned());
+            active.status = Set(TokenStatus::PendingAuthorization);
             active.updated_at = Set(now);
             active.update(&self.tokens.db).await.map_err(db_error)?;
         }
@@ -259,7 +259,7 @@ impl TokenEngine {
             Actor::System("oauth callback".into()),
             "token.authorize",
             "token",
-            if outcome.status == status::ACTIVE {
+            if outcome.status == TokenStatus::Active {
                 Outcome::Success
             } else {
                 Outcome::Failure
@@ -327,11 +327,11 @@ impl TokenEngine {
         let mut outcome = CallbackOutcome {
             token_id: Some(t.id.clone()),
             token_name: Some(t.name.clone()),
-            status: status::FAILED,
+            status: TokenStatus::Failed,
             message: None,
         };
         match self.exchange(&t, &pending, &params).await {
-            Ok(()) => outcome.status = status::ACTIVE,
+            Ok(()) => outcome.status = TokenStatus::Active,
             Err(error) => {
                 // A token that holds an access token keeps it, and its
                 // status: a refused answer never replaces the last good
@@ -339,7 +339,7 @@ impl TokenEngine {
                 // page and in the audit log.
                 let mut active: token::ActiveModel = t.clone().into();
                 if t.access_token.is_none() {
-                    active.status = Set(status::FAILED.to_owned());
+                    active.status = Set(TokenStatus::Failed);
                 }
                 active.last_error = Set(Some(serde_json::to_string(&error).unwrap_or_default()));
                 active.updated_at = Set(self.tokens.clock.now());
@@ -382,10 +382,7 @@ impl TokenEngine {
             .open(&t.provider_id)
             .await
             .map_err(|e| fail("invalid_configuration", e.to_string()))?;
-        let flow: Flow = t
-            .flow
-            .parse()
-            .map_err(|_| fail("invalid_configuration", "unknown flow".into()))?;
+        let flow = t.flow;
         let issuer = provider.model.issuer.clone();
         check_iss(
             params.iss.as_deref(),

@@ -12,7 +12,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use url::Url;
 
 use super::renewal::{Need, Renewal, Renewed, refusal};
-use super::{Flow, Tokens, db_error, open_secret, status};
+use super::{Flow, TokenStatus, Tokens, db_error, open_secret};
 use crate::audit::{Actor, Audit, AuditEvent, Outcome};
 use crate::auth::Caller;
 use crate::config::Config;
@@ -212,8 +212,8 @@ impl TokenEngine {
             name: Set(name),
             owner_id: Set(caller.user.id.clone()),
             provider_id: Set(provider_id),
-            flow: Set(flow.as_str().to_owned()),
-            status: Set(status::FAILED.to_owned()),
+            flow: Set(flow),
+            status: Set(TokenStatus::Failed),
             additional_values: Set("{}".into()),
             created_at: Set(now),
             updated_at: Set(now),
@@ -234,8 +234,7 @@ impl TokenEngine {
         input: &TokenInput,
         creating: bool,
     ) -> Result<(), AppError> {
-        let method = ClientAuthMethod::parse(&provider.model.client_auth_method)
-            .unwrap_or(ClientAuthMethod::ClientSecretBasic);
+        let method = provider.model.client_auth_method;
         if method == ClientAuthMethod::PrivateKeyJwt && flow != Flow::ClientCredentials {
             return Err(invalid(
                 "flow",
@@ -395,7 +394,7 @@ impl TokenEngine {
             }
             let flow: Flow = match clean(input.flow.clone()) {
                 Some(f) => f.parse()?,
-                None => existing.flow.parse()?,
+                None => existing.flow,
             };
             let provider = self.providers.open(&existing.provider_id).await?;
             let mut active: token::ActiveModel = existing.into();
@@ -405,7 +404,7 @@ impl TokenEngine {
                 }
                 active.name = Set(name.to_owned());
             }
-            active.flow = Set(flow.as_str().to_owned());
+            active.flow = Set(flow);
             self.apply_settings(id, &mut active, &provider, flow, &input, false)?;
             active.updated_at = Set(self.now());
             let mut model = active.update(&self.tokens.db).await.map_err(db_error)?;
@@ -451,8 +450,7 @@ impl TokenEngine {
         t: &token::Model,
         provider: &OpenedProvider,
     ) -> Result<ClientAuth, AppError> {
-        let method = ClientAuthMethod::parse(&provider.model.client_auth_method)
-            .unwrap_or(ClientAuthMethod::ClientSecretBasic);
+        let method = provider.model.client_auth_method;
         // The provider's key signs for the provider's client only: a token
         // cannot make Quiver sign an assertion for another client (rows
         // stored before this was refused are sent as the provider's client).
@@ -756,7 +754,7 @@ impl TokenEngine {
         let t = self
             .visible_or_audit(caller, &addr, "token.request", id)
             .await?;
-        let flow: Flow = t.flow.parse()?;
+        let flow = t.flow;
         if flow.is_interactive() {
             // Requesting an interactive token means: here is where a
             // person authorizes it.
@@ -855,7 +853,7 @@ impl TokenEngine {
         addr: Option<String>,
         mode: Mode,
     ) -> Result<Answer, AppError> {
-        if t.flow != Flow::ClientCredentials.as_str() {
+        if t.flow != Flow::ClientCredentials {
             return self
                 .audited(
                     actor,

@@ -8,8 +8,8 @@ pub mod renewal;
 
 pub(crate) use crate::db::db_error;
 use crate::db::writes::Writes;
+use app::names::WireName;
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use app::error::AppError;
@@ -28,52 +28,7 @@ use crate::db::entity::{provider, token, user};
 use crate::seal::{SealSlot, Sealer};
 use crate::secret::SecretString;
 
-/// The four flows of the seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Interactive, with the resource owner in a browser.
-    AuthorizationCode,
-    /// Machine to machine.
-    ClientCredentials,
-    /// Resource owner password credentials.
-    Password,
-    /// OpenID Connect hybrid (`code id_token`).
-    OidcHybrid,
-}
-
-impl Flow {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AuthorizationCode => "authorization_code",
-            Self::ClientCredentials => "client_credentials",
-            Self::Password => "password",
-            Self::OidcHybrid => "oidc_hybrid",
-        }
-    }
-
-    /// Whether a person must authorize in a browser.
-    pub fn is_interactive(self) -> bool {
-        matches!(self, Self::AuthorizationCode | Self::OidcHybrid)
-    }
-}
-
-impl FromStr for Flow {
-    type Err = AppError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "authorization_code" => Ok(Self::AuthorizationCode),
-            "client_credentials" => Ok(Self::ClientCredentials),
-            "password" => Ok(Self::Password),
-            "oidc_hybrid" => Ok(Self::OidcHybrid),
-            _ => Err(AppError::invalid(
-                "flow",
-                "must be authorization_code, client_credentials, password or oidc_hybrid",
-            )),
-        }
-    }
-}
+pub use app::tokens::{Flow, TokenStatus};
 
 /// The identity stored on a token. It only ever comes from an id_token
 /// whose signature and claims were verified, and says so; a stored identity
@@ -86,21 +41,6 @@ pub struct StoredIdentity {
     /// Taken from a verified id_token.
     #[serde(default)]
     pub verified: bool,
-}
-
-/// Stored statuses (`expired` is derived from `active` and the expiry).
-pub mod status {
-    /// Holds a usable token.
-    pub const ACTIVE: &str = "active";
-    /// The last request or refresh failed.
-    pub const FAILED: &str = "failed";
-    /// Waiting for a person to authorize in a browser.
-    pub const PENDING: &str = "pending_authorization";
-    /// Past its expiry (derived).
-    pub const EXPIRED: &str = "expired";
-    /// Imported without the secrets it needs (no access token): supply them
-    /// (provider or token update), then request it.
-    pub const NEEDS_CREDENTIALS: &str = "needs_credentials";
 }
 
 /// Filters for the token list.
@@ -188,15 +128,12 @@ impl Tokens {
     }
 
     /// The displayed status.
-    pub fn status_of(&self, t: &token::Model) -> &'static str {
-        match t.status.as_str() {
-            status::ACTIVE if t.expires_at.is_some_and(|e| e <= self.clock.now()) => {
-                status::EXPIRED
+    pub fn status_of(&self, t: &token::Model) -> TokenStatus {
+        match t.status {
+            TokenStatus::Active if t.expires_at.is_some_and(|e| e <= self.clock.now()) => {
+                TokenStatus::Expired
             }
-            status::ACTIVE => status::ACTIVE,
-            status::PENDING => status::PENDING,
-            status::NEEDS_CREDENTIALS => status::NEEDS_CREDENTIALS,
-            _ => status::FAILED,
+            status => status,
         }
     }
 
@@ -233,7 +170,7 @@ impl Tokens {
             name: t.name.clone(),
             provider_id: t.provider_id.clone(),
             provider_name,
-            flow: t.flow.clone(),
+            flow: t.flow,
             use_default_keys: t.use_default_keys,
             client_id: t.client_id.clone(),
             has_client_secret: t.client_secret.is_some(),
@@ -245,7 +182,7 @@ impl Tokens {
                 &t.additional_values,
             )
             .unwrap_or_default(),
-            status: self.status_of(t).to_owned(),
+            status: self.status_of(t),
             has_access_token: t.access_token.is_some(),
             has_refresh_token: t.refresh_token.is_some(),
             token_type: t.token_type.clone(),
@@ -278,7 +215,7 @@ impl Tokens {
     /// How many tokens there are in each displayed status (for metrics).
     pub async fn count_by_status(&self) -> Result<BTreeMap<String, u64>, AppError> {
         let now = self.clock.now();
-        let rows: Vec<(String, i64)> = token::Entity::find()
+        let rows: Vec<(TokenStatus, i64)> = token::Entity::find()
             .select_only()
             .column(token::Column::Status)
             .column_as(token::Column::Id.count(), "n")
@@ -288,38 +225,25 @@ impl Tokens {
             .await
             .map_err(db_error)?;
         let expired = token::Entity::find()
-            .filter(token::Column::Status.eq(status::ACTIVE))
+            .filter(token::Column::Status.eq(TokenStatus::Active))
             .filter(token::Column::ExpiresAt.lte(now))
             .count(&self.db)
             .await
             .map_err(db_error)?;
-        let mut counts: BTreeMap<String, u64> = [
-            status::ACTIVE,
-            status::EXPIRED,
-            status::FAILED,
-            status::PENDING,
-            status::NEEDS_CREDENTIALS,
-        ]
-        .into_iter()
-        .map(|s| (s.to_owned(), 0))
-        .collect();
+        let mut counts: BTreeMap<String, u64> = TokenStatus::ALL
+            .iter()
+            .map(|s| (s.to_string(), 0))
+            .collect();
         for (s, n) in rows {
             let n = u64::try_from(n).unwrap_or(0);
-            let shown = match s.as_str() {
-                status::ACTIVE => {
-                    *counts.entry(status::EXPIRED.into()).or_default() += expired;
+            let shown = match s {
+                TokenStatus::Active => {
+                    *counts.entry(TokenStatus::Expired.to_string()).or_default() += expired;
                     n.saturating_sub(expired)
                 }
                 _ => n,
             };
-            let key = if [status::ACTIVE, status::PENDING, status::NEEDS_CREDENTIALS]
-                .contains(&s.as_str())
-            {
-                s
-            } else {
-                status::FAILED.to_owned()
-            };
-            *counts.entry(key).or_default() += shown;
+            *counts.entry(s.to_string()).or_default() += shown;
         }
         Ok(counts)
     }
@@ -344,42 +268,46 @@ impl Tokens {
         }
         if let Some(flow) = q.flow.as_deref().filter(|f| !f.is_empty()) {
             let flow: Flow = flow.parse()?;
-            query = query.filter(token::Column::Flow.eq(flow.as_str()));
+            query = query.filter(token::Column::Flow.eq(flow));
         }
         match q.status.as_deref().filter(|s| !s.is_empty()) {
             None => {}
-            Some(status::EXPIRED) => {
-                query = query
-                    .filter(token::Column::Status.eq(status::ACTIVE))
-                    .filter(token::Column::ExpiresAt.lte(now));
-            }
-            Some(status::ACTIVE) => {
-                query = query
-                    .filter(token::Column::Status.eq(status::ACTIVE))
-                    .filter(
-                        Condition::any()
-                            .add(token::Column::ExpiresAt.is_null())
-                            .add(token::Column::ExpiresAt.gt(now)),
-                    );
-            }
+            // Not a status of its own: active and close to its expiry.
             Some("expiring_soon") => {
                 query = query
-                    .filter(token::Column::Status.eq(status::ACTIVE))
+                    .filter(token::Column::Status.eq(TokenStatus::Active))
                     .filter(token::Column::ExpiresAt.gt(now))
                     .filter(
                         token::Column::ExpiresAt
                             .lte(now + chrono::Duration::seconds(EXPIRING_SOON_SECS)),
                     );
             }
-            Some(s @ (status::FAILED | status::PENDING | status::NEEDS_CREDENTIALS)) => {
-                query = query.filter(token::Column::Status.eq(s));
-            }
-            Some(_) => {
-                return Err(AppError::invalid(
+            Some(text) => match text.parse::<TokenStatus>().map_err(|_| {
+                AppError::invalid(
                     "status",
                     "must be active, expiring_soon, expired, failed, pending_authorization or needs_credentials",
-                ));
-            }
+                )
+            })? {
+                TokenStatus::Expired => {
+                    query = query
+                        .filter(token::Column::Status.eq(TokenStatus::Active))
+                        .filter(token::Column::ExpiresAt.lte(now));
+                }
+                TokenStatus::Active => {
+                    query = query
+                        .filter(token::Column::Status.eq(TokenStatus::Active))
+                        .filter(
+                            Condition::any()
+                                .add(token::Column::ExpiresAt.is_null())
+                                .add(token::Column::ExpiresAt.gt(now)),
+                        );
+                }
+                s @ (TokenStatus::Failed
+                | TokenStatus::PendingAuthorization
+                | TokenStatus::NeedsCredentials) => {
+                    query = query.filter(token::Column::Status.eq(s));
+                }
+            },
         }
         let total = query.clone().count(&self.db).await.map_err(db_error)?;
         let column = match q.sort.as_deref().filter(|s| !s.is_empty()) {

@@ -50,7 +50,7 @@ use sea_orm::{
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::engine::{Mode, RequestValues, TokenEngine, token_error};
-use super::{Flow, db_error, open_secret, status};
+use super::{Flow, TokenStatus, db_error, open_secret};
 use crate::audit::Actor;
 use crate::db::entity::token;
 use crate::events::EventKind;
@@ -310,7 +310,7 @@ impl Renewed {
         let failure = model
             .last_error
             .as_deref()
-            .filter(|_| model.status == status::FAILED)
+            .filter(|_| model.status == TokenStatus::Failed)
             .and_then(|j| serde_json::from_str(j).ok());
         Self {
             model,
@@ -377,7 +377,7 @@ impl TokenEngine {
             .filter(token::Column::Id.is_in(ids.iter().cloned()))
             .filter(token::Column::AutoRefresh.eq(true))
             .filter(token::Column::RefreshDueAt.lte(now))
-            .filter(token::Column::Status.ne(status::PENDING))
+            .filter(token::Column::Status.ne(TokenStatus::PendingAuthorization))
             .filter(
                 Condition::any()
                     .add(token::Column::LeaseUntil.is_null())
@@ -475,7 +475,7 @@ impl TokenEngine {
                 }
                 // A refresh failed moments ago: report that failure rather
                 // than send the provider one more request per caller.
-                if t.status == status::FAILED
+                if t.status == TokenStatus::Failed
                     && now - t.updated_at < FAILURE_REUSE
                     && t.last_error.is_some()
                 {
@@ -490,7 +490,7 @@ impl TokenEngine {
                 None
             }
             Need::Since { seen, asked } => {
-                if t.last_refreshed_at != seen && t.status == status::ACTIVE {
+                if t.last_refreshed_at != seen && t.status == TokenStatus::Active {
                     return Some(Renewed::answered_by(t.clone()));
                 }
                 if t.last_refreshed_at == seen && t.updated_at > asked && t.last_error.is_some() {
@@ -643,7 +643,7 @@ impl TokenEngine {
     ) -> Result<Renewed, AppError> {
         let started = std::time::Instant::now();
         let action = renewal.action();
-        let flow: Flow = t.flow.parse()?;
+        let flow = t.flow;
         let mut t = t;
         let mut revocation = None;
         let outcome = match renewal {
@@ -789,11 +789,11 @@ impl TokenEngine {
         provider: &OpenedProvider,
         values: &RequestValues,
     ) -> Result<TokenSet, GrantError> {
-        let grant = match t.flow.parse::<Flow>() {
-            Ok(Flow::ClientCredentials) => {
+        let grant = match t.flow {
+            Flow::ClientCredentials => {
                 vec![("grant_type".into(), "client_credentials".into())]
             }
-            Ok(Flow::Password) => {
+            Flow::Password => {
                 let password = open_secret(&self.tokens.sealer, &t.id, "password", &t.password)
                     .ok()
                     .flatten()
@@ -804,7 +804,7 @@ impl TokenEngine {
                     ("password".into(), password.expose().to_owned()),
                 ]
             }
-            _ => {
+            Flow::AuthorizationCode | Flow::OidcHybrid => {
                 return Err(GrantError::ClientAuth(
                     crate::oauth::client_auth::ClientAuthError::Sign(
                         "this flow is authorized in a browser, with the token's auth link".into(),
@@ -824,9 +824,9 @@ impl TokenEngine {
         claim: &Claim,
     ) -> Result<token::Model, AppError> {
         let active = self.success_row(t, provider, set, &Self::values(t));
-        let recovered = t.status == status::FAILED && t.failure_count > 0;
+        let recovered = t.status == TokenStatus::Failed && t.failure_count > 0;
         let stored = self.store_claimed(t, active, claim).await?;
-        if recovered && stored.status == status::ACTIVE {
+        if recovered && stored.status == TokenStatus::Active {
             self.events
                 .raise(
                     EventKind::TokenRecovered,
@@ -869,7 +869,7 @@ impl TokenEngine {
         active.token_type = Set(Some(set.token_type.clone()));
         active.expires_at = Set(lifetime.map(|l| now + l));
         active.granted_scope = Set(set.scope.clone().or_else(|| values.scope.clone()));
-        active.status = Set(status::ACTIVE.to_owned());
+        active.status = Set(TokenStatus::Active);
         active.last_error = Set(None);
         active.failure_count = Set(0);
         active.lease_owner = Set(None);
@@ -879,7 +879,7 @@ impl TokenEngine {
         let mut after = t.clone();
         after.expires_at = lifetime.map(|l| now + l);
         after.last_refreshed_at = Some(now);
-        after.status = status::ACTIVE.to_owned();
+        after.status = TokenStatus::Active.to_owned();
         after.access_token = Some(String::new());
         if set.refresh_token.is_some() {
             after.refresh_token = Some(String::new());
@@ -937,13 +937,13 @@ impl TokenEngine {
         let failures = u32::try_from(t.failure_count)
             .unwrap_or(0)
             .saturating_add(1);
-        let interactive = t.flow.parse::<Flow>().is_ok_and(Flow::is_interactive);
+        let interactive = t.flow.is_interactive();
         let needs_person = interactive && stored_error.error == "invalid_grant";
         let give_up =
             mode == Mode::Asked || needs_person || failures >= self.config.refresh_max_failures;
         let mut active: token::ActiveModel = t.clone().into();
         if give_up {
-            active.status = Set(status::FAILED.to_owned());
+            active.status = Set(TokenStatus::Failed);
         }
         active.last_error = Set(Some(
             serde_json::to_string(&stored_error).unwrap_or_default(),
@@ -964,7 +964,7 @@ impl TokenEngine {
         active.lease_until = Set(None);
         active.updated_at = Set(now);
         let stored = self.store_claimed(t, active, claim).await?;
-        if give_up && t.status != status::FAILED && stored.status == status::FAILED {
+        if give_up && t.status != TokenStatus::Failed && stored.status == TokenStatus::Failed {
             let (kind, message) = if needs_person {
                 (
                     EventKind::ReauthorizationNeeded,
@@ -1021,7 +1021,7 @@ pub(crate) fn refusal(t: &token::Model, error: Option<&TokenError>) -> AppError 
         .last_error
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok());
-    let interactive = t.flow.parse::<Flow>().is_ok_and(Flow::is_interactive);
+    let interactive = t.flow.is_interactive();
     match error.cloned().or(stored) {
         Some(e) if e.error == "invalid_grant" && interactive => AppError::NeedsReauthorization {
             auth_link: format!("/api/v1/tokens/{}/auth-link", t.id),

@@ -45,7 +45,7 @@ use crate::oauth::url_policy;
 use crate::schedule::due;
 use crate::seal::SealSlot;
 use crate::secret::SecretString;
-use crate::tokens::{Flow, status};
+use crate::tokens::{Flow, TokenStatus};
 
 /// Rows per insert statement: far below the bound-parameter limits of
 /// SQLite (32766) and PostgreSQL (65535) at about 33 columns a row.
@@ -145,7 +145,7 @@ pub struct Item {
     pub owner: Option<String>,
     /// Tokens: the status it arrives with.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<TokenStatus>,
     /// Its id here: the existing row (updated, skipped) or, after apply,
     /// the new one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -382,6 +382,20 @@ pub enum ImportError {
     Storage(#[from] DbErr),
 }
 
+/// A name of a closed set read from the bundle (the reader has checked it;
+/// a refusal here names the path all the same).
+fn wire_name<T>(text: &str, path: String) -> Result<T, ImportError>
+where
+    T: std::str::FromStr<Err = app::names::UnknownName>,
+{
+    text.parse().map_err(|e: app::names::UnknownName| {
+        ImportError::Bundle(BundleError::Invalid(vec![Problem {
+            path,
+            message: e.must_be(),
+        }]))
+    })
+}
+
 impl ImportError {
     /// The problems with their JSON paths (empty when the error has none).
     pub fn problems(&self) -> Vec<Problem> {
@@ -460,7 +474,7 @@ struct ProviderShape {
 impl ProviderShape {
     fn of_entry(p: &ProviderEntry) -> Self {
         Self {
-            method: ClientAuthMethod::parse(&p.client_auth_method),
+            method: p.client_auth_method.parse().ok(),
             has_authorization_endpoint: p.authorization_endpoint.is_some(),
             has_jwks_uri: p.jwks_uri.is_some(),
         }
@@ -468,7 +482,7 @@ impl ProviderShape {
 
     fn of_model(p: &provider::Model) -> Self {
         Self {
-            method: ClientAuthMethod::parse(&p.client_auth_method),
+            method: Some(p.client_auth_method),
             has_authorization_endpoint: p.authorization_endpoint.is_some(),
             has_jwks_uri: p.jwks_uri.is_some(),
         }
@@ -862,8 +876,7 @@ impl Transfer {
             if final_name != name {
                 it.new_name = Some(final_name.clone());
             }
-            let lacks_key = ClientAuthMethod::parse(&entry.client_auth_method)
-                == Some(ClientAuthMethod::PrivateKeyJwt)
+            let lacks_key = entry.client_auth_method.parse() == Ok(ClientAuthMethod::PrivateKeyJwt)
                 && !(with_secrets && entry.private_key.is_some());
             let kept_key = action == Action::Update
                 && !with_secrets
@@ -1044,15 +1057,15 @@ impl Transfer {
                 it.new_name = Some(final_name.clone());
             }
             let arriving = if with_secrets && t.access_token.is_some() {
-                status::ACTIVE
+                TokenStatus::Active
             } else {
-                status::NEEDS_CREDENTIALS
+                TokenStatus::NeedsCredentials
             };
             match action {
                 Action::Create => {
-                    it.status = Some(arriving.to_owned());
+                    it.status = Some(arriving);
                     report.summary.tokens.created += 1;
-                    if arriving == status::NEEDS_CREDENTIALS {
+                    if arriving == TokenStatus::NeedsCredentials {
                         report.summary.needs_credentials += 1;
                     }
                     report.created.tokens.push(it);
@@ -1060,8 +1073,8 @@ impl Transfer {
                 Action::Update => {
                     // Without secrets an overwritten token keeps its own.
                     if with_secrets {
-                        it.status = Some(arriving.to_owned());
-                        if arriving == status::NEEDS_CREDENTIALS {
+                        it.status = Some(arriving);
+                        if arriving == TokenStatus::NeedsCredentials {
                             report.summary.needs_credentials += 1;
                         }
                     }
@@ -1276,7 +1289,10 @@ impl Transfer {
                 &plan.id,
                 "client_secret",
             )?,
-            client_auth_method: p.client_auth_method.clone(),
+            client_auth_method: wire_name(
+                &p.client_auth_method,
+                format!("$.providers[{}].client_auth_method", plan.index),
+            )?,
             private_key: self.reseal(
                 key,
                 SecretSlot::provider(&p.id, ProviderSecret::PrivateKey),
@@ -1405,7 +1421,7 @@ impl Transfer {
             name: plan.name.clone(),
             owner_id: plan.owner_id.clone(),
             provider_id: plan.provider_id.clone(),
-            flow: t.flow.clone(),
+            flow: wire_name(&t.flow, format!("$.tokens[{}].flow", plan.index))?,
             use_default_keys: t.use_default_keys,
             client_id: t.client_id.clone(),
             client_secret: seal(TokenSecret::ClientSecret, "client_secret")?,
@@ -1415,11 +1431,10 @@ impl Transfer {
             scope: t.scope.clone(),
             additional_values: json_map(&t.additional_values),
             status: if has_access {
-                status::ACTIVE
+                TokenStatus::Active
             } else {
-                status::NEEDS_CREDENTIALS
-            }
-            .to_owned(),
+                TokenStatus::NeedsCredentials
+            },
             access_token,
             refresh_token: seal(TokenSecret::RefreshToken, "refresh_token")?,
             token_type: t.token_type.clone().filter(|_| has_access),
@@ -1466,7 +1481,7 @@ impl Transfer {
                 new.token_type = here.token_type.clone();
                 new.expires_at = here.expires_at;
                 new.granted_scope = here.granted_scope.clone();
-                new.status = here.status.clone();
+                new.status = here.status;
                 new.last_error = here.last_error.clone();
                 new.last_refreshed_at = here.last_refreshed_at;
                 new.failure_count = here.failure_count;

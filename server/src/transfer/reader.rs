@@ -11,7 +11,6 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
-use std::str::FromStr;
 
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -548,13 +547,10 @@ fn check_providers<'b>(
         ] {
             check_url(value.as_deref(), &at(field), p);
         }
-        if ClientAuthMethod::parse(&pr.client_auth_method).is_none() {
+        if let Err(e) = pr.client_auth_method.parse::<ClientAuthMethod>() {
             p.push(
                 at("client_auth_method"),
-                format!(
-                    "must be client_secret_basic, client_secret_post, private_key_jwt or none, not {}",
-                    quoted(&pr.client_auth_method)
-                ),
+                format!("{}, not {}", e.must_be(), quoted(&pr.client_auth_method)),
             );
         }
         if let Some(alg) = &pr.signing_alg
@@ -656,23 +652,22 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
                 None
             }
         };
-        let flow = Flow::from_str(&t.flow).ok();
-        if flow.is_none() {
-            p.push(
-                at("flow"),
-                format!(
-                    "must be authorization_code, client_credentials, password or oidc_hybrid, not {}",
-                    quoted(&t.flow)
-                ),
-            );
-        }
+        let flow = match t.flow.parse::<Flow>() {
+            Ok(flow) => Some(flow),
+            Err(e) => {
+                p.push(
+                    at("flow"),
+                    format!("{}, not {}", e.must_be(), quoted(&t.flow)),
+                );
+                None
+            }
+        };
         if let (Some(flow), Some(provider)) = (flow, provider) {
             check_flow_fits(flow, provider, &at("flow"), p);
         }
         if !t.use_default_keys
             && provider.is_some_and(|pr| {
-                ClientAuthMethod::parse(&pr.client_auth_method)
-                    == Some(ClientAuthMethod::PrivateKeyJwt)
+                pr.client_auth_method.parse() == Ok(ClientAuthMethod::PrivateKeyJwt)
             })
         {
             p.push(
@@ -722,7 +717,7 @@ fn check_params(map: &BTreeMap<String, String>, path: &str, p: &mut Problems) {
 
 /// The same rules the token service applies, so the preview shows them.
 fn check_flow_fits(flow: Flow, provider: &ProviderEntry, path: &str, p: &mut Problems) {
-    let method = ClientAuthMethod::parse(&provider.client_auth_method);
+    let method = provider.client_auth_method.parse().ok();
     if method == Some(ClientAuthMethod::PrivateKeyJwt) && flow != Flow::ClientCredentials {
         p.push(
             path,

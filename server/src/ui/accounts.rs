@@ -1,3 +1,6 @@
+//! The accounts screens' service (users, API keys, the audit log), and the
+//! caller of a server-function request.
+
 use app::accounts::{
     AccountsService, ApiKeyView, AuditPage, AuditQuery, CreatedApiKey, CreatedUser, UserView,
 };

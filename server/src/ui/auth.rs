@@ -1,3 +1,6 @@
+//! The web app's sign-in service: the login page's facts, signing in and
+//! out, and who is signed in.
+
 use app::auth::{AuthService, CurrentUser, LoginPageInfo};
 use app::error::AppError;
 use leptos::server_fn::http_export::request::Parts;

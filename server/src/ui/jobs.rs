@@ -1,3 +1,6 @@
+//! The jobs and notifications screens' service: the same operations the
+//! REST API uses, for the caller of the request.
+
 use app::error::AppError;
 use app::jobs::{
     JobDetail, JobInput, JobRunView, JobView, JobsService, Notification, NotificationPage,

@@ -1,3 +1,6 @@
+//! The provider screens' service: the same operations the REST API uses,
+//! for the caller of the request.
+
 use app::error::AppError;
 use app::providers::{Discovered, ProviderDeleted, ProviderInput, ProviderView, ProvidersService};
 use leptos::server_fn::http_export::request::Parts;

@@ -1,3 +1,6 @@
+//! The token screens' service: the same token engine the REST API uses,
+//! for the caller of the request.
+
 use app::error::AppError;
 use app::tokens::{
     DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions, TokenHistoryEntry, TokenInput,

@@ -1,3 +1,6 @@
+//! The Import/Export screen's service: the same export and import as the
+//! REST API, with the report in the page's shape.
+
 use app::error::AppError;
 use app::transfer::{
     ExportFile, ExportInput, ImportCounts, ImportHost, ImportItem, ImportItems, ImportProgressView,
@@ -64,7 +67,7 @@ fn items(list: &[Item]) -> Vec<ImportItem> {
             path: i.path.clone(),
             name: i.name.clone(),
             new_name: i.new_name.clone(),
-            status: i.status.clone(),
+            status: i.status,
             reason: i.reason.clone(),
         })
         .collect()

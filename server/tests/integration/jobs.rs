@@ -115,6 +115,26 @@ async fn job_input_is_checked_and_only_admins_manage_jobs() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
         assert_eq!(v["error"]["field"], field, "{body}: {v}");
     }
+    // Unknown names are refused with the accepted ones.
+    for (body, field, message) in [
+        (
+            json!({"name": "j", "action": "rotate", "target": "token", "every_minutes": 5}),
+            "action",
+            "must be refresh or reset_client_credentials",
+        ),
+        (
+            json!({"name": "j", "action": "refresh", "target": "everything", "every_minutes": 5}),
+            "target",
+            "must be token, provider or client_credentials",
+        ),
+    ] {
+        let (status, v) = call(&w, "POST", "/api/v1/jobs", admin.clone(), Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(
+            (&v["error"]["field"], &v["error"]["message"]),
+            (&json!(field), &json!(message))
+        );
+    }
     let (status, v) = call(&w, "POST", "/api/v1/jobs", admin.clone(), Some(json!({"name": "j", "action": "refresh", "target": "client_credentials", "every_minutes": 5, "surprise": 1}))).await;
     assert!(status.is_client_error(), "{v}");
     assert!(

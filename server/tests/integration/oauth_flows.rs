@@ -199,6 +199,21 @@ async fn private_key_jwt_signs_an_rfc_7523_assertion_and_allows_only_client_cred
                 .contains("Client Credentials")
         );
     }
+    // An unknown flow is refused with the accepted names.
+    let (status, v) = w
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "x", "provider_id": id, "flow": "implicit"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (&v["error"]["field"], &v["error"]["message"]),
+        (
+            &json!("flow"),
+            &json!("must be authorization_code, client_credentials, password or oidc_hybrid")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

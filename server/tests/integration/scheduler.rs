@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use server::clock::Clock;
 use server::db::entity::token;
 use server::schedule::refresh::{PassReport, RefreshScheduler};
+use server::tokens::TokenStatus;
 
 use crate::support::request;
 use crate::support::world::World;
@@ -202,12 +203,17 @@ async fn provider_faults_back_off_keep_the_last_good_token_and_finally_fail() {
             );
         }
         if n < 3 {
-            assert_eq!(t.status, "active", "not failed after {} failures", n + 1);
+            assert_eq!(
+                t.status,
+                TokenStatus::Active,
+                "not failed after {} failures",
+                n + 1
+            );
             // Backing off: an immediate pass does nothing.
             assert_eq!(pass(&w).await, PassReport::default());
             w.app.clock.advance(wait + Duration::seconds(1));
         } else {
-            assert_eq!(t.status, "failed", "failed after 4 failures");
+            assert_eq!(t.status, TokenStatus::Failed, "failed after 4 failures");
         }
     }
     let raised = events(&w).await;
@@ -260,7 +266,7 @@ async fn a_hanging_provider_times_out_and_backs_off() {
     let t = row(&w, &id).await;
     assert_eq!(t.access_token, good.access_token);
     assert!(t.last_error.unwrap().contains("no answer"));
-    assert_eq!(t.status, "active");
+    assert_eq!(t.status, TokenStatus::Active);
     w.auth.admin("POST", "/faults/release-hung", None).await;
 }
 
@@ -283,7 +289,7 @@ async fn an_interactive_token_refused_by_the_provider_needs_a_person() {
     w.app.clock.advance(Duration::minutes(10));
     assert_eq!(pass(&w).await.failed, 1);
     let t = row(&w, &id).await;
-    assert_eq!(t.status, "failed");
+    assert_eq!(t.status, TokenStatus::Failed);
     assert_eq!(t.refresh_due_at, None, "no more attempts without a person");
     let raised = events(&w).await;
     assert_eq!(
@@ -325,7 +331,7 @@ async fn refresh_tokens_without_expiry_are_used_every_idle_interval() {
     assert_eq!(pass(&w).await.renewed, 1);
     assert_eq!(grants(&w, "refresh_token").await, 1);
     assert_eq!(grants(&w, "password").await, 1);
-    assert_eq!(row(&w, &id).await.status, "active");
+    assert_eq!(row(&w, &id).await.status, TokenStatus::Active);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Export and import (issue 7) through the REST API and the real binary:
+//! Export and import through the REST API and the real binary:
 //! a round trip with secrets into an instance with another master key
 //! (the imported token answers and refreshes against the real
 //! authorization server, on SQLite and on PostgreSQL); a round trip

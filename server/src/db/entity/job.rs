@@ -1,5 +1,6 @@
 //! `jobs`: scheduled actions on a set of tokens.
 
+use app::jobs::{JobAction, JobTarget};
 use sea_orm::entity::prelude::*;
 
 /// One job.
@@ -10,10 +11,10 @@ pub struct Model {
     pub id: String,
     #[sea_orm(unique)]
     pub name: String,
-    /// `refresh` or `reset_client_credentials`.
-    pub action: String,
-    /// `token`, `provider` or `client_credentials`.
-    pub target: String,
+    /// Stored as its wire name; an unknown name fails the read.
+    pub action: JobAction,
+    /// Stored as its wire name; an unknown name fails the read.
+    pub target: JobTarget,
     /// The token or provider (for `client_credentials`: an optional provider).
     pub target_id: Option<String>,
     pub every_minutes: Option<i32>,

@@ -1,6 +1,7 @@
 //! `providers`: OAuth authorization servers and their default client.
 //! `client_secret` and `private_key` are sealed.
 
+use app::providers::ClientAuthMethod;
 use sea_orm::entity::prelude::*;
 
 /// One provider.
@@ -21,7 +22,8 @@ pub struct Model {
     /// Sealed.
     #[sea_orm(column_type = "Text", nullable)]
     pub client_secret: Option<String>,
-    pub client_auth_method: String,
+    /// Stored as its wire name; an unknown name fails the read.
+    pub client_auth_method: ClientAuthMethod,
     /// Sealed PKCS#8 PEM.
     #[sea_orm(column_type = "Text", nullable)]
     pub private_key: Option<String>,

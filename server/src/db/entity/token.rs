@@ -1,6 +1,7 @@
 //! `tokens`: OAuth tokens, their settings and their current credentials.
 //! `client_secret`, `password`, `access_token` and `refresh_token` are sealed.
 
+use app::tokens::{Flow, TokenStatus};
 use sea_orm::entity::prelude::*;
 
 /// One token.
@@ -12,7 +13,8 @@ pub struct Model {
     pub name: String,
     pub owner_id: String,
     pub provider_id: String,
-    pub flow: String,
+    /// Stored as its wire name; an unknown name fails the read.
+    pub flow: Flow,
     pub use_default_keys: bool,
     pub client_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
@@ -26,7 +28,8 @@ pub struct Model {
     /// JSON object.
     #[sea_orm(column_type = "Text")]
     pub additional_values: String,
-    pub status: String,
+    /// Stored as its wire name (never `expired`, which views derive).
+    pub status: TokenStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub access_token: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]

@@ -1,3 +1,5 @@
+//! The `instance_settings` table: values this instance keeps about itself.
+
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{string, text, timestamp_with_time_zone};
 

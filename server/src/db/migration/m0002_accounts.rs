@@ -1,3 +1,5 @@
+//! Accounts: users, sessions, API keys and the audit log.
+
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
     boolean, string, string_null, string_uniq, text, text_null, timestamp_with_time_zone,

@@ -1,3 +1,6 @@
+//! OAuth providers, tokens, and the pending authorization requests of the
+//! interactive flows.
+
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
     big_integer_null, boolean, integer, string, string_null, string_uniq, text, text_null,

@@ -1,3 +1,6 @@
+//! Per-token refresh margin, and the lease that lets one process at a time
+//! renew a token.
+
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{integer, string_null, timestamp_with_time_zone_null};
 

@@ -1,4 +1,4 @@
-//! Scheduled jobs (the seed's "run this Flow as a scheduled job") and the
+//! Scheduled jobs (an action run on a set of tokens on a schedule) and the
 //! record of each run.
 
 use sea_orm_migration::prelude::*;
