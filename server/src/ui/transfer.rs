@@ -1,4 +1,4 @@
-use app::error::AppError;
+use app::error::{AppError, TransferFault};
 use app::transfer::{
     ExportFile, ExportInput, ImportCounts, ImportHost, ImportItem, ImportItems, ImportProgressView,
     ImportReportView, ImportSummary, TransferService, import_form,
@@ -10,7 +10,7 @@ use super::accounts::caller;
 use crate::http::security::{UploadCutOff, import_too_large};
 use crate::secret::SecretString;
 use crate::startup::Instance;
-use crate::transfer::export::{ExportError, ExportRequest};
+use crate::transfer::export::ExportRequest;
 use crate::transfer::import::{
     Counts, ImportError, ImportOptions, ImportReport, Item, Items, Mode, OnConflict,
 };
@@ -30,32 +30,8 @@ impl TransferFacade {
     }
 }
 
-fn export_error(e: ExportError) -> AppError {
-    match e {
-        ExportError::PassphraseRequired
-        | ExportError::WeakPassphrase
-        | ExportError::PassphraseWithoutSecrets => AppError::invalid("passphrase", e.to_string()),
-        ExportError::UnknownIds(_) | ExportError::TooManyIds => {
-            AppError::invalid("provider_ids", e.to_string())
-        }
-        ExportError::Storage(db) => {
-            tracing::error!(error = %db, "export failed");
-            AppError::Internal
-        }
-        other => {
-            tracing::error!(error = %other, "export failed");
-            AppError::Internal
-        }
-    }
-}
-
 fn problems(list: Vec<Problem>) -> Vec<app::transfer::ImportProblem> {
-    list.into_iter()
-        .map(|p| app::transfer::ImportProblem {
-            path: p.path,
-            message: p.message,
-        })
-        .collect()
+    list.into_iter().map(Into::into).collect()
 }
 
 fn items(list: &[Item]) -> Vec<ImportItem> {
@@ -248,13 +224,13 @@ impl TransferService for TransferFacade {
         let plan = transfer
             .plan_export(&who, request)
             .await
-            .map_err(export_error)?;
+            .map_err(AppError::from)?;
         let file_name = plan.file_name();
         let mut out: Vec<u8> = Vec::new();
         let summary = transfer
             .write_export(&who, plan, &mut out, &|_, _| {})
             .await
-            .map_err(export_error)?;
+            .map_err(AppError::from)?;
         let content = String::from_utf8(out).map_err(|_| AppError::Internal)?;
         Ok(ExportFile {
             file_name,
@@ -296,30 +272,33 @@ impl TransferService for TransferFacade {
             Ok(report) => Ok(report_view(&report)),
             // The page lists every problem with its place in the file.
             Err(ImportError::Invalid(report)) => Ok(report_view(&report)),
-            Err(e @ ImportError::BadImportId) => Err(AppError::invalid("import_id", e.to_string())),
-            Err(e @ (ImportError::WrongPassphrase | ImportError::PassphraseRequired)) => {
-                Err(AppError::invalid("passphrase", e.to_string()))
-            }
-            Err(ImportError::Busy(e)) => Err(AppError::Conflict(e.to_string())),
-            Err(ImportError::Storage(db)) => {
-                tracing::error!(error = %db, "import failed and was rolled back");
-                Err(AppError::Unavailable(
-                    "the import failed and was rolled back; nothing was imported".into(),
-                ))
-            }
-            Err(e) => {
-                let mut list = e.problems();
-                if list.is_empty() {
-                    list.push(Problem {
-                        path: "$".into(),
-                        message: e.to_string(),
-                    });
+            Err(e) => match AppError::from(e) {
+                AppError::Transfer {
+                    fault:
+                        TransferFault::TooLarge { .. }
+                        | TransferFault::NotJson
+                        | TransferFault::TooDeep
+                        | TransferFault::Invalid
+                        | TransferFault::Altered
+                        | TransferFault::Unauthenticated,
+                    message,
+                    problems,
+                    ..
+                } => {
+                    let mut list = problems.unwrap_or_default();
+                    if list.is_empty() {
+                        list.push(app::transfer::ImportProblem {
+                            path: "$".into(),
+                            message,
+                        });
+                    }
+                    Ok(ImportReportView {
+                        problems: list,
+                        ..ImportReportView::default()
+                    })
                 }
-                Ok(ImportReportView {
-                    problems: problems(list),
-                    ..ImportReportView::default()
-                })
-            }
+                other => Err(other),
+            },
         }
     }
 

@@ -21,23 +21,9 @@ impl From<AppError> for ApiError {
     }
 }
 
-/// The HTTP status for an error.
+/// The HTTP status for an error (decided by [`AppError::kind`]).
 pub fn status_of(error: &AppError) -> StatusCode {
-    match error {
-        AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        AppError::NotFound(_) => StatusCode::NOT_FOUND,
-        AppError::Conflict(_) => StatusCode::CONFLICT,
-        AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        AppError::Forbidden | AppError::CrossSite => StatusCode::FORBIDDEN,
-        AppError::NeedsReauthorization { .. } => StatusCode::CONFLICT,
-        AppError::ProviderUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        AppError::ProviderRefused { .. } => StatusCode::BAD_GATEWAY,
-        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        AppError::Transport(_) => StatusCode::BAD_REQUEST,
-    }
+    StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The JSON body and status for an error, with `Retry-After` when it applies.
@@ -48,34 +34,33 @@ pub fn error_response(error: &AppError) -> Response {
 /// The same, with the token the error concerns beside it (`"token"`).
 fn error_response_with(error: &AppError, token: Option<&TokenView>) -> Response {
     let mut body = json!({"code": error.code(), "message": error.to_string()});
-    if let AppError::Validation {
-        field: Some(field), ..
-    }
-    | AppError::TooLarge {
-        field: Some(field), ..
-    } = error
-    {
+    if let Some(field) = error.field() {
         body["field"] = json!(field);
     }
-    if let AppError::TooLarge { limit_bytes, .. } = error {
+    if let Some(limit_bytes) = error.limit_bytes() {
         body["limit_bytes"] = json!(limit_bytes);
     }
     if let AppError::NeedsReauthorization { auth_link } = error {
         body["auth_link"] = json!(auth_link);
+    }
+    if let AppError::Transfer {
+        problems, report, ..
+    } = error
+    {
+        if let Some(problems) = problems {
+            body["problems"] = json!(problems);
+        }
+        if let Some(report) = report {
+            body["report"] = json!(report);
+        }
     }
     let mut document = json!({ "error": body });
     if let Some(token) = token {
         document["token"] = json!(token);
     }
     let mut response = (status_of(error), Json(document)).into_response();
-    if let AppError::RateLimited {
-        retry_after_seconds,
-    }
-    | AppError::ProviderUnavailable {
-        retry_after_seconds,
-        ..
-    } = error
-        && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
+    if let Some(seconds) = error.retry_after_seconds()
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
     {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
