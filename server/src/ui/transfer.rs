@@ -6,7 +6,7 @@ use app::transfer::{
 use leptos::server_fn::codec::MultipartData;
 use leptos::server_fn::http_export::request::Parts;
 
-use super::accounts::caller;
+use crate::http::caller::{Admin, Authenticated};
 use crate::http::security::{UploadCutOff, import_too_large};
 use crate::secret::SecretString;
 use crate::startup::Instance;
@@ -209,9 +209,12 @@ async fn read_upload(
 #[async_trait::async_trait]
 impl TransferService for TransferFacade {
     async fn export(&self, parts: &Parts, input: ExportInput) -> Result<ExportFile, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         let transfer = Transfer::new(&self.instance);
-        let who = transfer.authorize(caller, addr, "transfer.export").await?;
+        let who = transfer.authorize(&caller, addr, "transfer.export").await?;
         let request = ExportRequest {
             provider_ids: (!input.provider_ids.is_empty()).then_some(input.provider_ids),
             token_ids: None,
@@ -246,9 +249,12 @@ impl TransferService for TransferFacade {
         parts: &Parts,
         upload: MultipartData,
     ) -> Result<ImportReportView, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         let transfer = Transfer::new(&self.instance);
-        let who = transfer.authorize(caller, addr, "transfer.import").await?;
+        let who = transfer.authorize(&caller, addr, "transfer.import").await?;
         // Only an admin's upload is read at all.
         let upload = read_upload(
             upload,
@@ -307,10 +313,7 @@ impl TransferService for TransferFacade {
         parts: &Parts,
         import_id: String,
     ) -> Result<ImportProgressView, AppError> {
-        let (caller, _) = caller(parts)?;
-        if !caller.is_admin() {
-            return Err(AppError::Forbidden);
-        }
+        Admin::from_parts(parts)?;
         let snapshot = progress::registry()
             .get(&import_id)
             .ok_or_else(|| AppError::NotFound("the import".into()))?;

@@ -6,7 +6,6 @@
 //! a byte of it read. Export and import errors become [`AppError`]s, which
 //! answer like every other API error.
 
-use axum::Extension;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -22,15 +21,15 @@ use tokio::io::AsyncWriteExt;
 
 use app::error::AppError;
 
-use super::{ApiResult, JsonBody, caller};
-use crate::auth::RequestIdentity;
+use super::{ApiResult, JsonBody};
 use crate::http::AppState;
+use crate::http::caller::{Admin, Authenticated};
 use crate::secret::SecretString;
+use crate::transfer::Transfer;
 use crate::transfer::export::ExportRequest;
 use crate::transfer::import::{ImportError, ImportOptions, Mode, OnConflict};
 use crate::transfer::progress;
 use crate::transfer::reader::{BundleError, Limits, read_bundle};
-use crate::transfer::Transfer;
 
 /// Room for the envelope around a bundle (`mode`, `passphrase`, …) on top
 /// of the bundle's own size limit.
@@ -53,13 +52,12 @@ pub(super) struct ExportBody {
 /// `POST /export`: the bundle, streamed as it is read from the database.
 pub(super) async fn export(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(input): JsonBody<ExportBody>,
 ) -> ApiResult<Response> {
-    let caller = caller(&identity)?;
     let transfer = Transfer::new(&state.instance);
-    let who = transfer
-        .authorize(caller, identity.client_addr.clone(), "transfer.export")
+    let admin = transfer
+        .authorize(&who.caller, who.client_addr, "transfer.export")
         .await?;
     let request = ExportRequest {
         provider_ids: input.provider_ids,
@@ -68,7 +66,7 @@ pub(super) async fn export(
         passphrase: input.passphrase.map(SecretString::new),
     };
     let plan = transfer
-        .plan_export(&who, request)
+        .plan_export(&admin, request)
         .await
         .map_err(AppError::from)?;
     let file_name = plan.file_name();
@@ -79,7 +77,7 @@ pub(super) async fn export(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
     tokio::spawn(async move {
         let result = transfer
-            .write_export(&who, plan, &mut writer, &|_, _| {})
+            .write_export(&admin, plan, &mut writer, &|_, _| {})
             .await;
         let _ = writer.shutdown().await;
         drop(writer);
@@ -184,15 +182,14 @@ async fn read_limited(
 /// `POST /import`: preview or apply; answers the report.
 pub(super) async fn import(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     headers: HeaderMap,
     raw: Body,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&identity)?;
     let transfer = Transfer::new(&state.instance);
     // Before a byte of the body is read.
-    let who = transfer
-        .authorize(caller, identity.client_addr.clone(), "transfer.import")
+    let admin = transfer
+        .authorize(&who.caller, who.client_addr, "transfer.import")
         .await?;
     let is_json = headers
         .get(CONTENT_TYPE)
@@ -255,7 +252,7 @@ pub(super) async fn import(
         (inner.bundle.get().as_bytes(), options, envelope.import_id)
     };
     let result = transfer
-        .import_tracked(&who, bundle, options, import_id.as_deref())
+        .import_tracked(&admin, bundle, options, import_id.as_deref())
         .await;
     let report = result.map_err(AppError::from)?;
     let mut value = serde_json::to_value(&report).map_err(|_| AppError::Internal)?;
@@ -267,13 +264,9 @@ pub(super) async fn import(
 
 /// `GET /import/{import_id}/progress`.
 pub(super) async fn import_progress(
-    Extension(identity): Extension<RequestIdentity>,
+    _: Admin,
     Path(import_id): Path<String>,
 ) -> ApiResult<Json<progress::Snapshot>> {
-    let caller = caller(&identity)?;
-    if !caller.is_admin() {
-        return Err(AppError::Forbidden.into());
-    }
     progress::registry()
         .get(&import_id)
         .map(Json)
