@@ -294,7 +294,76 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
 
 #[cfg(test)]
 mod tests {
-    use super::AppError;
+    use super::{AppError, ErrorKind, TransferFault};
+
+    #[test]
+    fn each_error_has_one_status_and_code() {
+        let cases = [
+            (
+                AppError::invalid("name", "is empty"),
+                422,
+                "validation_failed",
+            ),
+            (AppError::NotFound("the token".into()), 404, "not_found"),
+            (AppError::Conflict("taken".into()), 409, "conflict"),
+            (AppError::Unauthenticated, 401, "unauthenticated"),
+            (AppError::Forbidden, 403, "forbidden"),
+            (AppError::CrossSite, 403, "cross_site_request"),
+            (
+                AppError::RateLimited {
+                    retry_after_seconds: 5,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                AppError::NeedsReauthorization {
+                    auth_link: "/x".into(),
+                },
+                409,
+                "needs_reauthorization",
+            ),
+            (
+                AppError::ProviderRefused {
+                    message: "invalid_grant".into(),
+                },
+                502,
+                "provider_refused",
+            ),
+            (AppError::Unavailable("busy".into()), 503, "unavailable"),
+            (AppError::InvalidJson("eof".into()), 400, "invalid_json"),
+            (AppError::BadRequest("eof".into()), 400, "bad_request"),
+            (AppError::Internal, 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.kind(), ErrorKind { status, code }, "{error:?}");
+            assert_eq!(error.status_code(), status);
+            assert_eq!(error.code(), code);
+        }
+    }
+
+    #[test]
+    fn a_refused_passphrase_is_shown_at_the_passphrase_field() {
+        let e = AppError::Transfer {
+            fault: TransferFault::WrongPassphrase,
+            message: "wrong passphrase".into(),
+            problems: None,
+            report: None,
+        };
+        assert_eq!(e.kind(), ErrorKind::new(422, "wrong_passphrase"));
+        assert_eq!(
+            e.message_for("passphrase").as_deref(),
+            Some("wrong passphrase")
+        );
+        let running = AppError::Transfer {
+            fault: TransferFault::ImportRunning,
+            message: "running".into(),
+            problems: None,
+            report: None,
+        };
+        assert_eq!(running.kind(), ErrorKind::new(409, "conflict"));
+        assert_eq!(running.field(), Some("import_id"));
+    }
 
     #[test]
     fn a_message_about_part_of_a_field_is_shown_at_that_field() {
