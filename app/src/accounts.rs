@@ -177,15 +177,6 @@ pub trait AccountsService: Send + Sync + 'static {
 #[cfg(feature = "ssr")]
 use leptos::server_fn::http_export::request::Parts;
 
-#[cfg(feature = "ssr")]
-fn service() -> Result<(std::sync::Arc<dyn AccountsService>, Parts), crate::error::AppError> {
-    use leptos::prelude::use_context;
-    let service = use_context::<std::sync::Arc<dyn AccountsService>>()
-        .ok_or(crate::error::AppError::Internal)?;
-    let parts = use_context::<Parts>().ok_or(crate::error::AppError::Internal)?;
-    Ok((service, parts))
-}
-
 mod server_fns {
     use leptos::prelude::*;
 
@@ -195,7 +186,7 @@ mod server_fns {
     /// Admin: every account.
     #[server(prefix = "/rpc")]
     pub async fn list_users() -> Result<Vec<UserView>, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.list_users(&p).await)
     }
 
@@ -206,7 +197,7 @@ mod server_fns {
         password: String,
         role: String,
     ) -> Result<CreatedUser, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         let password = (!password.is_empty()).then_some(password);
         crate::error::respond(s.create_user(&p, email, password, role).await)
     }
@@ -218,42 +209,42 @@ mod server_fns {
         role: Option<String>,
         disabled: Option<bool>,
     ) -> Result<UserView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.update_user(&p, id, role, disabled).await)
     }
 
     /// Admin: ends every session of an account.
     #[server(prefix = "/rpc")]
     pub async fn revoke_user_sessions(id: String) -> Result<u64, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.revoke_sessions(&p, id).await)
     }
 
     /// The caller's API keys.
     #[server(prefix = "/rpc")]
     pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.list_api_keys(&p).await)
     }
 
     /// Creates an API key for the caller.
     #[server(prefix = "/rpc")]
     pub async fn create_api_key(name: String) -> Result<CreatedApiKey, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.create_api_key(&p, name).await)
     }
 
     /// Revokes an API key.
     #[server(prefix = "/rpc")]
     pub async fn revoke_api_key(id: String) -> Result<ApiKeyView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.revoke_api_key(&p, id).await)
     }
 
     /// Admin: a page of the audit log.
     #[server(prefix = "/rpc")]
     pub async fn get_audit_page(query: AuditQuery) -> Result<AuditPage, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.audit_page(&p, query).await)
     }
 }

@@ -58,21 +58,12 @@ pub trait AuthService: Send + Sync + 'static {
 
 #[cfg(feature = "ssr")]
 mod adapter {
-    use std::sync::Arc;
-
     use leptos::prelude::*;
+    use leptos::server_fn::http_export::HeaderValue;
     use leptos::server_fn::http_export::header::SET_COOKIE;
-    use leptos::server_fn::http_export::{HeaderValue, request::Parts};
     use leptos_axum::ResponseOptions;
 
-    use super::AuthService;
     use crate::error::AppError;
-
-    pub(super) fn service() -> Result<(Arc<dyn AuthService>, Parts), AppError> {
-        let service = use_context::<Arc<dyn AuthService>>().ok_or(AppError::Internal)?;
-        let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
-        Ok((service, parts))
-    }
 
     pub(super) fn set_cookie(value: &str) -> Result<(), AppError> {
         let response = use_context::<ResponseOptions>().ok_or(AppError::Internal)?;
@@ -85,21 +76,21 @@ mod adapter {
 /// The signed-in user, or `None`.
 #[server(prefix = "/rpc")]
 pub async fn get_current_user() -> Result<Option<CurrentUser>, AppError> {
-    let (service, parts) = adapter::service()?;
+    let (service, parts) = crate::service::<dyn AuthService>()?;
     Ok(service.current_user(&parts))
 }
 
 /// Facts for the login page.
 #[server(prefix = "/rpc")]
 pub async fn get_login_page_info() -> Result<LoginPageInfo, AppError> {
-    let (service, _) = adapter::service()?;
+    let (service, _) = crate::service::<dyn AuthService>()?;
     crate::error::respond(service.login_page_info().await)
 }
 
 /// Signs in with email and password.
 #[server(prefix = "/rpc")]
 pub async fn login(email: String, password: String) -> Result<CurrentUser, AppError> {
-    let (service, parts) = adapter::service()?;
+    let (service, parts) = crate::service::<dyn AuthService>()?;
     let (user, cookie) = crate::error::respond(service.login(&parts, email, password).await)?;
     adapter::set_cookie(&cookie)?;
     Ok(user)
@@ -108,7 +99,7 @@ pub async fn login(email: String, password: String) -> Result<CurrentUser, AppEr
 /// Signs out.
 #[server(prefix = "/rpc")]
 pub async fn logout() -> Result<(), AppError> {
-    let (service, parts) = adapter::service()?;
+    let (service, parts) = crate::service::<dyn AuthService>()?;
     let cookie = service.logout(&parts).await?;
     adapter::set_cookie(&cookie)
 }

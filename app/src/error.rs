@@ -1,6 +1,8 @@
 //! The error every server function returns, as it travels to the browser.
 
 use serde::{Deserialize, Serialize};
+
+use crate::transfer::ImportProblem;
 use server_fn_error::{FromServerFnError, JsonEncoding, ServerFnErrorErr};
 
 mod server_fn_error {
@@ -71,8 +73,37 @@ pub enum AppError {
         field: Option<String>,
         /// Which limit, and the setting that raises it when there is one.
         message: String,
-        /// The limit in bytes.
-        limit_bytes: u64,
+        /// The limit in bytes, when the answer names it.
+        limit_bytes: Option<u64>,
+    },
+    /// The body is not of a kind this endpoint takes (JSON, or a file
+    /// upload for the import).
+    #[error("{message}")]
+    UnsupportedMediaType {
+        /// The form field that should have carried it, when there is one.
+        field: Option<String>,
+        /// What to send instead.
+        message: String,
+    },
+    /// The body is not valid JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The request could not be read at all.
+    #[error("{0}")]
+    BadRequest(String),
+    /// An export or import refused; nothing was exported or imported.
+    #[error("{message}")]
+    Transfer {
+        /// Why.
+        fault: TransferFault,
+        /// What is wrong and how to fix it.
+        message: String,
+        /// Every problem with its place (a JSON path), when the refusal
+        /// lists them.
+        problems: Option<Vec<ImportProblem>>,
+        /// The whole import report, when the bundle was read far enough
+        /// to make one.
+        report: Option<Box<serde_json::Value>>,
     },
     /// A server fault; details are in the server log.
     #[error("something went wrong on the server; the details are in its log")]
@@ -80,6 +111,53 @@ pub enum AppError {
     /// The call did not reach the server or its answer did not come back.
     #[error("{0}")]
     Transport(ServerFnErrorErr),
+}
+
+/// Why an export or import was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferFault {
+    /// Export: ids that name nothing, or too many ids.
+    Selection,
+    /// The bundle is over the import limit.
+    TooLarge {
+        /// The limit in bytes.
+        limit_bytes: u64,
+    },
+    /// The bundle is not JSON, ends early, or is empty.
+    NotJson,
+    /// The bundle nests deeper than any bundle does.
+    TooDeep,
+    /// The bundle cannot go into this instance as it is (wrong format or
+    /// version, wrong fields, bad references, unusable secrets).
+    Invalid,
+    /// The content does not match the bundle's authentication code.
+    Altered,
+    /// Sealed secrets without an authentication code.
+    Unauthenticated,
+    /// Sealed secrets and no passphrase.
+    PassphraseRequired,
+    /// The passphrase does not open the bundle's secrets.
+    WrongPassphrase,
+    /// The import id is in use by a running import.
+    ImportRunning,
+    /// The database failed; the import was rolled back.
+    RolledBack,
+}
+
+/// An error's HTTP status and its stable machine-readable code (REST
+/// `error.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind {
+    /// The HTTP status.
+    pub status: u16,
+    /// The code.
+    pub code: &'static str,
+}
+
+impl ErrorKind {
+    const fn new(status: u16, code: &'static str) -> Self {
+        Self { status, code }
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -91,23 +169,92 @@ impl FromServerFnError for AppError {
 }
 
 impl AppError {
+    /// The HTTP status and code of this error: the one place both are
+    /// decided, for the REST API, server functions and the command line.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Validation { .. } => ErrorKind::new(422, "validation_failed"),
+            Self::NotFound(_) => ErrorKind::new(404, "not_found"),
+            Self::Conflict(_) => ErrorKind::new(409, "conflict"),
+            Self::Unauthenticated => ErrorKind::new(401, "unauthenticated"),
+            Self::Forbidden => ErrorKind::new(403, "forbidden"),
+            Self::RateLimited { .. } => ErrorKind::new(429, "rate_limited"),
+            Self::CrossSite => ErrorKind::new(403, "cross_site_request"),
+            Self::NeedsReauthorization { .. } => ErrorKind::new(409, "needs_reauthorization"),
+            Self::ProviderUnavailable { .. } => ErrorKind::new(503, "provider_unavailable"),
+            Self::ProviderRefused { .. } => ErrorKind::new(502, "provider_refused"),
+            Self::Unavailable(_) => ErrorKind::new(503, "unavailable"),
+            Self::TooLarge { .. } => ErrorKind::new(413, "payload_too_large"),
+            Self::UnsupportedMediaType { .. } => ErrorKind::new(415, "unsupported_media_type"),
+            Self::InvalidJson(_) => ErrorKind::new(400, "invalid_json"),
+            Self::BadRequest(_) | Self::Transport(_) => ErrorKind::new(400, "bad_request"),
+            Self::Transfer { fault, .. } => match fault {
+                TransferFault::Selection => ErrorKind::new(422, "validation_failed"),
+                TransferFault::TooLarge { .. } => ErrorKind::new(413, "payload_too_large"),
+                TransferFault::NotJson => ErrorKind::new(400, "invalid_json"),
+                TransferFault::TooDeep => ErrorKind::new(400, "invalid_bundle"),
+                TransferFault::Invalid => ErrorKind::new(422, "invalid_bundle"),
+                TransferFault::Altered => ErrorKind::new(422, "bundle_altered"),
+                TransferFault::Unauthenticated => ErrorKind::new(422, "bundle_unauthenticated"),
+                TransferFault::PassphraseRequired => ErrorKind::new(422, "passphrase_required"),
+                TransferFault::WrongPassphrase => ErrorKind::new(422, "wrong_passphrase"),
+                TransferFault::ImportRunning => ErrorKind::new(409, "conflict"),
+                TransferFault::RolledBack => ErrorKind::new(500, "internal"),
+            },
+            Self::Internal => ErrorKind::new(500, "internal"),
+        }
+    }
+
     /// The stable machine-readable code (REST `error.code`).
     pub fn code(&self) -> &'static str {
+        self.kind().code
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status_code(&self) -> u16 {
+        self.kind().status
+    }
+
+    /// The form field (or request field) the error is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
         match self {
-            Self::Validation { .. } => "validation_failed",
-            Self::NotFound(_) => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::Unauthenticated => "unauthenticated",
-            Self::Forbidden => "forbidden",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::CrossSite => "cross_site_request",
-            Self::NeedsReauthorization { .. } => "needs_reauthorization",
-            Self::ProviderUnavailable { .. } => "provider_unavailable",
-            Self::ProviderRefused { .. } => "provider_refused",
-            Self::Unavailable(_) => "unavailable",
-            Self::TooLarge { .. } => "payload_too_large",
-            Self::Internal => "internal",
-            Self::Transport(_) => "bad_request",
+            Self::Validation { field, .. }
+            | Self::TooLarge { field, .. }
+            | Self::UnsupportedMediaType { field, .. } => field.as_deref(),
+            Self::Transfer { fault, .. } => match fault {
+                TransferFault::PassphraseRequired | TransferFault::WrongPassphrase => {
+                    Some("passphrase")
+                }
+                TransferFault::ImportRunning => Some("import_id"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The size limit the request went over, when the answer names it.
+    pub fn limit_bytes(&self) -> Option<u64> {
+        match self {
+            Self::TooLarge { limit_bytes, .. } => *limit_bytes,
+            Self::Transfer {
+                fault: TransferFault::TooLarge { limit_bytes },
+                ..
+            } => Some(*limit_bytes),
+            _ => None,
+        }
+    }
+
+    /// Seconds to wait before trying again, when waiting helps.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited {
+                retry_after_seconds,
+            }
+            | Self::ProviderUnavailable {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            _ => None,
         }
     }
 
@@ -123,45 +270,12 @@ impl AppError {
     /// part of it (`additional_values.client_id` is about the
     /// `additional_values` field).
     pub fn message_for(&self, name: &str) -> Option<String> {
-        match self {
-            Self::Validation {
-                field: Some(field),
-                message,
-            }
-            | Self::TooLarge {
-                field: Some(field),
-                message,
-                ..
-            } if field == name
-                || field
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('.')) =>
-            {
-                Some(message.clone())
-            }
-            _ => None,
-        }
-    }
-}
-
-impl AppError {
-    /// The HTTP status a server function answers with for this error.
-    pub fn status_code(&self) -> u16 {
-        match self {
-            Self::Validation { .. } => 422,
-            Self::NotFound(_) => 404,
-            Self::Conflict(_) => 409,
-            Self::Unauthenticated => 401,
-            Self::Forbidden | Self::CrossSite => 403,
-            Self::NeedsReauthorization { .. } => 409,
-            Self::ProviderUnavailable { .. } => 503,
-            Self::ProviderRefused { .. } => 502,
-            Self::RateLimited { .. } => 429,
-            Self::Unavailable(_) => 503,
-            Self::TooLarge { .. } => 413,
-            Self::Internal => 500,
-            Self::Transport(_) => 400,
-        }
+        let field = self.field()?;
+        (field == name
+            || field
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('.')))
+        .then(|| self.to_string())
     }
 }
 
@@ -180,7 +294,76 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
 
 #[cfg(test)]
 mod tests {
-    use super::AppError;
+    use super::{AppError, ErrorKind, TransferFault};
+
+    #[test]
+    fn each_error_has_one_status_and_code() {
+        let cases = [
+            (
+                AppError::invalid("name", "is empty"),
+                422,
+                "validation_failed",
+            ),
+            (AppError::NotFound("the token".into()), 404, "not_found"),
+            (AppError::Conflict("taken".into()), 409, "conflict"),
+            (AppError::Unauthenticated, 401, "unauthenticated"),
+            (AppError::Forbidden, 403, "forbidden"),
+            (AppError::CrossSite, 403, "cross_site_request"),
+            (
+                AppError::RateLimited {
+                    retry_after_seconds: 5,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                AppError::NeedsReauthorization {
+                    auth_link: "/x".into(),
+                },
+                409,
+                "needs_reauthorization",
+            ),
+            (
+                AppError::ProviderRefused {
+                    message: "invalid_grant".into(),
+                },
+                502,
+                "provider_refused",
+            ),
+            (AppError::Unavailable("busy".into()), 503, "unavailable"),
+            (AppError::InvalidJson("eof".into()), 400, "invalid_json"),
+            (AppError::BadRequest("eof".into()), 400, "bad_request"),
+            (AppError::Internal, 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.kind(), ErrorKind { status, code }, "{error:?}");
+            assert_eq!(error.status_code(), status);
+            assert_eq!(error.code(), code);
+        }
+    }
+
+    #[test]
+    fn a_refused_passphrase_is_shown_at_the_passphrase_field() {
+        let e = AppError::Transfer {
+            fault: TransferFault::WrongPassphrase,
+            message: "wrong passphrase".into(),
+            problems: None,
+            report: None,
+        };
+        assert_eq!(e.kind(), ErrorKind::new(422, "wrong_passphrase"));
+        assert_eq!(
+            e.message_for("passphrase").as_deref(),
+            Some("wrong passphrase")
+        );
+        let running = AppError::Transfer {
+            fault: TransferFault::ImportRunning,
+            message: "running".into(),
+            problems: None,
+            report: None,
+        };
+        assert_eq!(running.kind(), ErrorKind::new(409, "conflict"));
+        assert_eq!(running.field(), Some("import_id"));
+    }
 
     #[test]
     fn a_message_about_part_of_a_field_is_shown_at_that_field() {

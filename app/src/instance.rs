@@ -45,23 +45,16 @@ pub trait InstanceService: Send + Sync + 'static {
 #[cfg(feature = "ssr")]
 use leptos::server_fn::http_export::request::Parts;
 
-#[cfg(feature = "ssr")]
-fn service() -> Result<(std::sync::Arc<dyn InstanceService>, Parts), AppError> {
-    let service = use_context::<std::sync::Arc<dyn InstanceService>>().ok_or(AppError::Internal)?;
-    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
-    Ok((service, parts))
-}
-
 /// Facts about this instance.
 #[server(prefix = "/rpc")]
 pub async fn get_instance_info() -> Result<InstanceInfo, AppError> {
-    let (service, parts) = service()?;
+    let (service, parts) = crate::service::<dyn InstanceService>()?;
     crate::error::respond(service.info(&parts))
 }
 
 /// Checks that the database answers, and how fast.
 #[server(prefix = "/rpc")]
 pub async fn check_database() -> Result<DatabaseCheck, AppError> {
-    let (service, parts) = service()?;
+    let (service, parts) = crate::service::<dyn InstanceService>()?;
     crate::error::respond(service.check_database(&parts).await)
 }

@@ -16,8 +16,12 @@ pub mod names;
 pub mod pages;
 pub mod providers;
 pub mod redirect;
+#[cfg(feature = "ssr")]
+mod service;
 mod shell;
 pub mod tokens;
 pub mod transfer;
 
+#[cfg(feature = "ssr")]
+pub(crate) use service::service;
 pub use shell::{App, shell};

@@ -204,15 +204,6 @@ use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use leptos::server_fn::http_export::request::Parts;
 
-#[cfg(feature = "ssr")]
-fn service() -> Result<(std::sync::Arc<dyn ProvidersService>, Parts), AppError> {
-    use leptos::prelude::use_context;
-    let service =
-        use_context::<std::sync::Arc<dyn ProvidersService>>().ok_or(AppError::Internal)?;
-    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
-    Ok((service, parts))
-}
-
 mod server_fns {
     use leptos::prelude::*;
 
@@ -222,14 +213,14 @@ mod server_fns {
     /// Every provider.
     #[server(prefix = "/rpc")]
     pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.list(&p).await)
     }
 
     /// One provider.
     #[server(prefix = "/rpc")]
     pub async fn get_provider(id: String) -> Result<ProviderView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.get(&p, id).await)
     }
 
@@ -237,7 +228,7 @@ mod server_fns {
     // JSON keeps an empty string apart from an absent field (a form would not).
     #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
     pub async fn create_provider(input: ProviderInput) -> Result<ProviderView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.create(&p, input).await)
     }
 
@@ -248,21 +239,21 @@ mod server_fns {
         id: String,
         input: ProviderInput,
     ) -> Result<ProviderView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.update(&p, id, input).await)
     }
 
     /// Admin: deletes a provider.
     #[server(prefix = "/rpc")]
     pub async fn delete_provider(id: String, force: bool) -> Result<ProviderDeleted, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.delete(&p, id, force).await)
     }
 
     /// Admin: reads an issuer's discovery document.
     #[server(prefix = "/rpc")]
     pub async fn discover_provider(issuer: String) -> Result<Discovered, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.discover(&p, issuer).await)
     }
 }

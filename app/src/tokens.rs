@@ -309,14 +309,6 @@ use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use leptos::server_fn::http_export::request::Parts;
 
-#[cfg(feature = "ssr")]
-fn service() -> Result<(std::sync::Arc<dyn TokensService>, Parts), AppError> {
-    use leptos::prelude::use_context;
-    let service = use_context::<std::sync::Arc<dyn TokensService>>().ok_or(AppError::Internal)?;
-    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
-    Ok((service, parts))
-}
-
 mod server_fns {
     use leptos::prelude::*;
 
@@ -326,21 +318,21 @@ mod server_fns {
     /// A page of the caller's tokens (all tokens for an admin).
     #[server(prefix = "/rpc")]
     pub async fn list_tokens(query: TokenListQuery) -> Result<TokenPage, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.list(&p, query).await)
     }
 
     /// One token with its history.
     #[server(prefix = "/rpc")]
     pub async fn get_token(id: String) -> Result<TokenDetail, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.detail(&p, id).await)
     }
 
     /// What the create form offers.
     #[server(prefix = "/rpc")]
     pub async fn get_token_form() -> Result<TokenFormOptions, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.form_options(&p).await)
     }
 
@@ -348,7 +340,7 @@ mod server_fns {
     // JSON keeps an empty string apart from an absent field (a form would not).
     #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
     pub async fn create_token(input: TokenInput) -> Result<TokenView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.create(&p, input).await)
     }
 
@@ -356,42 +348,42 @@ mod server_fns {
     // JSON keeps an empty string apart from an absent field (a form would not).
     #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
     pub async fn update_token(id: String, input: TokenInput) -> Result<TokenView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.update(&p, id, input).await)
     }
 
     /// Requests the token anew.
     #[server(prefix = "/rpc")]
     pub async fn request_token(id: String) -> Result<TokenView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.request(&p, id).await)
     }
 
     /// Refreshes the access token.
     #[server(prefix = "/rpc")]
     pub async fn refresh_token(id: String) -> Result<TokenView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.refresh(&p, id).await)
     }
 
     /// Reset Client Credentials.
     #[server(prefix = "/rpc")]
     pub async fn reset_token(id: String) -> Result<TokenView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.reset(&p, id).await)
     }
 
     /// Deletes a token, revoking it first.
     #[server(prefix = "/rpc")]
     pub async fn delete_token(id: String) -> Result<DeleteOutcome, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.delete(&p, id).await)
     }
 
     /// A fresh authorization link.
     #[server(prefix = "/rpc")]
     pub async fn token_auth_link(id: String) -> Result<String, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.auth_link(&p, id).await)
     }
 }

@@ -178,14 +178,6 @@ use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use leptos::server_fn::http_export::request::Parts;
 
-#[cfg(feature = "ssr")]
-fn service() -> Result<(std::sync::Arc<dyn TransferService>, Parts), AppError> {
-    use leptos::prelude::use_context;
-    let service = use_context::<std::sync::Arc<dyn TransferService>>().ok_or(AppError::Internal)?;
-    let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
-    Ok((service, parts))
-}
-
 mod server_fns {
     use leptos::prelude::*;
 
@@ -195,7 +187,7 @@ mod server_fns {
     /// Admin: exports providers and tokens as a bundle.
     #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
     pub async fn export_bundle(input: ExportInput) -> Result<ExportFile, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TransferService>()?;
         crate::error::respond(s.export(&p, input).await)
     }
 
@@ -209,14 +201,14 @@ mod server_fns {
     pub async fn import_bundle(
         upload: leptos::server_fn::codec::MultipartData,
     ) -> Result<ImportReportView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TransferService>()?;
         crate::error::respond(s.import(&p, upload).await)
     }
 
     /// Admin: how far an apply has got.
     #[server(prefix = "/rpc")]
     pub async fn import_progress(import_id: String) -> Result<ImportProgressView, AppError> {
-        let (s, p) = service()?;
+        let (s, p) = crate::service::<dyn TransferService>()?;
         crate::error::respond(s.progress(&p, import_id).await)
     }
 }

@@ -26,10 +26,8 @@ pub fn FieldError(
 
 /// The error of a form that no single field explains, or `None`.
 pub fn form_level(error: &AppError) -> Option<String> {
-    match error {
-        AppError::Validation { field: Some(_), .. } | AppError::TooLarge { field: Some(_), .. } => {
-            None
-        }
-        other => Some(other.to_string()),
+    match error.field() {
+        Some(_) => None,
+        None => Some(error.to_string()),
     }
 }

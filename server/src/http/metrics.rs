@@ -1,23 +1,18 @@
 //! `GET /metrics`: Prometheus metrics, for admins (a session, or an admin's
 //! API key as the scrape's bearer token).
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use super::api::{ApiError, caller};
-use crate::auth::RequestIdentity;
-use app::error::AppError;
+use super::api::ApiError;
+use super::caller::Admin;
 
 pub(super) async fn metrics(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !caller(&identity)?.is_admin() {
-        return Err(ApiError(AppError::Forbidden));
-    }
     let tokens = state.instance.tokens.tokens.count_by_status().await?;
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

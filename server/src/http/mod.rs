@@ -3,6 +3,7 @@
 
 pub mod api;
 mod callback;
+pub mod caller;
 pub mod client_addr;
 mod health;
 mod metrics;

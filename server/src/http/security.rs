@@ -8,7 +8,7 @@ use axum::http::header::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt;
@@ -118,15 +118,15 @@ pub fn import_too_large(import_max_bytes: usize) -> AppError {
         message: format!(
             "the file is larger than the {import_max_bytes} bytes this instance imports (QUIVER_IMPORT_MAX_BYTES)"
         ),
-        limit_bytes: import_max_bytes as u64,
+        limit_bytes: Some(import_max_bytes as u64),
     }
 }
 
-/// A server function's error answer: the app's error, in JSON.
-fn rpc_error(status: StatusCode, error: &AppError) -> Response {
+/// A server function's error answer: the app's error, in JSON, with its status.
+fn rpc_error(error: &AppError) -> Response {
     let body = serde_json::to_string(error).unwrap_or_default();
     let mut response = Response::new(axum::body::Body::from(body));
-    *response.status_mut() = status;
+    *response.status_mut() = super::api::status_of(error);
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -180,20 +180,17 @@ pub async fn limit_rpc_bodies(
                 message: format!(
                     "the request is larger than the {limit} bytes this server accepts"
                 ),
-                limit_bytes: limit as u64,
+                limit_bytes: Some(limit as u64),
             }
         };
-        return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, &error);
+        return rpc_error(&error);
     }
     if is_import {
         if !is_form_upload(request.headers()) {
-            return rpc_error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &AppError::invalid(
-                    app::transfer::import_form::BUNDLE,
-                    "send the bundle as a file upload (multipart/form-data)",
-                ),
-            );
+            return rpc_error(&AppError::UnsupportedMediaType {
+                field: Some(app::transfer::import_form::BUNDLE.to_owned()),
+                message: "send the bundle as a file upload (multipart/form-data)".into(),
+            });
         }
         let cut_off = UploadCutOff::default();
         let flag = cut_off.0.clone();

@@ -12,6 +12,7 @@
 //! preview lists every host it would write.
 
 pub mod bundle;
+mod errors;
 pub mod export;
 pub mod import;
 pub mod mac;

@@ -7,7 +7,8 @@ use app::accounts::{
 use app::error::AppError;
 use leptos::server_fn::http_export::request::Parts;
 
-use crate::auth::{Accounts, Caller, RequestIdentity};
+use crate::auth::Accounts;
+use crate::http::caller::Authenticated;
 use crate::secret::SecretString;
 
 /// Users, API keys and the audit log for the web app.
@@ -22,21 +23,11 @@ impl AccountsFacade {
     }
 }
 
-/// The signed-in caller and the client address, or `Unauthenticated`.
-pub fn caller(parts: &Parts) -> Result<(&Caller, Option<String>), AppError> {
-    let identity = parts
-        .extensions
-        .get::<RequestIdentity>()
-        .ok_or(AppError::Unauthenticated)?;
-    let caller = identity.caller.as_ref().ok_or(AppError::Unauthenticated)?;
-    Ok((caller, identity.client_addr.clone()))
-}
-
 #[async_trait::async_trait]
 impl AccountsService for AccountsFacade {
     async fn list_users(&self, parts: &Parts) -> Result<Vec<UserView>, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.accounts.list_users(caller).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.accounts.list_users(&caller).await
     }
 
     async fn create_user(
@@ -46,9 +37,18 @@ impl AccountsService for AccountsFacade {
         password: Option<String>,
         role: String,
     ) -> Result<CreatedUser, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         self.accounts
-            .create_user(caller, &email, password.map(SecretString::new), &role, addr)
+            .create_user(
+                &caller,
+                &email,
+                password.map(SecretString::new),
+                &role,
+                addr,
+            )
             .await
     }
 
@@ -59,34 +59,46 @@ impl AccountsService for AccountsFacade {
         role: Option<String>,
         disabled: Option<bool>,
     ) -> Result<UserView, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         self.accounts
-            .update_user(caller, &id, role.as_deref(), disabled, addr)
+            .update_user(&caller, &id, role.as_deref(), disabled, addr)
             .await
     }
 
     async fn revoke_sessions(&self, parts: &Parts, id: String) -> Result<u64, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.accounts.revoke_sessions(caller, &id, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.accounts.revoke_sessions(&caller, &id, addr).await
     }
 
     async fn list_api_keys(&self, parts: &Parts) -> Result<Vec<ApiKeyView>, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.accounts.list_api_keys(caller, false).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.accounts.list_api_keys(&caller, false).await
     }
 
     async fn create_api_key(&self, parts: &Parts, name: String) -> Result<CreatedApiKey, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.accounts.create_api_key(caller, &name, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.accounts.create_api_key(&caller, &name, addr).await
     }
 
     async fn revoke_api_key(&self, parts: &Parts, id: String) -> Result<ApiKeyView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.accounts.revoke_api_key(caller, &id, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.accounts.revoke_api_key(&caller, &id, addr).await
     }
 
     async fn audit_page(&self, parts: &Parts, query: AuditQuery) -> Result<AuditPage, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.accounts.audit_page(caller, &query).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.accounts.audit_page(&caller, &query).await
     }
 }

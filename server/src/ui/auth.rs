@@ -5,7 +5,8 @@ use app::auth::{AuthService, CurrentUser, LoginPageInfo};
 use app::error::AppError;
 use leptos::server_fn::http_export::request::Parts;
 
-use crate::auth::{Accounts, Caller, RequestIdentity};
+use crate::auth::{Accounts, Caller};
+use crate::http::caller::{Authenticated, ClientAddr};
 use crate::secret::SecretString;
 
 /// Sign-in for the web app.
@@ -20,10 +21,6 @@ impl AuthFacade {
     }
 }
 
-fn identity(parts: &Parts) -> Option<&RequestIdentity> {
-    parts.extensions.get::<RequestIdentity>()
-}
-
 /// The wire form of a caller.
 pub fn current_user(caller: &Caller) -> CurrentUser {
     CurrentUser {
@@ -36,7 +33,9 @@ pub fn current_user(caller: &Caller) -> CurrentUser {
 #[async_trait::async_trait]
 impl AuthService for AuthFacade {
     fn current_user(&self, parts: &Parts) -> Option<CurrentUser> {
-        identity(parts)?.caller.as_ref().map(current_user)
+        Authenticated::from_parts(parts)
+            .ok()
+            .map(|who| current_user(&who.caller))
     }
 
     async fn login_page_info(&self) -> Result<LoginPageInfo, AppError> {
@@ -51,7 +50,7 @@ impl AuthService for AuthFacade {
         email: String,
         password: String,
     ) -> Result<(CurrentUser, String), AppError> {
-        let addr = identity(parts).and_then(|i| i.client_addr.clone());
+        let ClientAddr(addr) = ClientAddr::from_parts(parts);
         let (user, token) = self
             .accounts
             .login(
@@ -70,12 +69,8 @@ impl AuthService for AuthFacade {
     }
 
     async fn logout(&self, parts: &Parts) -> Result<String, AppError> {
-        if let Some(identity) = identity(parts)
-            && let Some(caller) = &identity.caller
-        {
-            self.accounts
-                .logout(caller, identity.client_addr.clone())
-                .await;
+        if let Ok(who) = Authenticated::from_parts(parts) {
+            self.accounts.logout(&who.caller, who.client_addr).await;
         }
         Ok(self.accounts.clear_cookie())
     }

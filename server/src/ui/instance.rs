@@ -7,8 +7,8 @@ use app::instance::{DatabaseCheck, InstanceInfo, InstanceService};
 
 use leptos::server_fn::http_export::request::Parts;
 
-use super::accounts::caller;
 use crate::db;
+use crate::http::caller::Authenticated;
 use crate::startup::Instance;
 
 /// Answers the Settings page from the opened instance.
@@ -26,7 +26,7 @@ impl InstanceFacts {
 #[async_trait::async_trait]
 impl InstanceService for InstanceFacts {
     fn info(&self, parts: &Parts) -> Result<InstanceInfo, AppError> {
-        caller(parts)?;
+        Authenticated::from_parts(parts)?;
         let config = &self.instance.config;
         Ok(InstanceInfo {
             version: crate::VERSION.to_owned(),
@@ -38,7 +38,7 @@ impl InstanceService for InstanceFacts {
     }
 
     async fn check_database(&self, parts: &Parts) -> Result<DatabaseCheck, AppError> {
-        caller(parts)?;
+        Authenticated::from_parts(parts)?;
         let started = Instant::now();
         let unavailable = |e: sea_orm::DbErr| {
             tracing::error!(error = %e, "database check failed");

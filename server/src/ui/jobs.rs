@@ -7,7 +7,7 @@ use app::jobs::{
 };
 use leptos::server_fn::http_export::request::Parts;
 
-use super::accounts::caller;
+use crate::http::caller::Authenticated;
 use crate::schedule::jobs::Jobs;
 use crate::startup::Instance;
 
@@ -34,18 +34,21 @@ impl JobsFacade {
 #[async_trait::async_trait]
 impl JobsService for JobsFacade {
     async fn list(&self, parts: &Parts) -> Result<Vec<JobView>, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.jobs().list(caller).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.jobs().list(&caller).await
     }
 
     async fn get(&self, parts: &Parts, id: String) -> Result<JobDetail, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.jobs().get(caller, &id).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.jobs().get(&caller, &id).await
     }
 
     async fn create(&self, parts: &Parts, input: JobInput) -> Result<JobView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.jobs().create(caller, input, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.jobs().create(&caller, input, addr).await
     }
 
     async fn update(
@@ -54,18 +57,27 @@ impl JobsService for JobsFacade {
         id: String,
         input: JobInput,
     ) -> Result<JobView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.jobs().update(caller, &id, input, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.jobs().update(&caller, &id, input, addr).await
     }
 
     async fn delete(&self, parts: &Parts, id: String) -> Result<(), AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.jobs().delete(caller, &id, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.jobs().delete(&caller, &id, addr).await
     }
 
     async fn run(&self, parts: &Parts, id: String) -> Result<JobRunView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.jobs().run_now(caller, &id, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.jobs().run_now(&caller, &id, addr).await
     }
 
     async fn notifications(
@@ -73,12 +85,12 @@ impl JobsService for JobsFacade {
         parts: &Parts,
         offset: u64,
     ) -> Result<NotificationPage, AppError> {
-        let (caller, _) = caller(parts)?;
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
         let page = self
             .instance
             .tokens
             .events
-            .list(caller, PAGE, offset)
+            .list(&caller, PAGE, offset)
             .await?;
         Ok(NotificationPage {
             total: page.total,

@@ -5,7 +5,7 @@ use app::error::AppError;
 use app::providers::{Discovered, ProviderDeleted, ProviderInput, ProviderView, ProvidersService};
 use leptos::server_fn::http_export::request::Parts;
 
-use super::accounts::caller;
+use crate::http::caller::Authenticated;
 use crate::startup::Instance;
 
 /// The provider screens' data and actions: the same operations the REST API uses.
@@ -23,18 +23,21 @@ impl ProvidersFacade {
 #[async_trait::async_trait]
 impl ProvidersService for ProvidersFacade {
     async fn list(&self, parts: &Parts) -> Result<Vec<ProviderView>, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.instance.providers.list(caller).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.instance.providers.list(&caller).await
     }
 
     async fn get(&self, parts: &Parts, id: String) -> Result<ProviderView, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.instance.providers.get(caller, &id).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.instance.providers.get(&caller, &id).await
     }
 
     async fn create(&self, parts: &Parts, input: ProviderInput) -> Result<ProviderView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.instance.providers.create(caller, input, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance.providers.create(&caller, input, addr).await
     }
 
     async fn update(
@@ -43,10 +46,13 @@ impl ProvidersService for ProvidersFacade {
         id: String,
         input: ProviderInput,
     ) -> Result<ProviderView, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         self.instance
             .providers
-            .update(caller, &id, input, addr)
+            .update(&caller, &id, input, addr)
             .await
     }
 
@@ -56,17 +62,20 @@ impl ProvidersService for ProvidersFacade {
         id: String,
         force: bool,
     ) -> Result<ProviderDeleted, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         let (deleted_tokens, _) = self
             .instance
             .tokens
-            .delete_provider(caller, &id, force, addr)
+            .delete_provider(&caller, &id, force, addr)
             .await?;
         Ok(ProviderDeleted { id, deleted_tokens })
     }
 
     async fn discover(&self, parts: &Parts, issuer: String) -> Result<Discovered, AppError> {
-        let (caller, _) = caller(parts)?;
-        self.instance.providers.discover(caller, &issuer).await
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.instance.providers.discover(&caller, &issuer).await
     }
 }

@@ -8,8 +8,8 @@ use app::tokens::{
 };
 use leptos::server_fn::http_export::request::Parts;
 
-use super::accounts::caller;
 use crate::audit::AuditFilter;
+use crate::http::caller::Authenticated;
 use crate::startup::Instance;
 use crate::tokens::TokenQuery;
 use crate::tokens::engine::Answer;
@@ -33,12 +33,12 @@ fn none_if_empty(s: String) -> Option<String> {
 #[async_trait::async_trait]
 impl TokensService for TokensFacade {
     async fn list(&self, parts: &Parts, query: TokenListQuery) -> Result<TokenPage, AppError> {
-        let (caller, _) = caller(parts)?;
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
         self.instance
             .tokens
             .tokens
             .list(
-                caller,
+                &caller,
                 &TokenQuery {
                     q: none_if_empty(query.q),
                     status: none_if_empty(query.status),
@@ -54,9 +54,9 @@ impl TokensService for TokensFacade {
     }
 
     async fn detail(&self, parts: &Parts, id: String) -> Result<TokenDetail, AppError> {
-        let (caller, _) = caller(parts)?;
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
         let tokens = &self.instance.tokens.tokens;
-        let model = tokens.visible(caller, &id).await?;
+        let model = tokens.visible(&caller, &id).await?;
         let token = tokens.view(&model, None).await?;
         let (entries, _) = self
             .instance
@@ -98,11 +98,11 @@ impl TokensService for TokensFacade {
     }
 
     async fn form_options(&self, parts: &Parts) -> Result<TokenFormOptions, AppError> {
-        let (caller, _) = caller(parts)?;
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
         let providers = self
             .instance
             .providers
-            .list(caller)
+            .list(&caller)
             .await?
             .into_iter()
             .map(|p| ProviderChoice {
@@ -120,8 +120,11 @@ impl TokensService for TokensFacade {
     }
 
     async fn create(&self, parts: &Parts, input: TokenInput) -> Result<TokenView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.instance.tokens.create(caller, input, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance.tokens.create(&caller, input, addr).await
     }
 
     async fn update(
@@ -130,38 +133,56 @@ impl TokensService for TokensFacade {
         id: String,
         input: TokenInput,
     ) -> Result<TokenView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.instance.tokens.update(caller, &id, input, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance.tokens.update(&caller, &id, input, addr).await
     }
 
     async fn request(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        shown(self.instance.tokens.request(caller, &id, addr).await)
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        shown(self.instance.tokens.request(&caller, &id, addr).await)
     }
 
     async fn refresh(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
-        let (caller, addr) = caller(parts)?;
-        shown(self.instance.tokens.refresh(caller, &id, addr).await)
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        shown(self.instance.tokens.refresh(&caller, &id, addr).await)
     }
 
     async fn reset(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         shown(
             self.instance
                 .tokens
-                .reset(caller, &id, app::tokens::ResetInput::default(), addr)
+                .reset(&caller, &id, app::tokens::ResetInput::default(), addr)
                 .await,
         )
     }
 
     async fn delete(&self, parts: &Parts, id: String) -> Result<DeleteOutcome, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.instance.tokens.delete(caller, &id, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance.tokens.delete(&caller, &id, addr).await
     }
 
     async fn auth_link(&self, parts: &Parts, id: String) -> Result<String, AppError> {
-        let (caller, addr) = caller(parts)?;
-        self.instance.tokens.auth_link(caller, &id, addr).await
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance.tokens.auth_link(&caller, &id, addr).await
     }
 }
 

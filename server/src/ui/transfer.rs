@@ -1,7 +1,7 @@
 //! The Import/Export screen's service: the same export and import as the
 //! REST API, with the report in the page's shape.
 
-use app::error::AppError;
+use app::error::{AppError, TransferFault};
 use app::transfer::{
     ExportFile, ExportInput, ImportCounts, ImportHost, ImportItem, ImportItems, ImportProgressView,
     ImportReportView, ImportSummary, TransferService, import_form,
@@ -9,11 +9,11 @@ use app::transfer::{
 use leptos::server_fn::codec::MultipartData;
 use leptos::server_fn::http_export::request::Parts;
 
-use super::accounts::caller;
+use crate::http::caller::{Admin, Authenticated};
 use crate::http::security::{UploadCutOff, import_too_large};
 use crate::secret::SecretString;
 use crate::startup::Instance;
-use crate::transfer::export::{ExportError, ExportRequest};
+use crate::transfer::export::ExportRequest;
 use crate::transfer::import::{
     Counts, ImportError, ImportOptions, ImportReport, Item, Items, Mode, OnConflict,
 };
@@ -33,32 +33,8 @@ impl TransferFacade {
     }
 }
 
-fn export_error(e: ExportError) -> AppError {
-    match e {
-        ExportError::PassphraseRequired
-        | ExportError::WeakPassphrase
-        | ExportError::PassphraseWithoutSecrets => AppError::invalid("passphrase", e.to_string()),
-        ExportError::UnknownIds(_) | ExportError::TooManyIds => {
-            AppError::invalid("provider_ids", e.to_string())
-        }
-        ExportError::Storage(db) => {
-            tracing::error!(error = %db, "export failed");
-            AppError::Internal
-        }
-        other => {
-            tracing::error!(error = %other, "export failed");
-            AppError::Internal
-        }
-    }
-}
-
 fn problems(list: Vec<Problem>) -> Vec<app::transfer::ImportProblem> {
-    list.into_iter()
-        .map(|p| app::transfer::ImportProblem {
-            path: p.path,
-            message: p.message,
-        })
-        .collect()
+    list.into_iter().map(Into::into).collect()
 }
 
 fn items(list: &[Item]) -> Vec<ImportItem> {
@@ -236,9 +212,12 @@ async fn read_upload(
 #[async_trait::async_trait]
 impl TransferService for TransferFacade {
     async fn export(&self, parts: &Parts, input: ExportInput) -> Result<ExportFile, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         let transfer = Transfer::new(&self.instance);
-        let who = transfer.authorize(caller, addr, "transfer.export").await?;
+        let who = transfer.authorize(&caller, addr, "transfer.export").await?;
         let request = ExportRequest {
             provider_ids: (!input.provider_ids.is_empty()).then_some(input.provider_ids),
             token_ids: None,
@@ -251,13 +230,13 @@ impl TransferService for TransferFacade {
         let plan = transfer
             .plan_export(&who, request)
             .await
-            .map_err(export_error)?;
+            .map_err(AppError::from)?;
         let file_name = plan.file_name();
         let mut out: Vec<u8> = Vec::new();
         let summary = transfer
             .write_export(&who, plan, &mut out, &|_, _| {})
             .await
-            .map_err(export_error)?;
+            .map_err(AppError::from)?;
         let content = String::from_utf8(out).map_err(|_| AppError::Internal)?;
         Ok(ExportFile {
             file_name,
@@ -273,9 +252,12 @@ impl TransferService for TransferFacade {
         parts: &Parts,
         upload: MultipartData,
     ) -> Result<ImportReportView, AppError> {
-        let (caller, addr) = caller(parts)?;
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
         let transfer = Transfer::new(&self.instance);
-        let who = transfer.authorize(caller, addr, "transfer.import").await?;
+        let who = transfer.authorize(&caller, addr, "transfer.import").await?;
         // Only an admin's upload is read at all.
         let upload = read_upload(
             upload,
@@ -299,30 +281,33 @@ impl TransferService for TransferFacade {
             Ok(report) => Ok(report_view(&report)),
             // The page lists every problem with its place in the file.
             Err(ImportError::Invalid(report)) => Ok(report_view(&report)),
-            Err(e @ ImportError::BadImportId) => Err(AppError::invalid("import_id", e.to_string())),
-            Err(e @ (ImportError::WrongPassphrase | ImportError::PassphraseRequired)) => {
-                Err(AppError::invalid("passphrase", e.to_string()))
-            }
-            Err(ImportError::Busy(e)) => Err(AppError::Conflict(e.to_string())),
-            Err(ImportError::Storage(db)) => {
-                tracing::error!(error = %db, "import failed and was rolled back");
-                Err(AppError::Unavailable(
-                    "the import failed and was rolled back; nothing was imported".into(),
-                ))
-            }
-            Err(e) => {
-                let mut list = e.problems();
-                if list.is_empty() {
-                    list.push(Problem {
-                        path: "$".into(),
-                        message: e.to_string(),
-                    });
+            Err(e) => match AppError::from(e) {
+                AppError::Transfer {
+                    fault:
+                        TransferFault::TooLarge { .. }
+                        | TransferFault::NotJson
+                        | TransferFault::TooDeep
+                        | TransferFault::Invalid
+                        | TransferFault::Altered
+                        | TransferFault::Unauthenticated,
+                    message,
+                    problems,
+                    ..
+                } => {
+                    let mut list = problems.unwrap_or_default();
+                    if list.is_empty() {
+                        list.push(app::transfer::ImportProblem {
+                            path: "$".into(),
+                            message,
+                        });
+                    }
+                    Ok(ImportReportView {
+                        problems: list,
+                        ..ImportReportView::default()
+                    })
                 }
-                Ok(ImportReportView {
-                    problems: problems(list),
-                    ..ImportReportView::default()
-                })
-            }
+                other => Err(other),
+            },
         }
     }
 
@@ -331,10 +316,7 @@ impl TransferService for TransferFacade {
         parts: &Parts,
         import_id: String,
     ) -> Result<ImportProgressView, AppError> {
-        let (caller, _) = caller(parts)?;
-        if !caller.is_admin() {
-            return Err(AppError::Forbidden);
-        }
+        Admin::from_parts(parts)?;
         let snapshot = progress::registry()
             .get(&import_id)
             .ok_or_else(|| AppError::NotFound("the import".into()))?;

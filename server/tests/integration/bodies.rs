@@ -234,6 +234,26 @@ async fn nobody_signed_out_gets_more_than_a_mebibyte_read_anywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rest_route_for_callers_knows_the_caller_before_it_reads_the_body() {
+    let app = TestApp::new().await;
+    let seen = flood(&app, None).await;
+    let mut checked = 0;
+    for (what, status, pulled) in &seen {
+        let needs_a_caller = what.contains(" /api/v1/")
+            && !what.contains(" /api/v1/session ")
+            && !what.contains(" /api/v1/nowhere ");
+        if !needs_a_caller {
+            continue;
+        }
+        checked += 1;
+        // Refused as nobody, not for the body it never looked at.
+        assert_eq!(*status, StatusCode::UNAUTHORIZED, "{what}");
+        assert!(*pulled <= CHUNK, "{what}: read {pulled} bytes");
+    }
+    assert!(checked >= 8, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_non_admin_is_refused_the_import_without_it_being_read() {
     let app = TestApp::with_env(&[("QUIVER_IMPORT_MAX_BYTES", "100MiB")]).await;
     let pw = app.user("someone@example.com", Role::User).await;

@@ -1,19 +1,19 @@
 //! `/session`, `/users`, `/api-keys`, `/audit`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
 use app::accounts::AuditQuery;
 
-use super::{ApiError, ApiResult, JsonBody, QueryParams, caller};
+use super::{ApiError, ApiResult, JsonBody, QueryParams};
 use crate::account::ops::user_view;
-use crate::auth::RequestIdentity;
 use crate::http::AppState;
+use crate::http::caller::{Authenticated, ClientAddr};
 use crate::secret::SecretString;
 
 #[derive(Deserialize)]
@@ -25,7 +25,7 @@ pub(super) struct LoginRequest {
 
 pub(super) async fn login(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    ClientAddr(client_addr): ClientAddr,
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
@@ -35,7 +35,7 @@ pub(super) async fn login(
             &body.email,
             SecretString::new(body.password),
             accounts.session_cookie(&headers),
-            identity.client_addr.clone(),
+            client_addr,
         )
         .await
         .map_err(|e| ApiError(e.into()))?;
@@ -50,20 +50,14 @@ pub(super) async fn login(
         .into_response())
 }
 
-pub(super) async fn whoami(
-    Extension(identity): Extension<RequestIdentity>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let caller = caller(&identity)?;
-    Ok(Json(json!({ "user": user_view(&caller.user) })))
+pub(super) async fn whoami(who: Authenticated) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({ "user": user_view(&who.caller.user) })))
 }
 
-pub(super) async fn logout(
-    State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
-) -> Response {
+pub(super) async fn logout(State(state): State<AppState>, who: Option<Authenticated>) -> Response {
     let accounts = &state.instance.accounts;
-    if let Some(caller) = &identity.caller {
-        accounts.logout(caller, identity.client_addr.clone()).await;
+    if let Some(who) = who {
+        accounts.logout(&who.caller, who.client_addr).await;
     }
     (
         StatusCode::NO_CONTENT,
@@ -74,13 +68,9 @@ pub(super) async fn logout(
 
 pub(super) async fn list_users(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let users = state
-        .instance
-        .accounts
-        .list_users(caller(&identity)?)
-        .await?;
+    let users = state.instance.accounts.list_users(&who.caller).await?;
     Ok(Json(json!({ "total": users.len(), "items": users })))
 }
 
@@ -100,18 +90,18 @@ fn default_role() -> String {
 
 pub(super) async fn create_user(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(body): JsonBody<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<app::accounts::CreatedUser>)> {
     let created = state
         .instance
         .accounts
         .create_user(
-            caller(&identity)?,
+            &who.caller,
             &body.email,
             body.password.map(SecretString::new),
             &body.role,
-            identity.client_addr.clone(),
+            who.client_addr,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -128,7 +118,7 @@ pub(super) struct UpdateUser {
 
 pub(super) async fn update_user(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateUser>,
 ) -> ApiResult<Json<app::accounts::UserView>> {
@@ -137,11 +127,11 @@ pub(super) async fn update_user(
             .instance
             .accounts
             .update_user(
-                caller(&identity)?,
+                &who.caller,
                 &id,
                 body.role.as_deref(),
                 body.disabled,
-                identity.client_addr.clone(),
+                who.client_addr,
             )
             .await?,
     ))
@@ -149,13 +139,13 @@ pub(super) async fn update_user(
 
 pub(super) async fn revoke_sessions(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let revoked = state
         .instance
         .accounts
-        .revoke_sessions(caller(&identity)?, &id, identity.client_addr.clone())
+        .revoke_sessions(&who.caller, &id, who.client_addr)
         .await?;
     Ok(Json(json!({ "revoked": revoked })))
 }
@@ -168,13 +158,13 @@ pub(super) struct KeyListQuery {
 
 pub(super) async fn list_api_keys(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     QueryParams(query): QueryParams<KeyListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let keys = state
         .instance
         .accounts
-        .list_api_keys(caller(&identity)?, query.all)
+        .list_api_keys(&who.caller, query.all)
         .await?;
     Ok(Json(json!({ "total": keys.len(), "items": keys })))
 }
@@ -187,41 +177,41 @@ pub(super) struct CreateKey {
 
 pub(super) async fn create_api_key(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(body): JsonBody<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<app::accounts::CreatedApiKey>)> {
     let created = state
         .instance
         .accounts
-        .create_api_key(caller(&identity)?, &body.name, identity.client_addr.clone())
+        .create_api_key(&who.caller, &body.name, who.client_addr)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub(super) async fn revoke_api_key(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<app::accounts::ApiKeyView>> {
     Ok(Json(
         state
             .instance
             .accounts
-            .revoke_api_key(caller(&identity)?, &id, identity.client_addr.clone())
+            .revoke_api_key(&who.caller, &id, who.client_addr)
             .await?,
     ))
 }
 
 pub(super) async fn audit(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> ApiResult<Json<app::accounts::AuditPage>> {
     Ok(Json(
         state
             .instance
             .accounts
-            .audit_page(caller(&identity)?, &query)
+            .audit_page(&who.caller, &query)
             .await?,
     ))
 }

@@ -1,14 +1,14 @@
 //! `/events`: notifications (token failures, re-authorization needed, job
 //! failures), newest first.
 
+use axum::Json;
 use axum::extract::State;
-use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::{ApiResult, QueryParams, caller};
-use crate::auth::RequestIdentity;
+use super::{ApiResult, QueryParams};
 use crate::events::EventPage;
 use crate::http::AppState;
+use crate::http::caller::Authenticated;
 
 /// Paging.
 #[derive(Debug, Default, Deserialize)]
@@ -20,7 +20,7 @@ pub(super) struct EventQuery {
 
 pub(super) async fn list_events(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     QueryParams(q): QueryParams<EventQuery>,
 ) -> ApiResult<Json<EventPage>> {
     Ok(Json(
@@ -28,11 +28,7 @@ pub(super) async fn list_events(
             .instance
             .tokens
             .events
-            .list(
-                caller(&identity)?,
-                q.limit.unwrap_or(50),
-                q.offset.unwrap_or(0),
-            )
+            .list(&who.caller, q.limit.unwrap_or(50), q.offset.unwrap_or(0))
             .await?,
     ))
 }

@@ -16,7 +16,6 @@ use axum::Router;
 use axum::routing::{delete, get, patch, post};
 
 use super::AppState;
-use crate::auth::{Caller, RequestIdentity};
 use app::error::AppError;
 
 /// The `/api/v1` routes.
@@ -97,12 +96,4 @@ async fn openapi() -> (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         OPENAPI,
     )
-}
-
-/// The authenticated caller, or 401.
-pub fn caller(identity: &RequestIdentity) -> Result<&Caller, ApiError> {
-    identity
-        .caller
-        .as_ref()
-        .ok_or(ApiError(AppError::Unauthenticated))
 }

@@ -1,8 +1,8 @@
 //! `/providers` and `/tokens`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,49 +11,43 @@ use app::providers::{ProviderInput, ProviderView};
 use app::tokens::{DeleteOutcome, ResetInput, TokenInput, TokenPage, TokenView};
 
 use super::error::Renewed;
-use super::{ApiResult, JsonBody, QueryParams, caller};
-use crate::auth::RequestIdentity;
+use super::{ApiError, ApiResult, JsonBody, QueryParams};
 use crate::http::AppState;
+use crate::http::caller::Authenticated;
 use crate::tokens::TokenQuery;
 
 pub(super) async fn list_providers(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
 ) -> ApiResult<Json<Value>> {
-    let items = state.instance.providers.list(caller(&identity)?).await?;
+    let items = state.instance.providers.list(&who.caller).await?;
     Ok(Json(json!({"total": items.len(), "items": items})))
 }
 
 pub(super) async fn create_provider(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(input): JsonBody<ProviderInput>,
 ) -> ApiResult<(StatusCode, Json<ProviderView>)> {
     let view = state
         .instance
         .providers
-        .create(caller(&identity)?, input, identity.client_addr.clone())
+        .create(&who.caller, input, who.client_addr)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub(super) async fn get_provider(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProviderView>> {
-    Ok(Json(
-        state
-            .instance
-            .providers
-            .get(caller(&identity)?, &id)
-            .await?,
-    ))
+    Ok(Json(state.instance.providers.get(&who.caller, &id).await?))
 }
 
 pub(super) async fn update_provider(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<ProviderInput>,
 ) -> ApiResult<Json<ProviderView>> {
@@ -61,7 +55,7 @@ pub(super) async fn update_provider(
         state
             .instance
             .providers
-            .update(caller(&identity)?, &id, input, identity.client_addr.clone())
+            .update(&who.caller, &id, input, who.client_addr)
             .await?,
     ))
 }
@@ -74,19 +68,14 @@ pub(super) struct DeleteProviderQuery {
 
 pub(super) async fn delete_provider(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<DeleteProviderQuery>,
 ) -> ApiResult<Json<Value>> {
     let (deleted_tokens, revocations) = state
         .instance
         .tokens
-        .delete_provider(
-            caller(&identity)?,
-            &id,
-            query.force,
-            identity.client_addr.clone(),
-        )
+        .delete_provider(&who.caller, &id, query.force, who.client_addr)
         .await?;
     Ok(Json(json!({
         "id": id,
@@ -103,13 +92,13 @@ pub(super) struct DiscoverRequest {
 
 pub(super) async fn discover(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(body): JsonBody<DiscoverRequest>,
 ) -> ApiResult<Json<Value>> {
     let found = state
         .instance
         .providers
-        .discover(caller(&identity)?, &body.issuer)
+        .discover(&who.caller, &body.issuer)
         .await?;
     Ok(Json(
         serde_json::to_value(found).map_err(|_| AppError::Internal)?,
@@ -118,7 +107,7 @@ pub(super) async fn discover(
 
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     QueryParams(query): QueryParams<TokenQuery>,
 ) -> ApiResult<Json<TokenPage>> {
     Ok(Json(
@@ -126,37 +115,37 @@ pub(super) async fn list_tokens(
             .instance
             .tokens
             .tokens
-            .list(caller(&identity)?, &query)
+            .list(&who.caller, &query)
             .await?,
     ))
 }
 
 pub(super) async fn create_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(input): JsonBody<TokenInput>,
 ) -> ApiResult<(StatusCode, Json<TokenView>)> {
     let view = state
         .instance
         .tokens
-        .create(caller(&identity)?, input, identity.client_addr.clone())
+        .create(&who.caller, input, who.client_addr)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub(super) async fn get_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenView>> {
     let engine = &state.instance.tokens;
-    let t = engine.tokens.visible(caller(&identity)?, &id).await?;
+    let t = engine.tokens.visible(&who.caller, &id).await?;
     Ok(Json(engine.tokens.view(&t, None).await?))
 }
 
 pub(super) async fn update_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<TokenInput>,
 ) -> ApiResult<Json<TokenView>> {
@@ -164,56 +153,56 @@ pub(super) async fn update_token(
         state
             .instance
             .tokens
-            .update(caller(&identity)?, &id, input, identity.client_addr.clone())
+            .update(&who.caller, &id, input, who.client_addr)
             .await?,
     ))
 }
 
 pub(super) async fn delete_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeleteOutcome>> {
     Ok(Json(
         state
             .instance
             .tokens
-            .delete(caller(&identity)?, &id, identity.client_addr.clone())
+            .delete(&who.caller, &id, who.client_addr)
             .await?,
     ))
 }
 
 pub(super) async fn request_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Renewed> {
     Ok(Renewed(
         state
             .instance
             .tokens
-            .request(caller(&identity)?, &id, identity.client_addr.clone())
+            .request(&who.caller, &id, who.client_addr)
             .await?,
     ))
 }
 
 pub(super) async fn refresh_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Renewed> {
     Ok(Renewed(
         state
             .instance
             .tokens
-            .refresh(caller(&identity)?, &id, identity.client_addr.clone())
+            .refresh(&who.caller, &id, who.client_addr)
             .await?,
     ))
 }
 
 pub(super) async fn reset_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Renewed> {
@@ -228,42 +217,33 @@ pub(super) async fn reset_token(
         state
             .instance
             .tokens
-            .reset(
-                caller(&identity)?,
-                &id,
-                overrides,
-                identity.client_addr.clone(),
-            )
+            .reset(&who.caller, &id, overrides, who.client_addr)
             .await?,
     ))
 }
 
 pub(super) async fn auth_link(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let url = state
         .instance
         .tokens
-        .auth_link(caller(&identity)?, &id, identity.client_addr.clone())
+        .auth_link(&who.caller, &id, who.client_addr)
         .await?;
     Ok(Json(json!({ "url": url })))
 }
 
 pub(super) async fn access_token(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Result<Authenticated, ApiError>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<app::tokens::AccessTokenView>> {
     let started = std::time::Instant::now();
     let engine = &state.instance.tokens;
-    let result = match caller(&identity) {
-        Ok(caller) => {
-            engine
-                .access_token(caller, &id, identity.client_addr.clone())
-                .await
-        }
+    let result = match who {
+        Ok(who) => engine.access_token(&who.caller, &id, who.client_addr).await,
         Err(e) => Err(e.0),
     };
     let outcome = match &result {

@@ -3,15 +3,14 @@
 //! The export body is streamed as it is written. The import body is read
 //! here, up to `QUIVER_IMPORT_MAX_BYTES` (not the API's 1 MiB), and only
 //! once the caller is known to be an admin: anyone else is answered without
-//! a byte of it read. Every transfer error becomes an HTTP answer in
-//! [`TransferFailure`], once.
+//! a byte of it read. Export and import errors become [`AppError`]s, which
+//! answer like every other API error.
 
-use axum::Extension;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -22,218 +21,19 @@ use tokio::io::AsyncWriteExt;
 
 use app::error::AppError;
 
-use super::{JsonBody, caller, error_response};
-use crate::auth::RequestIdentity;
+use super::{ApiResult, JsonBody};
 use crate::http::AppState;
+use crate::http::caller::{Admin, Authenticated};
 use crate::secret::SecretString;
-use crate::transfer::export::{ExportError, ExportRequest};
+use crate::transfer::Transfer;
+use crate::transfer::export::ExportRequest;
 use crate::transfer::import::{ImportError, ImportOptions, Mode, OnConflict};
 use crate::transfer::progress;
 use crate::transfer::reader::{BundleError, Limits, read_bundle};
-use crate::transfer::{Problem, Transfer};
 
 /// Room for the envelope around a bundle (`mode`, `passphrase`, …) on top
 /// of the bundle's own size limit.
 const ENVELOPE_SLACK: usize = 64 * 1024;
-
-/// Everything a transfer request can end with, as an HTTP answer.
-#[derive(Debug)]
-pub(crate) enum TransferFailure {
-    /// Signed out, not an admin, and the like.
-    App(AppError),
-    /// An export refused or failed before its first byte.
-    Export(ExportError),
-    /// An import refused or failed; nothing was imported.
-    Import(ImportError),
-    /// The body is not JSON.
-    UnsupportedMediaType,
-    /// The request body is over the limit.
-    TooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// The import request itself (not the bundle) is malformed.
-    Request {
-        /// The field.
-        field: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl From<AppError> for TransferFailure {
-    fn from(e: AppError) -> Self {
-        Self::App(e)
-    }
-}
-
-impl From<super::ApiError> for TransferFailure {
-    fn from(e: super::ApiError) -> Self {
-        Self::App(e.0)
-    }
-}
-
-fn body(status: StatusCode, code: &str, message: String, extra: Value) -> Response {
-    let mut error = json!({"code": code, "message": message});
-    if let (Value::Object(error), Value::Object(extra)) = (&mut error, extra) {
-        error.extend(extra);
-    }
-    (status, Json(json!({ "error": error }))).into_response()
-}
-
-fn problems(list: &[Problem]) -> Value {
-    serde_json::to_value(list).unwrap_or(Value::Null)
-}
-
-impl IntoResponse for TransferFailure {
-    fn into_response(self) -> Response {
-        let internal = |what: &dyn std::fmt::Display| {
-            tracing::error!(error = %what, "transfer failed");
-        };
-        match self {
-            Self::App(e) => error_response(&e),
-            Self::UnsupportedMediaType => body(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send a JSON body with Content-Type: application/json".into(),
-                json!({}),
-            ),
-            Self::TooLarge { limit } => body(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the request body is over the import limit of {limit} bytes (QUIVER_IMPORT_MAX_BYTES)"
-                ),
-                json!({"limit_bytes": limit}),
-            ),
-            Self::Request { field, message } => {
-                let mut extra = json!({});
-                if let Some(field) = field {
-                    extra["field"] = json!(field);
-                }
-                body(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    message,
-                    extra,
-                )
-            }
-            Self::Export(e) => match &e {
-                ExportError::UnknownIds(list) => body(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    e.to_string(),
-                    json!({"problems": problems(list)}),
-                ),
-                ExportError::TooManyIds => body(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    e.to_string(),
-                    json!({}),
-                ),
-                ExportError::PassphraseRequired
-                | ExportError::PassphraseWithoutSecrets
-                | ExportError::WeakPassphrase => body(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    e.to_string(),
-                    json!({"field": "passphrase"}),
-                ),
-                ExportError::Unsealable { .. }
-                | ExportError::Key(_)
-                | ExportError::Storage(_)
-                | ExportError::Write(_) => {
-                    internal(&e);
-                    error_response(&AppError::Internal)
-                }
-            },
-            Self::Import(e) => {
-                let list = e.problems();
-                match &e {
-                    ImportError::Bundle(BundleError::TooLarge { limit, .. }) => body(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        e.to_string(),
-                        json!({"limit_bytes": limit, "problems": problems(&list)}),
-                    ),
-                    ImportError::Bundle(
-                        BundleError::NotJson { .. }
-                        | BundleError::Truncated { .. }
-                        | BundleError::Empty,
-                    ) => body(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_json",
-                        e.to_string(),
-                        json!({"problems": problems(&list)}),
-                    ),
-                    ImportError::Bundle(BundleError::TooDeep { .. }) => body(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_bundle",
-                        e.to_string(),
-                        json!({"problems": problems(&list)}),
-                    ),
-                    ImportError::Bundle(_) | ImportError::Secrets(_) => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_bundle",
-                        e.to_string(),
-                        json!({"problems": problems(&list)}),
-                    ),
-                    ImportError::Invalid(report) => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_bundle",
-                        e.to_string(),
-                        json!({"problems": problems(&list), "report": report}),
-                    ),
-                    ImportError::Altered(_) => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "bundle_altered",
-                        e.to_string(),
-                        json!({"problems": problems(&list)}),
-                    ),
-                    ImportError::Unauthenticated => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "bundle_unauthenticated",
-                        e.to_string(),
-                        json!({"problems": problems(&list)}),
-                    ),
-                    ImportError::PassphraseRequired => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "passphrase_required",
-                        e.to_string(),
-                        json!({"field": "passphrase"}),
-                    ),
-                    ImportError::WrongPassphrase => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "wrong_passphrase",
-                        e.to_string(),
-                        json!({"field": "passphrase"}),
-                    ),
-                    ImportError::BadImportId => body(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "validation_failed",
-                        e.to_string(),
-                        json!({"field": "import_id"}),
-                    ),
-                    ImportError::Busy(_) => body(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        e.to_string(),
-                        json!({"field": "import_id"}),
-                    ),
-                    ImportError::Storage(db) => {
-                        internal(db);
-                        body(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "internal",
-                            e.to_string(),
-                            json!({}),
-                        )
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// `POST /export` body.
 #[derive(Deserialize)]
@@ -252,13 +52,12 @@ pub(super) struct ExportBody {
 /// `POST /export`: the bundle, streamed as it is read from the database.
 pub(super) async fn export(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     JsonBody(input): JsonBody<ExportBody>,
-) -> Result<Response, TransferFailure> {
-    let caller = caller(&identity)?;
+) -> ApiResult<Response> {
     let transfer = Transfer::new(&state.instance);
-    let who = transfer
-        .authorize(caller, identity.client_addr.clone(), "transfer.export")
+    let admin = transfer
+        .authorize(&who.caller, who.client_addr, "transfer.export")
         .await?;
     let request = ExportRequest {
         provider_ids: input.provider_ids,
@@ -267,9 +66,9 @@ pub(super) async fn export(
         passphrase: input.passphrase.map(SecretString::new),
     };
     let plan = transfer
-        .plan_export(&who, request)
+        .plan_export(&admin, request)
         .await
-        .map_err(TransferFailure::Export)?;
+        .map_err(AppError::from)?;
     let file_name = plan.file_name();
     // The writer task fills a small pipe; the body drains it. A failure
     // after the first byte ends the body with an error, so the client
@@ -278,7 +77,7 @@ pub(super) async fn export(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
     tokio::spawn(async move {
         let result = transfer
-            .write_export(&who, plan, &mut writer, &|_, _| {})
+            .write_export(&admin, plan, &mut writer, &|_, _| {})
             .await;
         let _ = writer.shutdown().await;
         drop(writer);
@@ -340,29 +139,40 @@ struct BundleOnly<'a> {
     bundle: &'a RawValue,
 }
 
+/// The import request is over the import limit.
+fn too_large(limit: usize) -> AppError {
+    AppError::TooLarge {
+        field: None,
+        message: format!(
+            "the request body is over the import limit of {limit} bytes (QUIVER_IMPORT_MAX_BYTES)"
+        ),
+        limit_bytes: Some(limit as u64),
+    }
+}
+
 /// Reads the body up to `cap` bytes; over it is 413 naming `limit`.
 async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     cap: usize,
     limit: usize,
-) -> Result<Bytes, TransferFailure> {
+) -> Result<Bytes, AppError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > cap) {
-        return Err(TransferFailure::TooLarge { limit });
+        return Err(too_large(limit));
     }
     let mut collected = Vec::with_capacity(declared.unwrap_or(0).min(limit));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| TransferFailure::Request {
+        let chunk = chunk.map_err(|e| AppError::Validation {
             field: None,
             message: format!("the request body could not be read: {e}"),
         })?;
         if collected.len() + chunk.len() > cap {
-            return Err(TransferFailure::TooLarge { limit });
+            return Err(too_large(limit));
         }
         collected.extend_from_slice(&chunk);
     }
@@ -372,15 +182,14 @@ async fn read_limited(
 /// `POST /import`: preview or apply; answers the report.
 pub(super) async fn import(
     State(state): State<AppState>,
-    Extension(identity): Extension<RequestIdentity>,
+    who: Authenticated,
     headers: HeaderMap,
     raw: Body,
-) -> Result<Json<Value>, TransferFailure> {
-    let caller = caller(&identity)?;
+) -> ApiResult<Json<Value>> {
     let transfer = Transfer::new(&state.instance);
     // Before a byte of the body is read.
-    let who = transfer
-        .authorize(caller, identity.client_addr.clone(), "transfer.import")
+    let admin = transfer
+        .authorize(&who.caller, who.client_addr, "transfer.import")
         .await?;
     let is_json = headers
         .get(CONTENT_TYPE)
@@ -391,7 +200,11 @@ pub(super) async fn import(
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
     if !is_json {
-        return Err(TransferFailure::UnsupportedMediaType);
+        return Err(AppError::UnsupportedMediaType {
+            field: None,
+            message: "send a JSON body with Content-Type: application/json".into(),
+        }
+        .into());
     }
     let limit = state.instance.config.import_max_bytes;
     let bytes = read_limited(&headers, raw, limit.saturating_add(ENVELOPE_SLACK), limit).await?;
@@ -405,7 +218,7 @@ pub(super) async fn import(
         let e = read_bundle(&bytes, &limits)
             .err()
             .unwrap_or(BundleError::Empty);
-        return Err(TransferFailure::Import(ImportError::Bundle(e)));
+        return Err(AppError::from(ImportError::Bundle(e)).into());
     };
     let (bundle, options, import_id) = if probe.format.is_some() || probe.bundle.is_none() {
         // A raw bundle is previewed.
@@ -421,13 +234,13 @@ pub(super) async fn import(
             } else {
                 Some(at.split('.').next().unwrap_or_default().to_owned())
             };
-            TransferFailure::Request {
+            AppError::Validation {
                 field,
                 message: format!("the import request is malformed: {message}"),
             }
         })?;
         let inner: BundleOnly<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| TransferFailure::Request {
+            serde_json::from_slice(&bytes).map_err(|e| AppError::Validation {
                 field: Some("bundle".into()),
                 message: format!("the import request is malformed: {e}"),
             })?;
@@ -439,9 +252,9 @@ pub(super) async fn import(
         (inner.bundle.get().as_bytes(), options, envelope.import_id)
     };
     let result = transfer
-        .import_tracked(&who, bundle, options, import_id.as_deref())
+        .import_tracked(&admin, bundle, options, import_id.as_deref())
         .await;
-    let report = result.map_err(TransferFailure::Import)?;
+    let report = result.map_err(AppError::from)?;
     let mut value = serde_json::to_value(&report).map_err(|_| AppError::Internal)?;
     if let (Some(id), Value::Object(map)) = (import_id, &mut value) {
         map.insert("import_id".into(), json!(id));
@@ -451,13 +264,9 @@ pub(super) async fn import(
 
 /// `GET /import/{import_id}/progress`.
 pub(super) async fn import_progress(
-    Extension(identity): Extension<RequestIdentity>,
+    _: Admin,
     Path(import_id): Path<String>,
-) -> Result<Json<progress::Snapshot>, TransferFailure> {
-    let caller = caller(&identity)?;
-    if !caller.is_admin() {
-        return Err(AppError::Forbidden.into());
-    }
+) -> ApiResult<Json<progress::Snapshot>> {
     progress::registry()
         .get(&import_id)
         .map(Json)
