@@ -1077,10 +1077,6 @@ impl Api {
         self.json(reqwest::Method::GET, path, None).await
     }
 
-    async fn get_bytes(&self, path: &str) -> BenchResult<Vec<u8>> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
     /// A provider for client `cc-basic`, with `concurrency` background
     /// renewals at once and no rate limit; returns its id.
     async fn cc_provider(&self, auth: &AuthServer, concurrency: u64) -> BenchResult<String> {

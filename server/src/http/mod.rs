@@ -54,12 +54,6 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-impl FromRef<AppState> for Arc<Instance> {
-    fn from_ref(state: &AppState) -> Self {
-        state.instance.clone()
-    }
-}
-
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let instance_service: Arc<dyn InstanceService> =
