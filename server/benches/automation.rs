@@ -1,12 +1,9 @@
-//! Benchmarks of the token automation (serving, background refresh,
-//! memory), printed as `BENCH <name>: <value> …` lines on standard output
-//! (progress goes to standard error):
+//! Benchmarks of the background work, printed as `BENCH <name>: <value> …`
+//! lines on standard output (progress goes to standard error). The
+//! access-token endpoint is measured by `scripts/bench-access-token.sh`,
+//! with an external load generator: one in this process shared the CPUs
+//! with the server and measured itself.
 //!
-//! - `access`: `GET /api/v1/tokens/{id}/access-token` against a bare axum
-//!   handler that returns a body of the same size, with the same load
-//!   generator in the same run: 64 tasks, each with its own HTTP/1.1
-//!   keep-alive connection, back-to-back requests for 10 s after a 2 s
-//!   warm-up; requests/s, p50, p99 and the ratio; SQLite and PostgreSQL.
 //! - `refresh`: 10,000 due Client Credentials tokens renewed by the
 //!   scheduler's passes, against the test provider's own capacity measured
 //!   alone (client_credentials grants straight to its token endpoint at the
@@ -16,7 +13,7 @@
 //! - `memory`: the resident memory of a separate `quiver serve` process with
 //!   10,000 and 100,000 tokens (inserted in SQL batches); SQLite by default.
 //!
-//! `cargo bench -p server --bench automation -- [access|refresh|memory]…`
+//! `cargo bench -p server --bench automation -- [refresh|memory]…`
 //! (no part: all). Sizes come from environment variables, see
 //! [`Settings::from_env`] and docs/BENCHMARKS.md. Everything runs on
 //! loopback against the real test authorization server
@@ -25,7 +22,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), dropped at the end. Child
 //! processes are killed when the run ends, fails or is interrupted.
 
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,8 +31,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::http::header::CONTENT_TYPE;
 use base64::Engine;
 use rand::Rng;
 use sea_orm::{
@@ -68,15 +62,6 @@ type BenchResult<T = ()> = Result<T, String>;
 /// Sizes and choices, from the environment.
 #[derive(Clone, Debug)]
 struct Settings {
-    /// `BENCH_SECONDS` (10): measured seconds of each access-token run.
-    seconds: u64,
-    /// `BENCH_WARMUP_SECONDS` (2): unmeasured seconds before.
-    warmup: u64,
-    /// `BENCH_CONNECTIONS` (64): keep-alive connections (one task each).
-    connections: usize,
-    /// `BENCH_SERVER_THREADS` (the number of CPUs): worker threads of the
-    /// served runtime in the access-token runs.
-    server_threads: usize,
     /// `BENCH_TOKENS` (10,000): due tokens of the refresh run.
     tokens: u64,
     /// `BENCH_GRANTS` (= `BENCH_TOKENS`): grants of the provider-alone run.
@@ -87,7 +72,7 @@ struct Settings {
     memory_tokens: Vec<u64>,
     /// `BENCH_INSERT_BATCH` (10,000): rows per SQL insert.
     insert_batch: u64,
-    /// `BENCH_DATABASES` (`sqlite,postgres` for access, `sqlite` otherwise).
+    /// `BENCH_DATABASES` (`sqlite`).
     databases: Option<Vec<Kind>>,
     /// `QUIVER_TEST_POSTGRES_URL`.
     postgres_url: String,
@@ -144,10 +129,6 @@ impl Settings {
             Err(_) => None,
         };
         let s = Self {
-            seconds: env_u64("BENCH_SECONDS", 10)?.max(1),
-            warmup: env_u64("BENCH_WARMUP_SECONDS", 2)?,
-            connections: env_u64("BENCH_CONNECTIONS", 64)?.max(1) as usize,
-            server_threads: env_u64("BENCH_SERVER_THREADS", cpus)?.max(1) as usize,
             tokens: tokens.max(1),
             grants: env_u64("BENCH_GRANTS", tokens)?.max(1),
             concurrency: env_u64("BENCH_CONCURRENCY", 16)?.clamp(1, 64),
@@ -175,13 +156,16 @@ fn main() -> ExitCode {
         .collect();
     if let Some(bad) = parts
         .iter()
-        .find(|p| !["access", "refresh", "memory"].contains(&p.as_str()))
+        .find(|p| !["refresh", "memory"].contains(&p.as_str()))
     {
-        eprintln!("unknown part {bad:?}: expected access, refresh or memory (none: all)");
+        eprintln!(
+            "unknown part {bad:?}: expected refresh or memory (none: both); the access-token \
+             endpoint is measured by scripts/bench-access-token.sh"
+        );
         return ExitCode::from(2);
     }
     if parts.is_empty() {
-        parts = vec!["access".into(), "refresh".into(), "memory".into()];
+        parts = vec!["refresh".into(), "memory".into()];
     }
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -216,217 +200,12 @@ async fn run(parts: &[String], s: &Settings) -> BenchResult {
     eprintln!("bench: settings {s:?}");
     for part in parts {
         match part.as_str() {
-            "access" => access(s).await?,
             "refresh" => refresh(s).await?,
             "memory" => memory(s).await?,
             _ => unreachable!("checked in main"),
         }
     }
     Ok(())
-}
-
-// ------------------------------------------------------------------ access
-
-async fn access(s: &Settings) -> BenchResult {
-    let auth = AuthServer::start()?;
-    for kind in s.databases(&[Kind::Sqlite, Kind::Postgres]) {
-        let db = BenchDb::create(kind, s).await?;
-        let env = quiver_env(&db, &db.dir.path().join("data"));
-        eprintln!("bench: access on {}: opening Quiver", kind.name());
-        let (quiver, key) = Served::start(s.server_threads, move || async move {
-            let (config, _) = Config::load(None, env).map_err(|e| e.to_string())?;
-            let options = site::leptos_options(None, config.listen);
-            let instance = startup::open(config).await.map_err(|e| e.to_string())?;
-            let key = admin_key(&instance).await?;
-            let router = router(AppState {
-                instance: instance.into(),
-                leptos_options: options,
-            });
-            Ok((router, key))
-        })
-        .await?;
-        let api = Api::new(&quiver.base(), &key);
-        let provider = api.cc_provider(&auth, s.concurrency).await?;
-        let token = api.cc_token(&provider, "access-bench").await?;
-        let path = format!("/api/v1/tokens/{token}/access-token");
-        let sample = api.get_bytes(&path).await?;
-        let body = Bytes::from(sample);
-
-        auth.reset_stats().await?;
-        eprintln!(
-            "bench: access on {}: bare handler, {} connections, {} s + {} s warm-up",
-            kind.name(),
-            s.connections,
-            s.seconds,
-            s.warmup
-        );
-        let (bare, ()) = Served::start(s.server_threads, {
-            let body = body.clone();
-            move || async move { Ok((bare_router(body), ())) }
-        })
-        .await?;
-        let bare_load = hammer(&format!("{}{path}", bare.base()), None, s).await?;
-        drop(bare);
-        eprintln!("bench: access on {}: Quiver", kind.name());
-        let quiver_load = hammer(&format!("{}{path}", quiver.base()), Some(&key), s).await?;
-        let grants = auth.client_credentials_grants().await?;
-        drop(quiver);
-        drop(db);
-
-        let what = format!(
-            "{} connections, {} s after {} s warm-up, body {} B",
-            s.connections,
-            s.seconds,
-            s.warmup,
-            body.len()
-        );
-        bench(
-            &format!("access.{}.bare", kind.name()),
-            &format!("{} ({what})", bare_load.summary()),
-        );
-        bench(
-            &format!("access.{}.quiver", kind.name()),
-            &format!(
-                "{} ({what}; the provider saw {grants} grants during the runs)",
-                quiver_load.summary()
-            ),
-        );
-        bench(
-            &format!("access.{}.ratio", kind.name()),
-            &format!(
-                "{:.2} of the bare handler's throughput (goal >= 0.50); Quiver p99 {:.2} ms (goal < 10 ms)",
-                quiver_load.per_second() / bare_load.per_second(),
-                quiver_load.percentile_ms(99.0)
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// The bare handler: the same path, a fixed JSON body.
-fn bare_router(body: Bytes) -> Router {
-    Router::new().route(
-        "/api/v1/tokens/{id}/access-token",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([(CONTENT_TYPE, "application/json")], body) }
-        }),
-    )
-}
-
-/// What one load run measured.
-struct Load {
-    /// Latency of every request completed inside the measured window, in ns.
-    latencies: Vec<u64>,
-    errors: u64,
-    first_error: Option<String>,
-    seconds: f64,
-}
-
-impl Load {
-    fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.seconds
-    }
-
-    /// Nearest-rank percentile (the latencies are sorted).
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
-        self.latencies[rank.clamp(1, self.latencies.len()) - 1] as f64 / 1e6
-    }
-
-    fn summary(&self) -> String {
-        let mut text = format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
-            self.per_second(),
-            self.percentile_ms(50.0),
-            self.percentile_ms(99.0),
-            self.latencies.len(),
-            self.errors
-        );
-        if let Some(e) = &self.first_error {
-            text.push_str(&format!(" (first: {e})"));
-        }
-        text
-    }
-}
-
-/// `connections` tasks, each with its own keep-alive connection, send GET
-/// `url` back to back; requests completed in the measured window count.
-async fn hammer(url: &str, key: Option<&str>, s: &Settings) -> BenchResult<Load> {
-    let start = Instant::now();
-    let measure_from = start + Duration::from_secs(s.warmup);
-    let measure_to = measure_from + Duration::from_secs(s.seconds);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..s.connections {
-        // One client per task with one idle connection: one connection each.
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let url = url.to_owned();
-        let key = key.map(str::to_owned);
-        tasks.spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 14);
-            let mut errors = 0u64;
-            let mut first_error = None;
-            loop {
-                let sent = Instant::now();
-                let mut request = client.get(&url);
-                if let Some(key) = &key {
-                    request = request.bearer_auth(key);
-                }
-                let outcome = match request.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
-                    }
-                    Ok(r) => Err(format!("HTTP {}", r.status())),
-                    Err(e) => Err(e.to_string()),
-                };
-                let done = Instant::now();
-                if done >= measure_to {
-                    break;
-                }
-                if done < measure_from {
-                    continue;
-                }
-                match outcome {
-                    Ok(()) => latencies.push((done - sent).as_nanos() as u64),
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            (latencies, errors, first_error)
-        });
-    }
-    let mut load = Load {
-        latencies: Vec::new(),
-        errors: 0,
-        first_error: None,
-        seconds: s.seconds as f64,
-    };
-    while let Some(done) = tasks.join_next().await {
-        let (latencies, errors, first_error) = done.map_err(|e| e.to_string())?;
-        load.latencies.extend(latencies);
-        load.errors += errors;
-        if load.first_error.is_none() {
-            load.first_error = first_error;
-        }
-    }
-    load.latencies.sort_unstable();
-    if load.latencies.is_empty() {
-        return Err(format!(
-            "no request to {url} succeeded: {}",
-            load.first_error.unwrap_or_default()
-        ));
-    }
-    Ok(load)
 }
 
 // ----------------------------------------------------------------- refresh
@@ -442,7 +221,9 @@ async fn refresh(s: &Settings) -> BenchResult {
     let outcome = refresh_runs(s, &auth).await;
     if s.pin {
         // The later parts run on every CPU again.
-        pin(std::process::id(), &cpu_list(0))?;
+        if let Err(e) = pin(std::process::id(), &cpu_list(0)) {
+            eprintln!("bench: {e}; the later parts stay on CPUs {}", cpu_list(1));
+        }
     }
     outcome
 }
@@ -635,19 +416,59 @@ fn cpu_list(first: usize) -> String {
 }
 
 /// Pins every thread of process `pid` to `cpus`, with `taskset`.
+///
+/// `taskset -a` lists the process's threads, then pins them one by one: a
+/// thread that ends in between (a runtime's idle blocking thread, one of
+/// the provider's helpers) fails the call with "No such process", and the
+/// threads after it are left unpinned. So the affinity is set again until
+/// one pass finds every thread alive, and the threads that are left are
+/// then checked one by one; new threads inherit it from the thread that
+/// starts them.
 fn pin(pid: u32, cpus: &str) -> BenchResult {
-    let out = Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run taskset (util-linux) to pin the runs: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "taskset could not pin process {pid} to CPUs {cpus}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+    const ATTEMPTS: usize = 20;
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS {
+        let out = Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run taskset (util-linux) to pin the runs: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if !last.contains("No such process") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
+    // Still racing with threads that come and go: pin those alive now.
+    if last.contains("No such process")
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && pin_threads(pid, cpus)?
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "taskset could not pin process {pid} to CPUs {cpus}: {last}"
+    ))
+}
+
+/// Pins each thread of `pid` still alive to `cpus`; threads that ended
+/// meanwhile are skipped. Whether every thread alive was pinned.
+fn pin_threads(pid: u32, cpus: &str) -> BenchResult<bool> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let out = Command::new("taskset")
+            .args(["-p", "-c", cpus, &tid])
+            .output()
+            .map_err(|e| format!("cannot run taskset (util-linux) to pin the runs: {e}"))?;
+        let gone = !std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
+        if !out.status.success() && !gone {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// User plus system CPU time of this process so far, in seconds.
@@ -1257,10 +1078,6 @@ impl Api {
         self.json(reqwest::Method::GET, path, None).await
     }
 
-    async fn get_bytes(&self, path: &str) -> BenchResult<Vec<u8>> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
     /// A provider for client `cc-basic`, with `concurrency` background
     /// renewals at once and no rate limit; returns its id.
     async fn cc_provider(&self, auth: &AuthServer, concurrency: u64) -> BenchResult<String> {
@@ -1298,99 +1115,6 @@ impl Api {
             return Err(format!("the token is not active: {t}"));
         }
         Ok(t["id"].as_str().ok_or("no token id")?.to_owned())
-    }
-}
-
-/// A router served on a runtime and thread of its own (as a separate
-/// server process would be), stopped on drop.
-struct Served {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Served {
-    /// Builds the router with `make` on the new runtime (so that its
-    /// database pool lives there too) and serves it on 127.0.0.1.
-    async fn start<T, F, Fut>(threads: usize, make: F) -> BenchResult<(Self, T)>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = BenchResult<(Router, T)>>,
-    {
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<BenchResult<(SocketAddr, T)>>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let made = make().await;
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
-                let (router, extra, listener) = match (made, listener) {
-                    (Ok((router, extra)), Ok(listener)) => (router, extra, listener),
-                    (Err(e), _) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                    (_, Err(e)) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let addr = match listener.local_addr() {
-                    Ok(a) => a,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok((addr, extra)));
-                let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                tokio::select! {
-                    r = axum::serve(listener, service) => {
-                        if let Err(e) = r {
-                            eprintln!("bench: server error: {e}");
-                        }
-                    }
-                    _ = stop_rx => {}
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(5));
-        });
-        let mut served = Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        };
-        let (addr, extra) = ready_rx
-            .await
-            .map_err(|_| "the server thread ended before serving".to_owned())??;
-        served.addr = addr;
-        Ok((served, extra))
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -135,7 +135,14 @@ fn quiver(data_dir: &Path, database_url: Option<&str>) -> Command {
         .env("QUIVER_DATA_DIR", data_dir)
         .env("QUIVER_LOG", "warn")
         .env("QUIVER_IMPORT_PASSPHRASE", PASSPHRASE)
-        .env("QUIVER_EXPORT_PASSPHRASE", PASSPHRASE);
+        .env("QUIVER_EXPORT_PASSPHRASE", PASSPHRASE)
+        // 100,000 tokens with secrets make a bundle of ~62 MiB, over the
+        // default 50 MiB import limit; the limit is a setting, and a bench
+        // of large imports raises it (`BENCH_IMPORT_MAX_BYTES`).
+        .env(
+            "QUIVER_IMPORT_MAX_BYTES",
+            std::env::var("BENCH_IMPORT_MAX_BYTES").unwrap_or_else(|_| (256 << 20).to_string()),
+        );
     if let Some(url) = database_url {
         cmd.env("QUIVER_DATABASE_URL", url);
     }

@@ -148,6 +148,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let scheduler = server::schedule::start(&instance);
     let change_listener = instance.changes.follow(&instance.db);
+    let api_keys = instance.accounts.api_keys.clone();
+    let key_uses = api_keys.write_uses_regularly();
     let app = server::http::router(AppState {
         instance: instance.into(),
         leptos_options,
@@ -173,6 +175,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(listener) = change_listener {
         listener.abort();
+    }
+    key_uses.abort();
+    if let Err(e) = api_keys.write_uses().await {
+        tracing::warn!(error = %e, "could not store when API keys were last used");
     }
     db.close().await?;
     tracing::info!("stopped");

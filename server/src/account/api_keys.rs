@@ -1,14 +1,16 @@
 //! API keys for automation: shown once at creation, stored only as a
 //! SHA-256 hash, acting with their user's role, revocable at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, JoinType,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    JoinType, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::AccountError;
@@ -25,6 +27,8 @@ pub const KEY_PREFIX: &str = "qvk_";
 const SHOWN_PREFIX_LEN: usize = 12;
 /// `last_used_at` is written at most this often.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+/// How often noted uses are written, as a `std` duration for timers.
+pub const NOTE_USES_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An API key's record (never the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +70,9 @@ pub struct ApiKeys {
     clock: SharedClock,
     /// Keys verified moments ago, by hash, with their users.
     verified: Arc<Cache<(ApiKey, User)>>,
+    /// Uses not written yet: key id → latest use. A program's requests
+    /// never wait for a write; [`ApiKeys::write_uses`] stores them.
+    uses: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
 }
 
 impl ApiKeys {
@@ -75,6 +82,7 @@ impl ApiKeys {
             db,
             clock,
             verified: Arc::new(Cache::new(changes)),
+            uses: Arc::default(),
         }
     }
 
@@ -122,17 +130,15 @@ impl ApiKeys {
         }
         let hash = hash_token(presented);
         let now = self.clock.now();
-        // Verified moments ago, with no change since: no database read,
-        // unless it is time to note the key's use.
-        if let Some((key, owner)) = self.verified.get(&hash)
-            && key.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY)
-        {
+        // Verified moments ago, with no change since: no database read.
+        if let Some((key, owner)) = self.verified.get(&hash) {
+            self.note_use(&key, now);
             return Ok(Some((key, owner)));
         }
         let epoch = self.verified.epoch();
         // The key and its user in one round trip: this runs on every
         // request a program makes.
-        let Some((mut found, Some(owner))) = api_key::Entity::find()
+        let Some((found, Some(owner))) = api_key::Entity::find()
             .filter(api_key::Column::KeyHash.eq(&hash))
             .join(
                 JoinType::InnerJoin,
@@ -154,19 +160,67 @@ impl ApiKeys {
         if owner.disabled {
             return Ok(None);
         }
-        if found.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
-            let mut active: api_key::ActiveModel = found.clone().into();
-            active.last_used_at = Set(Some(now));
-            found = active.update(&self.db).await?;
-        }
         let key = ApiKey::from(found);
+        self.note_use(&key, now);
         self.verified
             .put(&hash, (key.clone(), owner.clone()), epoch);
         Ok(Some((key, owner)))
     }
 
+    /// Notes a use of `key` at `now` when its stored last use is older
+    /// than [`TOUCH_EVERY`]; [`ApiKeys::write_uses`] writes it later.
+    fn note_use(&self, key: &ApiKey, now: DateTime<Utc>) {
+        if key.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY) {
+            return;
+        }
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        match uses.get_mut(&key.id) {
+            Some(at) => *at = now,
+            None => {
+                uses.insert(key.id.clone(), now);
+            }
+        }
+    }
+
+    /// Writes the uses noted since the last call: one `UPDATE` per key
+    /// used, never moving a key's last use back. The server calls it every
+    /// [`NOTE_USES_EVERY`] and when it stops; listing keys calls it first.
+    pub async fn write_uses(&self) -> Result<(), AccountError> {
+        let uses = std::mem::take(&mut *self.uses.lock().unwrap_or_else(|e| e.into_inner()));
+        for (id, at) in uses {
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
+                .filter(api_key::Column::Id.eq(id))
+                .filter(
+                    Condition::any()
+                        .add(api_key::Column::LastUsedAt.is_null())
+                        .add(api_key::Column::LastUsedAt.lt(at)),
+                )
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes noted uses every [`NOTE_USES_EVERY`], until aborted.
+    pub fn write_uses_regularly(&self) -> tokio::task::JoinHandle<()> {
+        let keys = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(NOTE_USES_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = keys.write_uses().await {
+                    tracing::warn!(error = %e, "could not store when API keys were last used");
+                }
+            }
+        })
+    }
+
     /// Keys of one user, or of everyone, newest first.
     pub async fn list(&self, user_id: Option<&str>) -> Result<Vec<ApiKey>, AccountError> {
+        self.write_uses().await?;
         let mut query = api_key::Entity::find().order_by_desc(api_key::Column::CreatedAt);
         if let Some(user_id) = user_id {
             query = query.filter(api_key::Column::UserId.eq(user_id));

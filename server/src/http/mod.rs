@@ -91,6 +91,17 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let accounts = Arc::new(state.instance.accounts.clone());
     let rpc_limits = security::RpcBodyLimits::new(state.instance.config.import_max_bytes);
+    // Programs ask for access tokens far more often than anything else is
+    // asked for, so their route is served beside the layers below, which
+    // do nothing for it but cost time: it identifies its caller and sets
+    // the security headers itself, takes no body, and answers no page or
+    // server function. Its outcome and latency go to the metrics.
+    let access_token = Router::new()
+        .route(
+            "/api/v1/tokens/{id}/access-token",
+            get(api::oauth::access_token),
+        )
+        .with_state(state.instance.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
@@ -137,6 +148,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+        .merge(access_token)
 }
 
 /// The process's stop request (SIGTERM or Ctrl-C), listened for from the

@@ -234,7 +234,13 @@ pub async fn bad_server_fn_input_is_400(request: Request, next: Next) -> Respons
 /// Middleware: security headers on every response.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    add_security_headers(response.headers_mut());
+    response
+}
+
+/// The security headers every response carries: no sniffing, no referrer,
+/// no framing, and the default policy unless the response set its own.
+pub fn add_security_headers(headers: &mut HeaderMap) {
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -244,7 +250,6 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
             HeaderValue::from_static(DEFAULT_CSP),
         );
     }
-    response
 }
 
 /// `Strict-Transport-Security` on an https instance: a year, for this host
@@ -262,12 +267,15 @@ pub async fn strict_transport_security(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    if https {
-        response
-            .headers_mut()
-            .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
-    }
+    add_hsts(response.headers_mut(), https);
     response
+}
+
+/// `Strict-Transport-Security` when the public URL is https.
+pub fn add_hsts(headers: &mut HeaderMap, https: bool) {
+    if https {
+        headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
 }
 
 #[cfg(test)]

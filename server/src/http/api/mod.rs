@@ -64,7 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/refresh", post(oauth::refresh_token))
         .route("/tokens/{id}/reset", post(oauth::reset_token))
         .route("/tokens/{id}/auth-link", post(oauth::auth_link))
-        .route("/tokens/{id}/access-token", get(oauth::access_token))
+        // `/tokens/{id}/access-token` is served beside these routes, see
+        // `crate::http::router`.
         .route("/events", get(events::list_events))
         .route("/jobs", get(jobs::list_jobs).post(jobs::create_job))
         .route(

@@ -1,8 +1,13 @@
 //! `/providers` and `/tokens`.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,6 +19,7 @@ use super::error::Renewed;
 use super::{ApiError, ApiResult, JsonBody, QueryParams};
 use crate::http::AppState;
 use crate::http::caller::Authenticated;
+use crate::startup::Instance;
 use crate::tokens::TokenQuery;
 
 pub(super) async fn list_providers(
@@ -235,23 +241,53 @@ pub(super) async fn auth_link(
     Ok(Json(json!({ "url": url })))
 }
 
-pub(super) async fn access_token(
-    State(state): State<AppState>,
-    who: Result<Authenticated, ApiError>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<app::tokens::AccessTokenView>> {
+/// `GET /api/v1/tokens/{id}/access-token`, served outside the router's
+/// layers (see [`crate::http::router`]): it identifies the caller as the
+/// identity middleware does and adds the same security headers.
+pub(crate) async fn access_token(
+    State(instance): State<Arc<Instance>>,
+    id: Result<Path<String>, PathRejection>,
+    request: axum::extract::Request,
+) -> Response {
     let started = std::time::Instant::now();
-    let engine = &state.instance.tokens;
-    let result = match who {
-        Ok(who) => engine.access_token(&who.caller, &id, who.client_addr).await,
-        Err(e) => Err(e.0),
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => {
+            let mut response = rejection.into_response();
+            crate::http::security::add_security_headers(response.headers_mut());
+            crate::http::security::add_hsts(response.headers_mut(), instance.config.is_https());
+            return response;
+        }
+    };
+    let accounts = &instance.accounts;
+    let client_addr =
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| {
+                accounts
+                    .trusted_proxies
+                    .client(addr.ip(), request.headers())
+                    .to_string()
+            });
+    let identity = crate::auth::identify(accounts, request.headers(), client_addr).await;
+    let engine = &instance.tokens;
+    let result = match identity.caller.as_ref() {
+        Some(caller) => engine.access_token(caller, &id, identity.client_addr).await,
+        None => Err(AppError::Unauthenticated),
     };
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code(),
     };
     engine.metrics.access_token(outcome, started.elapsed());
-    Ok(Json(result?))
+    let mut response = match result {
+        Ok(view) => Json(view).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    };
+    crate::http::security::add_security_headers(response.headers_mut());
+    crate::http::security::add_hsts(response.headers_mut(), instance.config.is_https());
+    response
 }
 
 /// `GET /oauth/jwks/{provider_id}`: public, for registration at the provider.
