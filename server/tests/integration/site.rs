@@ -240,22 +240,19 @@ fn server_function_urls_come_from_a_fixed_key_not_from_where_the_code_was_built(
         .map(|m| xxh64(format!("{}:{m}", app_dir.display()).as_bytes(), 0))
         .collect();
 
-    let urls: Vec<&str> = leptos::server_fn::axum::server_fn_paths()
-        .map(|(path, _)| path)
-        .collect();
-    assert!(
-        urls.len() >= 30,
-        "only {} server functions registered",
-        urls.len()
-    );
-    for url in urls {
+    let mut hashed = 0;
+    for (url, _) in leptos::server_fn::axum::server_fn_paths() {
         let rest = url
             .strip_prefix("/rpc/")
             .unwrap_or_else(|| panic!("{url} is not under /rpc/"));
         let digits = &rest[rest.trim_end_matches(|c: char| c.is_ascii_digit()).len()..];
+        if digits.is_empty() {
+            // An endpoint written out in the code (the import upload).
+            continue;
+        }
         let hash: u64 = digits
             .parse()
-            .unwrap_or_else(|_| panic!("{url} ends in no hash"));
+            .unwrap_or_else(|_| panic!("{url}: {digits} is not a hash"));
         assert!(
             keyed.contains(&hash),
             "{url}: its hash is not the fixed key's for any app module"
@@ -264,5 +261,7 @@ fn server_function_urls_come_from_a_fixed_key_not_from_where_the_code_was_built(
             !by_path.contains(&hash),
             "{url}: its hash comes from the checkout's path"
         );
+        hashed += 1;
     }
+    assert!(hashed >= 30, "only {hashed} server functions with a hash");
 }
