@@ -1,4 +1,6 @@
 import { test, expect, type Page, type CDPSession } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ADMIN, hydrated, signIn } from './helpers';
 
 // What a person on a modest link waits for: bytes on the wire (as Chromium
@@ -105,7 +107,10 @@ test('first load, login page and repeat load on a 4 Mbit/s, 100 ms link', async 
     expect(interactive, '/tokens interactive').toBeLessThanOrEqual(INTERACTIVE_MAX_MS);
     expect(loginBytes, '/login first load on the wire').toBeLessThanOrEqual(FIRST_LOAD_LOGIN_MAX);
   }
-  // The bundle always travels compressed.
+  // The bundle travels compressed: brotli makes the WASM less than a third.
   const wasm = first.find((t) => t.url.endsWith('.wasm'));
   expect(wasm, 'the WASM was fetched').toBeDefined();
+  const raw = fs.statSync(path.resolve(__dirname, '../../target/site/pkg', path.basename(new URL(wasm!.url).pathname))).size;
+  console.log(`WASM: ${raw} B raw, ${wasm!.bytes} B on the wire`);
+  expect(wasm!.bytes).toBeLessThan(raw / 3);
 });
