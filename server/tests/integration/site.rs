@@ -227,8 +227,7 @@ fn app_modules() -> Vec<String> {
 #[test]
 fn server_function_urls_come_from_a_fixed_key_not_from_where_the_code_was_built() {
     // Set for every cargo command by the workspace's .cargo/config.toml.
-    let key = option_env!("SERVER_FN_OVERRIDE_KEY")
-        .expect("SERVER_FN_OVERRIDE_KEY must be set when the server is compiled");
+    let key = env!("SERVER_FN_OVERRIDE_KEY");
     let app_dir = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../app")).unwrap();
     let modules = app_modules();
     let keyed: BTreeSet<u64> = modules
