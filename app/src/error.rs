@@ -109,7 +109,7 @@ pub enum AppError {
     #[error("something went wrong on the server; the details are in its log")]
     Internal,
     /// The call did not reach the server or its answer did not come back.
-    #[error("{0}")]
+    #[error("{}", crate::components::failed_call_message(.0))]
     Transport(ServerFnErrorErr),
 }
 
@@ -164,6 +164,7 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        crate::components::note_failed_call(&value);
         Self::Transport(value)
     }
 }

@@ -2,13 +2,13 @@
 //! routes.
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
 use leptos_router::{SsrMode, path};
 
 use crate::auth::{Logout, get_current_user};
-use crate::components::{Protected, Session};
+use crate::components::{FailedCallNotice, Protected, Session};
 use crate::pages::{
     AuditPage, ImportExportPage, JobsPage, LoginPage, NotFound, NotificationsPage,
     ProviderEditPage, ProvidersPage, SettingsPage, TokenDetailPage, TokensPage, UsersPage,
@@ -23,6 +23,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
+                // `/pkg/<output name>.css`: the server names the bundle
+                // after its content hash when the site has one.
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -42,7 +45,6 @@ pub fn App() -> impl IntoView {
     // Pages render completely before the first byte (`SsrMode::Async`), so a
     // page that needs a session can still answer with a real redirect.
     view! {
-        <Stylesheet id="leptos" href="/pkg/quiver.css" />
         <Title text="Quiver" />
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
@@ -73,6 +75,7 @@ pub fn App() -> impl IntoView {
                     })}
                 </Transition>
             </header>
+            <FailedCallNotice />
             <main id="main" class="content">
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=|| view! { <Redirect path="/tokens" /> } />

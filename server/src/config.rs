@@ -111,7 +111,7 @@ pub const SETTINGS: &[Setting] = &[
         key: "site_dir",
         kind: Kind::Path,
         default: Unset::Described("found"),
-        meaning: "The built site folder (`pkg/quiver.js`, `pkg/quiver_bg.wasm`, `pkg/quiver.css`). When unset, Quiver looks in `<binary dir>/site`, `<binary dir>/../site`, `./target/site` and `./site`.",
+        meaning: "The built site folder (`hash.txt` and `pkg/quiver.<hash>.js`, `.wasm`, `.css` with their `.br` and `.gz` forms). When unset, Quiver looks in `<binary dir>/site`, `<binary dir>/../site`, `./target/site` and `./site`.",
     },
     Setting {
         key: "log",

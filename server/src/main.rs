@@ -120,7 +120,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if site_root.is_none() {
         tracing::warn!(
             "site files not found (looked beside the binary, in ./target/site and ./site): pages \
-             render but will not be interactive; build them with `cargo leptos build --release` \
+             render but will not be interactive; build them with `./dev build` \
              or set QUIVER_SITE_DIR"
         );
     }

@@ -8,6 +8,7 @@ pub mod format;
 mod https_warning;
 mod key_values;
 mod protected;
+mod server_status;
 mod token_actions;
 mod token_dialog;
 
@@ -17,6 +18,7 @@ pub use field::{FieldError, form_level};
 pub use https_warning::HttpsWarning;
 pub use key_values::{KeyValueEditor, KeyValueRows};
 pub use protected::{Protected, Session};
+pub use server_status::{FailedCallNotice, failed_call_message, note_failed_call};
 pub use token_actions::{ActionHooks, ActionMenu, MenuTarget, Notices};
 pub mod actions {
     //! The token actions, for pages that offer them outside the menu.

@@ -249,11 +249,13 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                     <label for="token-provider">"Provider"</label>
                     <Suspense fallback=|| view! { <select id="token-provider" disabled><option>"Loading…"</option></select> }>
                         {move || Suspend::new(async move {
-                            let providers = options.await.map(|o| o.providers).unwrap_or_default();
+                            let loaded = options.await;
+                            let failed = loaded.as_ref().err().map(ToString::to_string);
+                            let providers = loaded.map(|o| o.providers).unwrap_or_default();
                             if provider_id.get_untracked().is_empty() && let Some(first) = providers.first() {
                                 provider_id.set(first.id.clone());
                             }
-                            let empty = providers.is_empty();
+                            let empty = providers.is_empty() && failed.is_none();
                             view! {
                                 <select id="token-provider" aria-describedby=described("token-provider")
                                     prop:value=provider_id on:change=move |ev| provider_id.set(event_target_value(&ev))>
@@ -262,6 +264,9 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                                         view! { <option value=id.clone() selected=move || provider_id.get() == id>{p.name}</option> }
                                     }).collect_view()}
                                 </select>
+                                {failed.map(|message| view! {
+                                    <p class="field-error" role="alert">"Could not load the providers: " {message}</p>
+                                })}
                                 {empty.then(|| view! {
                                     <p class="field-error">"No provider yet: " <a href="/providers/new">"register one first"</a> "."</p>
                                 })}

@@ -2,6 +2,7 @@
 //! files, `/healthz`, and graceful shutdown.
 
 pub mod api;
+pub mod assets;
 mod callback;
 pub mod caller;
 pub mod client_addr;
@@ -102,8 +103,10 @@ pub fn router(state: AppState) -> Router {
             get(api::oauth::access_token),
         )
         .with_state(state.instance.clone());
+    let pkg = assets::pkg_service(&options);
     Router::new()
         .route("/healthz", get(health::healthz))
+        .nest_service("/pkg", pkg)
         .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::routes())
         .route("/oauth/jwks/{provider_id}", get(api::oauth::jwks))
@@ -132,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(security::bad_server_fn_input_is_400))
         .layer(middleware::from_fn(security::refuse_cross_site_writes))
         .layer(middleware::from_fn(security::security_headers))
+        .layer(middleware::from_fn(assets::pages_not_stored))
         .layer(middleware::from_fn_with_state(
             state.instance.config.is_https(),
             security::strict_transport_security,

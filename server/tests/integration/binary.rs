@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -17,7 +17,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn quiver(data_dir: &Path) -> Command {
+pub(crate) fn quiver(data_dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -38,13 +38,13 @@ fn output(mut cmd: Command) -> (i32, String, String) {
     )
 }
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Running {
-    fn start(mut cmd: Command, port: u16) -> Self {
+    pub(crate) fn start(mut cmd: Command, port: u16) -> Self {
         cmd.env("QUIVER_LISTEN", format!("127.0.0.1:{port}"));
         let mut child = cmd.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
@@ -69,7 +69,7 @@ impl Running {
         Self { child, base }
     }
 
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);

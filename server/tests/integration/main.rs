@@ -19,6 +19,7 @@ mod renewal;
 mod replicas;
 mod reserved_params;
 mod scheduler;
+mod site;
 mod soak;
 mod storage;
 mod transfer;

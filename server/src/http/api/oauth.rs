@@ -285,6 +285,11 @@ pub(crate) async fn access_token(
         Ok(view) => Json(view).into_response(),
         Err(e) => ApiError(e).into_response(),
     };
+    // An access token is a credential: no cache along the way may keep it.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     crate::http::security::add_security_headers(response.headers_mut());
     crate::http::security::add_hsts(response.headers_mut(), instance.config.is_https());
     response
