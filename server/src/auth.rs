@@ -196,12 +196,15 @@ pub async fn identify(
     identity
 }
 
-/// Middleware: puts a [`RequestIdentity`] into the request's extensions.
-pub async fn identify_request(
-    State(accounts): State<std::sync::Arc<Accounts>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Who sent `request` and from where: the client address (through the
+/// trusted proxies) and the caller its credentials name.
+///
+/// Not an `async fn`: the future borrows the headers only, so that it is
+/// `Send` while the request (whose body is not `Sync`) stays with the caller.
+pub fn identify_sender<'a>(
+    accounts: &'a Accounts,
+    request: &'a Request,
+) -> impl Future<Output = RequestIdentity> + Send + 'a {
     let client_addr =
         request
             .extensions()
@@ -212,7 +215,16 @@ pub async fn identify_request(
                     .client(addr.ip(), request.headers())
                     .to_string()
             });
-    let identity = identify(&accounts, request.headers(), client_addr).await;
+    identify(accounts, request.headers(), client_addr)
+}
+
+/// Middleware: puts a [`RequestIdentity`] into the request's extensions.
+pub async fn identify_request(
+    State(accounts): State<std::sync::Arc<Accounts>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let identity = identify_sender(&accounts, &request).await;
     request.extensions_mut().insert(identity);
     next.run(request).await
 }

@@ -49,7 +49,6 @@ const KNOWN_VIOLATIONS: &[&str] = &[
     "auth -> http",
     "config -> http",
     // Services that take the whole opened instance.
-    "events::webhook -> startup",
     "schedule -> startup",
     "transfer::service -> startup",
     // The token engine holds the whole configuration.

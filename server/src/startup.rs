@@ -82,6 +82,17 @@ impl Instance {
             idle_refresh_interval: self.config.idle_refresh_interval,
         }
     }
+
+    /// The webhook deliverer, when a webhook is configured.
+    pub fn webhook_deliverer(&self) -> Option<crate::events::webhook::Deliverer> {
+        Some(crate::events::webhook::Deliverer::new(
+            self.db.clone(),
+            self.clock.clone(),
+            self.config.webhook_url.clone()?,
+            self.config.webhook_secret.clone()?,
+            self.tokens.replica.clone(),
+        ))
+    }
 }
 
 /// Opens the instance described by `config`, on the system clock.

@@ -2,6 +2,7 @@
 //! SHA-256 hash, acting with their user's role, revocable at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -63,13 +64,39 @@ impl From<api_key::Model> for ApiKey {
     }
 }
 
+/// When a use of one key was last noted, in seconds since the epoch:
+/// shared by the requests that found the key in the cache.
+#[derive(Debug)]
+struct LastNoted(AtomicI64);
+
+impl LastNoted {
+    fn new(stored: Option<DateTime<Utc>>) -> Self {
+        Self(AtomicI64::new(stored.map_or(i64::MIN, |t| t.timestamp())))
+    }
+
+    /// True for the one caller that should note a use at `now`: the last
+    /// noted use is [`TOUCH_EVERY`] or more ago, and no other request
+    /// claimed `now` first.
+    fn claim(&self, now: DateTime<Utc>) -> bool {
+        let now = now.timestamp();
+        let last = self.0.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < TOUCH_EVERY.num_seconds() {
+            return false;
+        }
+        self.0
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
 /// The `api_keys` table.
 #[derive(Clone)]
 pub struct ApiKeys {
     db: DatabaseConnection,
     clock: SharedClock,
-    /// Keys verified moments ago, by hash, with their users.
-    verified: Arc<Cache<(ApiKey, User)>>,
+    /// Keys verified moments ago, by hash, with their users and when a
+    /// use of theirs was last noted.
+    verified: Arc<Cache<(ApiKey, User, Arc<LastNoted>)>>,
     /// Uses not written yet: key id → latest use. A program's requests
     /// never wait for a write; [`ApiKeys::write_uses`] stores them.
     uses: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
@@ -131,8 +158,8 @@ impl ApiKeys {
         let hash = hash_token(presented);
         let now = self.clock.now();
         // Verified moments ago, with no change since: no database read.
-        if let Some((key, owner)) = self.verified.get(&hash) {
-            self.note_use(&key, now);
+        if let Some((key, owner, noted)) = self.verified.get(&hash) {
+            self.note_use(&key, &noted, now);
             return Ok(Some((key, owner)));
         }
         let epoch = self.verified.epoch();
@@ -161,16 +188,23 @@ impl ApiKeys {
             return Ok(None);
         }
         let key = ApiKey::from(found);
-        self.note_use(&key, now);
+        // A use noted but not written yet counts too: reading the key
+        // again does not note it again.
+        let pending = self.pending_use(&key.id);
+        let noted = Arc::new(LastNoted::new(key.last_used_at.max(pending)));
+        self.note_use(&key, &noted, now);
         self.verified
-            .put(&hash, (key.clone(), owner.clone()), epoch);
+            .put(&hash, (key.clone(), owner.clone(), noted), epoch);
         Ok(Some((key, owner)))
     }
 
-    /// Notes a use of `key` at `now` when its stored last use is older
-    /// than [`TOUCH_EVERY`]; [`ApiKeys::write_uses`] writes it later.
-    fn note_use(&self, key: &ApiKey, now: DateTime<Utc>) {
-        if key.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY) {
+    /// Notes a use of `key` at `now` when its last noted use is older
+    /// than [`TOUCH_EVERY`]; [`ApiKeys::write_uses`] writes it later. The
+    /// check is one atomic read: a program's requests take the lock once
+    /// a minute per key (and once when the key is read from the database
+    /// again), not on every request.
+    fn note_use(&self, key: &ApiKey, noted: &LastNoted, now: DateTime<Utc>) {
+        if !noted.claim(now) {
             return;
         }
         let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
@@ -180,6 +214,15 @@ impl ApiKeys {
                 uses.insert(key.id.clone(), now);
             }
         }
+    }
+
+    /// The use of key `id` noted and not written yet.
+    fn pending_use(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.uses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied()
     }
 
     /// Writes the uses noted since the last call: one `UPDATE` per key
@@ -254,5 +297,44 @@ impl ApiKeys {
         let mut active: api_key::ActiveModel = found.into();
         active.revoked_at = Set(Some(self.clock.now()));
         Ok(active.update(&self.db).await?.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn a_key_used_every_second_notes_one_use_a_minute() {
+        let noted = LastNoted::new(None);
+        let claimed: Vec<i64> = (0..185).filter(|s| noted.claim(at(*s))).collect();
+        assert_eq!(claimed, vec![0, 60, 120, 180]);
+    }
+
+    #[test]
+    fn a_stored_recent_use_is_not_noted_again() {
+        let noted = LastNoted::new(Some(at(0)));
+        assert!(!noted.claim(at(59)));
+        assert!(noted.claim(at(60)));
+        assert!(!noted.claim(at(61)));
+    }
+
+    #[test]
+    fn many_requests_at_the_same_moment_note_one_use() {
+        let noted = Arc::new(LastNoted::new(Some(at(0))));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let noted = noted.clone();
+                std::thread::spawn(move || (0..1000).filter(|_| noted.claim(at(100))).count())
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(total, 1);
     }
 }

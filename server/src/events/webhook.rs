@@ -22,7 +22,6 @@ use super::{EventView, delivery};
 use crate::clock::SharedClock;
 use crate::db::entity::event;
 use crate::secret::SecretString;
-use crate::startup::Instance;
 
 /// Attempts before an event's delivery is given up.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -55,13 +54,18 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// A deliverer when a webhook is configured.
-    pub fn new(instance: &Instance) -> Option<Self> {
-        let url = instance.config.webhook_url.clone()?;
-        let secret = instance.config.webhook_secret.clone()?;
-        Some(Self {
-            db: instance.db.clone(),
-            clock: instance.clock.clone(),
+    /// A deliverer to the webhook at `url`, signing with `secret`; this
+    /// process is named `replica` in delivery leases.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: SharedClock,
+        url: url::Url,
+        secret: SecretString,
+        replica: String,
+    ) -> Self {
+        Self {
+            db,
+            clock,
             url,
             secret,
             client: reqwest::Client::builder()
@@ -70,8 +74,8 @@ impl Deliverer {
                 .user_agent(concat!("Quiver/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("a reqwest client with rustls always builds"),
-            replica: instance.tokens.replica.clone(),
-        })
+            replica,
+        }
     }
 
     /// Sends every event that is due; answers how many were delivered.

@@ -27,7 +27,7 @@ pub fn start(instance: &Instance) -> Option<tokio::task::JoinHandle<()>> {
     }
     let refresh = RefreshScheduler::new(instance.tokens.clone());
     let jobs = jobs::Jobs::new(instance.tokens.clone());
-    let webhooks = crate::events::webhook::Deliverer::new(instance);
+    let webhooks = instance.webhook_deliverer();
     let every = instance
         .config
         .scheduler_interval

@@ -51,6 +51,9 @@ async fn a_fresh_token_is_served_without_asking_the_provider() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // A credential: no cache along the way may keep it.
+    assert_eq!(r.header("cache-control"), "no-store");
+    assert_eq!(r.header("x-content-type-options"), "nosniff");
     let v = r.json();
     assert_eq!(v["token_type"], "Bearer");
     assert!(v["expires_at"].is_string());
@@ -211,6 +214,7 @@ async fn failures_say_why() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store");
     assert_eq!(r.json()["error"]["code"], "provider_unavailable");
     assert!(r.header("retry-after").parse::<u64>().unwrap() > 0);
     assert_eq!(w.app.token_secret(&id, "access_token").await.unwrap(), good);

@@ -483,7 +483,7 @@ impl Receiver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_posted_to_the_webhook_signed_and_retried() {
-    use server::events::webhook::{Deliverer, signature};
+    use server::events::webhook::signature;
     let hook = Receiver::start().await;
     let w = World::with_env(&[
         ("QUIVER_WEBHOOK_URL", hook.url.as_str()),
@@ -506,7 +506,7 @@ async fn events_are_posted_to_the_webhook_signed_and_retried() {
     assert_eq!(raised[0]["webhook_status"], "pending");
     // The receiver fails the first delivery: it is retried later.
     hook.statuses.lock().unwrap().push(503);
-    let deliverer = Deliverer::new(&w.app.state.instance).unwrap();
+    let deliverer = w.app.state.instance.webhook_deliverer().unwrap();
     assert_eq!(deliverer.pass().await, 0);
     assert_eq!(deliverer.pass().await, 0, "not again before its backoff");
     assert_eq!(hook.seen.lock().unwrap().len(), 1);

@@ -1,11 +1,10 @@
 //! `/providers` and `/tokens`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -259,18 +258,7 @@ pub(crate) async fn access_token(
             return response;
         }
     };
-    let accounts = &instance.accounts;
-    let client_addr =
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| {
-                accounts
-                    .trusted_proxies
-                    .client(addr.ip(), request.headers())
-                    .to_string()
-            });
-    let identity = crate::auth::identify(accounts, request.headers(), client_addr).await;
+    let identity = crate::auth::identify_sender(&instance.accounts, &request).await;
     let engine = &instance.tokens;
     let result = match identity.caller.as_ref() {
         Some(caller) => engine.access_token(caller, &id, identity.client_addr).await,
