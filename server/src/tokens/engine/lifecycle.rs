@@ -9,7 +9,7 @@ use super::{Answer, Mode, TokenEngine, clean, invalid};
 use crate::audit::Actor;
 use crate::auth::Caller;
 use crate::db::entity::token;
-use crate::schedule::due;
+use crate::tokens::renewal::due;
 use crate::tokens::renewal::{Need, Renewal, Renewed, refusal};
 use crate::tokens::{Flow, TokenStatus, db_error};
 
