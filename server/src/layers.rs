@@ -52,8 +52,6 @@ const KNOWN_VIOLATIONS: &[&str] = &[
     "events::webhook -> startup",
     "schedule -> startup",
     "transfer::service -> startup",
-    // The token engine holds the whole configuration.
-    "tokens::engine -> config",
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -23,7 +23,7 @@ use crate::providers::{ProviderSettings, Providers};
 use crate::seal::Sealer;
 use crate::tokens::Tokens;
 use crate::tokens::access::FreshTokens;
-use crate::tokens::engine::TokenEngine;
+use crate::tokens::engine::{TokenEngine, TokenSettings};
 use crate::transfer::TransferSettings;
 
 /// Why the instance could not be opened.
@@ -156,7 +156,11 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         tokens: Tokens::new(db.clone(), writes, sealer.clone(), clock.clone()),
         providers: providers.clone(),
         audit: accounts.audit.clone(),
-        config: config.clone(),
+        settings: Arc::new(TokenSettings {
+            redirect_uri: config.redirect_uri(),
+            idle_refresh_interval: config.idle_refresh_interval,
+            refresh_max_failures: config.refresh_max_failures,
+        }),
         flights: Default::default(),
         replica: uuid::Uuid::new_v4().to_string(),
         events: Events::new(db.clone(), clock.clone(), config.webhook_url.is_some()),

@@ -111,7 +111,7 @@ impl TokenEngine {
             // New auto-refresh settings move the next renewal, unless the
             // token is backing off after failures.
             let due = if model.failure_count == 0 || !model.auto_refresh {
-                due::next_due(&model, self.config.idle_refresh_interval)
+                due::next_due(&model, self.settings.idle_refresh_interval)
             } else {
                 model.refresh_due_at
             };

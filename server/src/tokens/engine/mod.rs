@@ -18,7 +18,6 @@ use app::tokens::TokenView;
 
 use super::Tokens;
 use crate::audit::{Actor, Audit, AuditEvent, Outcome};
-use crate::config::Config;
 use crate::events::Events;
 use crate::oauth::outbound;
 use crate::providers::Providers;
@@ -35,8 +34,8 @@ pub struct TokenEngine {
     pub providers: Providers,
     /// The audit log.
     pub audit: Audit,
-    /// Settings.
-    pub config: Arc<Config>,
+    /// What the engine reads of the settings.
+    pub settings: Arc<TokenSettings>,
     /// In-process single-flight locks for refreshes.
     pub flights: Arc<super::renewal::Flights>,
     /// This process's name in job leases and job runs (renewal claims
@@ -50,6 +49,17 @@ pub struct TokenEngine {
     pub http: Arc<outbound::Clients>,
     /// Tokens served fresh moments ago.
     pub fresh: Arc<super::access::FreshTokens>,
+}
+
+/// What the token engine reads of the instance's settings.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Where a provider sends a person back after authorizing.
+    pub redirect_uri: String,
+    /// How often the refresh token of a token without an expiry is used.
+    pub idle_refresh_interval: chrono::Duration,
+    /// Background failures in a row before a token is marked failed.
+    pub refresh_max_failures: u32,
 }
 
 /// Default lead time of background renewals.

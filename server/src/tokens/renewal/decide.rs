@@ -1,15 +1,19 @@
 //! What a renewal decides without calling anyone: whether a result
-//! another caller stored answers it, and the error a caller is given.
+//! another caller stored answers it, the error a caller is given, and what
+//! a failure records (when the token is due is in `due`).
 
 use std::time::Duration as StdDuration;
 
 use app::error::AppError;
 use app::tokens::TokenError;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use sea_orm::ActiveValue::Set;
 
-use super::{FAILURE_REUSE, FRESH_PATIENCE, Need, Renewed};
+use super::{FAILURE_REUSE, FRESH_PATIENCE, Need, Renewed, due};
 use crate::db::entity::token;
 use crate::tokens::TokenStatus;
-use crate::tokens::engine::TokenEngine;
+use crate::tokens::engine::{Mode, TokenEngine};
 
 impl TokenEngine {
     /// Whether a result stored by another caller answers `need`.
@@ -104,4 +108,71 @@ pub(crate) fn refusal(t: &token::Model, error: Option<&TokenError>) -> AppError 
             retry_after_seconds: crate::tokens::access::DEFAULT_RETRY_SECONDS,
         },
     }
+}
+
+/// What a failed renewal records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FailureRecord {
+    /// Failures in a row, this one included.
+    pub(crate) failures: u32,
+    /// An interactive token's grant was refused: only a person authorizing
+    /// it again helps, so the scheduler stops trying.
+    pub(crate) needs_person: bool,
+    /// The token is marked `failed` now.
+    pub(crate) give_up: bool,
+    /// When the scheduler tries again; `None`: it does not.
+    pub(crate) next_due: Option<DateTime<Utc>>,
+}
+
+/// What a failure of `t` records, `error` being the provider's words. A
+/// failure someone asked for marks the token failed at once; background
+/// failures do so after `max_failures` in a row, or at once when a person
+/// must authorize again. The next background attempt waits (exponential
+/// backoff with jitter, at least the provider's `Retry-After`).
+pub(crate) fn on_failure(
+    t: &token::Model,
+    error: &TokenError,
+    mode: Mode,
+    max_failures: u32,
+    now: DateTime<Utc>,
+    rng: &mut impl Rng,
+) -> FailureRecord {
+    let failures = u32::try_from(t.failure_count)
+        .unwrap_or(0)
+        .saturating_add(1);
+    let needs_person = t.flow.is_interactive() && error.error == "invalid_grant";
+    let give_up = mode == Mode::Asked || needs_person || failures >= max_failures;
+    let next_due = if needs_person || !t.auto_refresh {
+        None
+    } else {
+        Some(now + due::backoff(failures, error.retry_after_seconds, rng))
+    };
+    FailureRecord {
+        failures,
+        needs_person,
+        give_up,
+        next_due,
+    }
+}
+
+/// The row after a failure: the provider's words, the failure count, the
+/// next attempt, `failed` when giving up, and no lease. The stored access
+/// and refresh tokens are left as they are.
+pub(crate) fn failure_row(
+    t: &token::Model,
+    error: &TokenError,
+    record: &FailureRecord,
+    now: DateTime<Utc>,
+) -> token::ActiveModel {
+    let mut active: token::ActiveModel = t.clone().into();
+    if record.give_up {
+        active.status = Set(TokenStatus::Failed);
+    }
+    active.last_error = Set(Some(serde_json::to_string(error).unwrap_or_default()));
+    active.failure_count = Set(i32::try_from(record.failures).unwrap_or(i32::MAX));
+    active.refresh_due_at = Set(record.next_due);
+    active.lease_owner = Set(None);
+    active.lease_until = Set(None);
+    active.updated_at = Set(now);
+    active
 }

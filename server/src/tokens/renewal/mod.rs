@@ -44,6 +44,8 @@ mod decide;
 pub mod due;
 mod flight;
 mod store;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

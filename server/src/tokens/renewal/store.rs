@@ -7,6 +7,7 @@ use sea_orm::QueryTrait as _;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryIntoModel};
 
 use super::Claim;
+use super::decide::{FailureRecord, failure_row, on_failure};
 use super::due;
 use crate::db::entity::token;
 use crate::events::EventKind;
@@ -86,7 +87,7 @@ impl TokenEngine {
         if set.refresh_token.is_some() {
             after.refresh_token = Some(String::new());
         }
-        active.refresh_due_at = Set(due::next_due(&after, self.config.idle_refresh_interval));
+        active.refresh_due_at = Set(due::next_due(&after, self.settings.idle_refresh_interval));
         active
     }
 
@@ -136,35 +137,21 @@ impl TokenEngine {
     ) -> Result<token::Model, AppError> {
         let now = self.tokens.clock.now();
         let stored_error = token_error(error);
-        let failures = u32::try_from(t.failure_count)
-            .unwrap_or(0)
-            .saturating_add(1);
-        let interactive = t.flow.is_interactive();
-        let needs_person = interactive && stored_error.error == "invalid_grant";
-        let give_up =
-            mode == Mode::Asked || needs_person || failures >= self.config.refresh_max_failures;
-        let mut active: token::ActiveModel = t.clone().into();
-        if give_up {
-            active.status = Set(TokenStatus::Failed);
-        }
-        active.last_error = Set(Some(
-            serde_json::to_string(&stored_error).unwrap_or_default(),
-        ));
-        active.failure_count = Set(i32::try_from(failures).unwrap_or(i32::MAX));
-        active.refresh_due_at = Set(if needs_person || !t.auto_refresh {
-            None
-        } else {
-            Some(
-                now + due::backoff(
-                    failures,
-                    stored_error.retry_after_seconds,
-                    &mut rand::thread_rng(),
-                ),
-            )
-        });
-        active.lease_owner = Set(None);
-        active.lease_until = Set(None);
-        active.updated_at = Set(now);
+        let record = on_failure(
+            t,
+            &stored_error,
+            mode,
+            self.settings.refresh_max_failures,
+            now,
+            &mut rand::thread_rng(),
+        );
+        let FailureRecord {
+            failures,
+            needs_person,
+            give_up,
+            ..
+        } = record;
+        let active = failure_row(t, &stored_error, &record, now);
         let stored = self.store_claimed(t, active, claim).await?;
         if give_up && t.status != TokenStatus::Failed && stored.status == TokenStatus::Failed {
             let (kind, message) = if needs_person {
