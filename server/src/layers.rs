@@ -50,7 +50,6 @@ const KNOWN_VIOLATIONS: &[&str] = &[
     "config -> http",
     // Services that take the whole opened instance.
     "events::webhook -> startup",
-    "schedule -> startup",
     "transfer::service -> startup",
 ];
 

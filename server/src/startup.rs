@@ -20,6 +20,7 @@ use crate::events::Events;
 use crate::key_check::{self, KeyCheckError};
 use crate::master_key::{self, KeyOrigin, LoadKeyError};
 use crate::providers::{ProviderSettings, Providers};
+use crate::schedule::Scheduler;
 use crate::seal::Sealer;
 use crate::tokens::Tokens;
 use crate::tokens::access::FreshTokens;
@@ -73,6 +74,22 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Starts the background work unless `QUIVER_SCHEDULER` is off; it runs
+    /// until the process ends.
+    pub fn start_scheduler(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.config.scheduler {
+            tracing::info!("QUIVER_SCHEDULER is off: this replica does no background work");
+            return None;
+        }
+        let webhooks = crate::events::webhook::Deliverer::new(self);
+        let scheduler = Scheduler::new(
+            self.tokens.clone(),
+            webhooks,
+            self.config.scheduler_interval,
+        );
+        Some(scheduler.start())
+    }
+
     /// What export and import need of the settings.
     pub fn transfer_settings(&self) -> TransferSettings {
         TransferSettings {
