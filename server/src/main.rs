@@ -146,7 +146,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "QUIVER_PUBLIC_URL is not https: OAuth tokens may not work correctly"
         );
     }
-    let scheduler = server::schedule::start(&instance);
+    let scheduler = instance.start_scheduler();
     let change_listener = instance.changes.follow(&instance.db);
     let api_keys = instance.accounts.api_keys.clone();
     let key_uses = api_keys.write_uses_regularly();

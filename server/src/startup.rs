@@ -20,10 +20,11 @@ use crate::events::Events;
 use crate::key_check::{self, KeyCheckError};
 use crate::master_key::{self, KeyOrigin, LoadKeyError};
 use crate::providers::{ProviderSettings, Providers};
+use crate::schedule::Scheduler;
 use crate::seal::Sealer;
 use crate::tokens::Tokens;
 use crate::tokens::access::FreshTokens;
-use crate::tokens::engine::TokenEngine;
+use crate::tokens::engine::{TokenEngine, TokenSettings};
 use crate::transfer::TransferSettings;
 
 /// Why the instance could not be opened.
@@ -73,6 +74,22 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Starts the background work unless `QUIVER_SCHEDULER` is off; it runs
+    /// until the process ends.
+    pub fn start_scheduler(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.config.scheduler {
+            tracing::info!("QUIVER_SCHEDULER is off: this replica does no background work");
+            return None;
+        }
+        let webhooks = self.webhook_deliverer();
+        let scheduler = Scheduler::new(
+            self.tokens.clone(),
+            webhooks,
+            self.config.scheduler_interval,
+        );
+        Some(scheduler.start())
+    }
+
     /// What export and import need of the settings.
     pub fn transfer_settings(&self) -> TransferSettings {
         TransferSettings {
@@ -167,7 +184,11 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         tokens: Tokens::new(db.clone(), writes, sealer.clone(), clock.clone()),
         providers: providers.clone(),
         audit: accounts.audit.clone(),
-        config: config.clone(),
+        settings: Arc::new(TokenSettings {
+            redirect_uri: config.redirect_uri(),
+            idle_refresh_interval: config.idle_refresh_interval,
+            refresh_max_failures: config.refresh_max_failures,
+        }),
         flights: Default::default(),
         replica: uuid::Uuid::new_v4().to_string(),
         events: Events::new(db.clone(), clock.clone(), config.webhook_url.is_some()),

@@ -4,7 +4,6 @@
 //! claimed with database leases, so any number of replicas share it and a
 //! replica that dies leaves nothing behind but leases that lapse.
 
-pub mod due;
 pub mod jobs;
 pub mod refresh;
 
@@ -12,55 +11,77 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::startup::Instance;
+use crate::events::webhook::Deliverer;
+use crate::tokens::engine::TokenEngine;
 use refresh::RefreshScheduler;
 
 /// Passes that may overlap (a slow provider must not hold up the next).
 const OVERLAPPING_PASSES: usize = 2;
 
-/// Starts the background work unless `QUIVER_SCHEDULER` is off; it runs
-/// until the process ends.
-pub fn start(instance: &Instance) -> Option<tokio::task::JoinHandle<()>> {
-    if !instance.config.scheduler {
-        tracing::info!("QUIVER_SCHEDULER is off: this replica does no background work");
-        return None;
-    }
-    let refresh = RefreshScheduler::new(instance.tokens.clone());
-    let jobs = jobs::Jobs::new(instance.tokens.clone());
-    let webhooks = instance.webhook_deliverer();
-    let every = instance
-        .config
-        .scheduler_interval
-        .to_std()
-        .unwrap_or(std::time::Duration::from_secs(5));
-    tracing::info!(interval_ms = every.as_millis() as u64, "scheduler started");
-    // Renewals on one side, jobs and webhooks on the other: a long refresh
-    // pass (a large backlog at a rate-limited provider) holds up neither.
-    let refresh_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
-    let other_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
-    Some(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            ticks.tick().await;
-            if let Ok(permit) = refresh_passes.clone().try_acquire_owned() {
-                let refresh = refresh.clone();
-                tokio::spawn(async move {
-                    refresh.pass().await;
-                    drop(permit);
-                });
-            }
-            if let Ok(permit) = other_passes.clone().try_acquire_owned() {
-                let webhooks = webhooks.clone();
-                let jobs = jobs.clone();
-                tokio::spawn(async move {
-                    jobs.pass().await;
-                    if let Some(w) = &webhooks {
-                        w.pass().await;
-                    }
-                    drop(permit);
-                });
-            }
+/// The background work of one replica: renewals, scheduled jobs and
+/// webhook deliveries, one pass of each every `every`.
+pub struct Scheduler {
+    refresh: Arc<RefreshScheduler>,
+    jobs: jobs::Jobs,
+    webhooks: Option<Deliverer>,
+    every: std::time::Duration,
+}
+
+impl Scheduler {
+    /// The scheduler of `tokens` (renewals and jobs) and `webhooks` (none
+    /// when no webhook is configured), passing every `interval`.
+    pub fn new(
+        tokens: TokenEngine,
+        webhooks: Option<Deliverer>,
+        interval: chrono::Duration,
+    ) -> Self {
+        Self {
+            refresh: RefreshScheduler::new(tokens.clone()),
+            jobs: jobs::Jobs::new(tokens),
+            webhooks,
+            every: interval
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(5)),
         }
-    }))
+    }
+
+    /// Starts the background work; it runs until the process ends.
+    pub fn start(self) -> tokio::task::JoinHandle<()> {
+        let Self {
+            refresh,
+            jobs,
+            webhooks,
+            every,
+        } = self;
+        tracing::info!(interval_ms = every.as_millis() as u64, "scheduler started");
+        // Renewals on one side, jobs and webhooks on the other: a long refresh
+        // pass (a large backlog at a rate-limited provider) holds up neither.
+        let refresh_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
+        let other_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                if let Ok(permit) = refresh_passes.clone().try_acquire_owned() {
+                    let refresh = refresh.clone();
+                    tokio::spawn(async move {
+                        refresh.pass().await;
+                        drop(permit);
+                    });
+                }
+                if let Ok(permit) = other_passes.clone().try_acquire_owned() {
+                    let webhooks = webhooks.clone();
+                    let jobs = jobs.clone();
+                    tokio::spawn(async move {
+                        jobs.pass().await;
+                        if let Some(w) = &webhooks {
+                            w.pass().await;
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        })
+    }
 }

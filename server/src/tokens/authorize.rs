@@ -201,7 +201,7 @@ impl TokenEngine {
                 .into(),
             ),
             ("client_id".into(), client_id),
-            ("redirect_uri".into(), self.config.redirect_uri()),
+            ("redirect_uri".into(), self.settings.redirect_uri.clone()),
             ("state".into(), state),
         ];
         if let Some(scope) = &t.scope {
@@ -442,7 +442,10 @@ impl TokenEngine {
         let mut grant = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
             ("code".to_owned(), code),
-            ("redirect_uri".to_owned(), self.config.redirect_uri()),
+            (
+                "redirect_uri".to_owned(),
+                self.settings.redirect_uri.clone(),
+            ),
         ];
         if provider.model.pkce {
             grant.push((

@@ -42,9 +42,9 @@ use crate::db::entity::{provider, token};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::{SigningAlg, SigningKey};
 use crate::oauth::url_policy;
-use crate::schedule::due;
 use crate::seal::SealSlot;
 use crate::secret::SecretString;
+use crate::tokens::renewal::due;
 use crate::tokens::{Flow, TokenStatus};
 
 /// Rows per insert statement: far below the bound-parameter limits of

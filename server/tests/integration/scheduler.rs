@@ -417,7 +417,12 @@ async fn a_refresh_pass_stuck_at_a_provider_holds_up_no_scheduled_job() {
     w.auth
         .fault(json!({"mode": "hang", "delayMs": 20000, "count": -1, "endpoint": "token"}))
         .await;
-    let scheduler = server::schedule::start(&w.app.state.instance).expect("the scheduler is on");
+    let scheduler = w
+        .app
+        .state
+        .instance
+        .start_scheduler()
+        .expect("the scheduler is on");
     let started = std::time::Instant::now();
     let mut ran = false;
     while started.elapsed() < std::time::Duration::from_secs(5) {
