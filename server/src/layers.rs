@@ -51,7 +51,6 @@ const KNOWN_VIOLATIONS: &[&str] = &[
     // Services that take the whole opened instance.
     "events::webhook -> startup",
     "schedule -> startup",
-    "transfer::service -> startup",
     // The token engine holds the whole configuration.
     "tokens::engine -> config",
 ];

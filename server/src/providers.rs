@@ -65,7 +65,7 @@ fn clean(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn params_json(map: &BTreeMap<String, String>) -> String {
+pub fn params_json(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
 }
 

@@ -24,7 +24,7 @@ use crate::seal::Sealer;
 use crate::tokens::Tokens;
 use crate::tokens::access::FreshTokens;
 use crate::tokens::engine::TokenEngine;
-use crate::transfer::TransferSettings;
+use crate::transfer::{Transfer, TransferSettings};
 
 /// Why the instance could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -70,17 +70,17 @@ pub struct Instance {
     pub providers: Providers,
     /// OAuth tokens and their lifecycle.
     pub tokens: TokenEngine,
+    /// Export and import of providers and tokens.
+    pub transfer: Transfer,
 }
 
-impl Instance {
-    /// What export and import need of the settings.
-    pub fn transfer_settings(&self) -> TransferSettings {
-        TransferSettings {
-            public_url: self.config.public_url_text(),
-            import_max_bytes: self.config.import_max_bytes,
-            allow_insecure_loopback: self.config.allow_insecure_loopback,
-            idle_refresh_interval: self.config.idle_refresh_interval,
-        }
+/// What export and import need of the settings.
+fn transfer_settings(config: &Config) -> TransferSettings {
+    TransferSettings {
+        public_url: config.public_url_text(),
+        import_max_bytes: config.import_max_bytes,
+        allow_insecure_loopback: config.allow_insecure_loopback,
+        idle_refresh_interval: config.idle_refresh_interval,
     }
 }
 
@@ -166,6 +166,14 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         )),
         fresh: Arc::new(FreshTokens::new(changes.clone())),
     };
+    let transfer = Transfer::new(
+        db.clone(),
+        sealer.clone(),
+        clock.clone(),
+        transfer_settings(&config),
+        accounts.audit.clone(),
+        accounts.users.clone(),
+    );
     Ok(Instance {
         changes,
         config,
@@ -175,5 +183,6 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         accounts,
         providers,
         tokens,
+        transfer,
     })
 }
