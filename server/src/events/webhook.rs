@@ -164,7 +164,7 @@ impl Deliverer {
             active.webhook_status = Set(delivery::FAILED.to_owned());
             active.webhook_next_at = Set(None);
         } else {
-            let wait = crate::schedule::due::backoff(
+            let wait = crate::tokens::renewal::due::backoff(
                 u32::try_from(attempts).unwrap_or(1),
                 None,
                 &mut rand::thread_rng(),

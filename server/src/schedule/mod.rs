@@ -4,7 +4,6 @@
 //! claimed with database leases, so any number of replicas share it and a
 //! replica that dies leaves nothing behind but leases that lapse.
 
-pub mod due;
 pub mod jobs;
 pub mod refresh;
 

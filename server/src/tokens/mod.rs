@@ -5,6 +5,7 @@ pub mod access;
 pub mod authorize;
 pub mod engine;
 pub mod renewal;
+pub mod validation;
 
 pub(crate) use crate::db::db_error;
 use crate::db::writes::Writes;

@@ -15,9 +15,9 @@ use super::report::{ImportReport, warn};
 use super::{BATCH, DUE_SPREAD, ImportError, ProgressFn, unknown_name};
 use crate::db::entity::{provider, token};
 use crate::oauth::url_policy;
-use crate::schedule::due;
 use crate::seal::SealSlot;
 use crate::tokens::TokenStatus;
+use crate::tokens::renewal::due;
 use crate::transfer::bundle::{
     Bundle, ProviderEntry, ProviderSecret, SealedValue, TokenEntry, TokenSecret,
 };

@@ -1,0 +1,212 @@
+//! The call to the provider: client authentication, the reused HTTP
+//! client, the grant sent to the token endpoint, and revocation.
+
+use std::collections::BTreeMap;
+
+use app::error::AppError;
+use url::Url;
+
+use super::{RequestValues, TokenEngine};
+use crate::db::entity::token;
+use crate::oauth::client_auth::{ClientAuth, ClientAuthMethod};
+use crate::oauth::grant::{GrantError, TokenEndpoint};
+use crate::oauth::outbound::OutboundError;
+use crate::oauth::params;
+use crate::oauth::token_response::TokenSet;
+use crate::providers::{OpenedProvider, params_map};
+use crate::tokens::open_secret;
+
+impl TokenEngine {
+    /// The client authentication for a token.
+    fn client_auth(
+        &self,
+        t: &token::Model,
+        provider: &OpenedProvider,
+    ) -> Result<ClientAuth, AppError> {
+        let method = provider.model.client_auth_method;
+        // The provider's key signs for the provider's client only: a token
+        // cannot make Quiver sign an assertion for another client (rows
+        // stored before this was refused are sent as the provider's client).
+        let provider_keys = t.use_default_keys || method == ClientAuthMethod::PrivateKeyJwt;
+        let (client_id, client_secret) = if provider_keys {
+            (
+                provider.model.client_id.clone().unwrap_or_default(),
+                provider.client_secret.clone(),
+            )
+        } else {
+            (
+                t.client_id.clone().unwrap_or_default(),
+                open_secret(
+                    &self.tokens.sealer,
+                    &t.id,
+                    "client_secret",
+                    &t.client_secret,
+                )?,
+            )
+        };
+        let audience = provider
+            .model
+            .assertion_audience
+            .clone()
+            .or_else(|| provider.model.issuer.clone())
+            .unwrap_or_else(|| provider.model.token_endpoint.clone());
+        Ok(ClientAuth {
+            method,
+            client_id,
+            client_secret,
+            key: provider.key.clone(),
+            audience,
+        })
+    }
+
+    pub(crate) fn http_client(&self, provider: &OpenedProvider) -> reqwest::Client {
+        self.http_for(&provider.model)
+    }
+
+    /// The reused HTTP client for a provider's timeouts.
+    pub(crate) fn http_for(&self, model: &crate::db::entity::provider::Model) -> reqwest::Client {
+        let connect = u64::try_from(model.connect_timeout_ms).unwrap_or(5_000);
+        let total = u64::try_from(model.timeout_ms).unwrap_or(30_000);
+        self.http.get(connect, total)
+    }
+
+    pub(crate) fn values(t: &token::Model) -> RequestValues {
+        RequestValues {
+            scope: t.scope.clone(),
+            resource: t.resource.clone(),
+            additional: serde_json::from_str(&t.additional_values).unwrap_or_default(),
+        }
+    }
+
+    fn scope_param(provider: &OpenedProvider, scope: &str) -> String {
+        scope
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(&provider.model.scope_separator)
+    }
+
+    /// Sends a grant to the token (or refresh) endpoint.
+    pub(crate) async fn call(
+        &self,
+        t: &token::Model,
+        provider: &OpenedProvider,
+        mut grant: Vec<(String, String)>,
+        values: &RequestValues,
+        refresh: bool,
+    ) -> Result<TokenSet, GrantError> {
+        if let Some(scope) = &values.scope {
+            grant.push(("scope".into(), Self::scope_param(provider, scope)));
+        }
+        if let Some(resource) = &values.resource {
+            grant.push(("resource".into(), resource.clone()));
+        }
+        let auth = self.client_auth(t, provider).map_err(|e| {
+            GrantError::ClientAuth(crate::oauth::client_auth::ClientAuthError::Sign(
+                e.to_string(),
+            ))
+        })?;
+        let url_text = if refresh {
+            provider
+                .model
+                .refresh_endpoint
+                .clone()
+                .unwrap_or_else(|| provider.model.token_endpoint.clone())
+        } else {
+            provider.model.token_endpoint.clone()
+        };
+        let url = Url::parse(&url_text)
+            .map_err(|e| GrantError::Outbound(OutboundError::Refused(e.to_string())))?;
+        let client = self.http_client(provider);
+        let provider_params = params_map(&provider.model.token_params);
+        for (source, name) in params::stored_reserved(&provider_params, &values.additional) {
+            tracing::warn!(
+                token = %t.id,
+                provider = %provider.model.id,
+                source,
+                parameter = name,
+                "an extra value named like a parameter Quiver sets itself is not sent; remove it"
+            );
+        }
+        TokenEndpoint {
+            url: &url,
+            client: &client,
+            auth: &auth,
+            provider_params: &provider_params,
+            token_params: &values.additional,
+            expires_in_millis: provider.model.expires_in_millis,
+        }
+        .request(grant, self.now())
+        .await
+    }
+
+    /// Exchanges an authorization code (no scope or resource: the grant has them).
+    pub(crate) async fn exchange_code(
+        &self,
+        t: &token::Model,
+        provider: &OpenedProvider,
+        grant: Vec<(String, String)>,
+    ) -> Result<TokenSet, GrantError> {
+        let values = RequestValues {
+            scope: None,
+            resource: None,
+            additional: BTreeMap::new(),
+        };
+        self.call(t, provider, grant, &values, false).await
+    }
+
+    /// Revokes the token's refresh and access tokens at the provider.
+    pub(crate) async fn revoke_at_provider(
+        &self,
+        t: &token::Model,
+        provider: &OpenedProvider,
+    ) -> (String, Option<String>) {
+        let Some(endpoint) = provider.model.revocation_endpoint.as_deref() else {
+            return ("not_supported".into(), None);
+        };
+        let refresh = open_secret(
+            &self.tokens.sealer,
+            &t.id,
+            "refresh_token",
+            &t.refresh_token,
+        )
+        .ok()
+        .flatten();
+        let access = open_secret(&self.tokens.sealer, &t.id, "access_token", &t.access_token)
+            .ok()
+            .flatten();
+        if refresh.is_none() && access.is_none() {
+            return ("nothing_to_revoke".into(), None);
+        }
+        let Ok(url) = Url::parse(endpoint) else {
+            return (
+                "failed".into(),
+                Some("the revocation endpoint is not a URL".into()),
+            );
+        };
+        let auth = match self.client_auth(t, provider) {
+            Ok(a) => a,
+            Err(e) => return ("failed".into(), Some(e.to_string())),
+        };
+        let client = self.http_client(provider);
+        let none = BTreeMap::new();
+        let endpoint = TokenEndpoint {
+            url: &url,
+            client: &client,
+            auth: &auth,
+            provider_params: &none,
+            token_params: &none,
+            expires_in_millis: false,
+        };
+        for (token, hint) in [(refresh, "refresh_token"), (access, "access_token")] {
+            if let Some(token) = token
+                && let Err(e) = endpoint
+                    .revoke(&url, token.expose(), hint, self.now())
+                    .await
+            {
+                return ("failed".into(), Some(e.to_string()));
+            }
+        }
+        ("revoked".into(), None)
+    }
+}

@@ -1,0 +1,221 @@
+//! Storing a renewal's outcome in the update that releases its claim: new
+//! tokens on success; on failure the provider's words, the failure count
+//! and the next attempt, the last good tokens kept.
+
+use app::error::AppError;
+use sea_orm::QueryTrait as _;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryIntoModel};
+
+use super::Claim;
+use super::due;
+use crate::db::entity::token;
+use crate::events::EventKind;
+use crate::oauth::grant::GrantError;
+use crate::oauth::token_response::TokenSet;
+use crate::providers::OpenedProvider;
+use crate::tokens::engine::{Mode, RequestValues, TokenEngine, token_error};
+use crate::tokens::{TokenStatus, db_error};
+
+impl TokenEngine {
+    /// Stores a successful response and releases `claim`, in one update.
+    pub(super) async fn store_success(
+        &self,
+        t: &token::Model,
+        provider: &OpenedProvider,
+        set: TokenSet,
+        claim: &Claim,
+    ) -> Result<token::Model, AppError> {
+        let active = self.success_row(t, provider, set, &Self::values(t));
+        let recovered = t.status == TokenStatus::Failed && t.failure_count > 0;
+        let stored = self.store_claimed(t, active, claim).await?;
+        if recovered && stored.status == TokenStatus::Active {
+            self.events
+                .raise(
+                    EventKind::TokenRecovered,
+                    Some(&t.id),
+                    None,
+                    format!("Token {} works again", t.name),
+                    serde_json::json!({"token_name": t.name}),
+                )
+                .await;
+        }
+        Ok(stored)
+    }
+
+    /// The row after a successful response: new tokens (a rotated refresh
+    /// token replaces the old; without one the old is kept), expiry, status
+    /// `active`, the next due time, and no lease.
+    pub(crate) fn success_row(
+        &self,
+        t: &token::Model,
+        provider: &OpenedProvider,
+        set: TokenSet,
+        values: &RequestValues,
+    ) -> token::ActiveModel {
+        let now = self.tokens.clock.now();
+        let lifetime = set.expires_in.or_else(|| {
+            provider
+                .model
+                .default_lifetime_secs
+                .map(chrono::Duration::seconds)
+        });
+        let mut active: token::ActiveModel = t.clone().into();
+        active.access_token = Set(Some(self.seal(
+            &t.id,
+            "access_token",
+            set.access_token.expose(),
+        )));
+        if let Some(refresh) = &set.refresh_token {
+            active.refresh_token = Set(Some(self.seal(&t.id, "refresh_token", refresh.expose())));
+        }
+        active.token_type = Set(Some(set.token_type.clone()));
+        active.expires_at = Set(lifetime.map(|l| now + l));
+        active.granted_scope = Set(set.scope.clone().or_else(|| values.scope.clone()));
+        active.status = Set(TokenStatus::Active);
+        active.last_error = Set(None);
+        active.failure_count = Set(0);
+        active.lease_owner = Set(None);
+        active.lease_until = Set(None);
+        active.last_refreshed_at = Set(Some(now));
+        active.updated_at = Set(now);
+        let mut after = t.clone();
+        after.expires_at = lifetime.map(|l| now + l);
+        after.last_refreshed_at = Some(now);
+        after.status = TokenStatus::Active.to_owned();
+        after.access_token = Some(String::new());
+        if set.refresh_token.is_some() {
+            after.refresh_token = Some(String::new());
+        }
+        active.refresh_due_at = Set(due::next_due(&after, self.config.idle_refresh_interval));
+        active
+    }
+
+    /// Writes `active` and releases the claim in one statement, only while
+    /// `claim` still holds the token. When it no longer does (a new
+    /// authorization, an import or a deletion replaced the row), what is
+    /// stored stays and is answered.
+    async fn store_claimed(
+        &self,
+        t: &token::Model,
+        active: token::ActiveModel,
+        claim: &Claim,
+    ) -> Result<token::Model, AppError> {
+        let statement = token::Entity::update_many()
+            .set(active.clone())
+            .filter(token::Column::Id.eq(t.id.clone()))
+            .filter(token::Column::LeaseOwner.eq(claim.0.clone()))
+            .build(self.tokens.db.get_database_backend());
+        let written = self
+            .tokens
+            .writes
+            .execute(statement)
+            .await
+            .map_err(db_error)?;
+        if written.rows_affected == 1 {
+            return active.try_into_model().map_err(db_error);
+        }
+        tracing::warn!(
+            token = %t.id,
+            "the token was replaced while the provider answered this renewal; keeping what is stored"
+        );
+        self.reload(&t.id).await
+    }
+
+    /// Records a failure; the stored access and refresh tokens stay. The
+    /// next background attempt waits (exponential backoff with jitter, at
+    /// least the provider's `Retry-After`). A failure asked for by someone
+    /// marks the token `failed` at once; background failures do so after
+    /// `QUIVER_REFRESH_MAX_FAILURES` in a row, or at once when a person
+    /// must authorize again. Entering `failed` raises an event.
+    pub(super) async fn store_failure(
+        &self,
+        t: &token::Model,
+        error: &GrantError,
+        mode: Mode,
+        claim: &Claim,
+    ) -> Result<token::Model, AppError> {
+        let now = self.tokens.clock.now();
+        let stored_error = token_error(error);
+        let failures = u32::try_from(t.failure_count)
+            .unwrap_or(0)
+            .saturating_add(1);
+        let interactive = t.flow.is_interactive();
+        let needs_person = interactive && stored_error.error == "invalid_grant";
+        let give_up =
+            mode == Mode::Asked || needs_person || failures >= self.config.refresh_max_failures;
+        let mut active: token::ActiveModel = t.clone().into();
+        if give_up {
+            active.status = Set(TokenStatus::Failed);
+        }
+        active.last_error = Set(Some(
+            serde_json::to_string(&stored_error).unwrap_or_default(),
+        ));
+        active.failure_count = Set(i32::try_from(failures).unwrap_or(i32::MAX));
+        active.refresh_due_at = Set(if needs_person || !t.auto_refresh {
+            None
+        } else {
+            Some(
+                now + due::backoff(
+                    failures,
+                    stored_error.retry_after_seconds,
+                    &mut rand::thread_rng(),
+                ),
+            )
+        });
+        active.lease_owner = Set(None);
+        active.lease_until = Set(None);
+        active.updated_at = Set(now);
+        let stored = self.store_claimed(t, active, claim).await?;
+        if give_up && t.status != TokenStatus::Failed && stored.status == TokenStatus::Failed {
+            let (kind, message) = if needs_person {
+                (
+                    EventKind::ReauthorizationNeeded,
+                    format!("Token {} must be authorized again", t.name),
+                )
+            } else {
+                (
+                    EventKind::TokenFailed,
+                    format!("Token {} could not be renewed", t.name),
+                )
+            };
+            self.events
+                .raise(
+                    kind,
+                    Some(&t.id),
+                    None,
+                    message,
+                    serde_json::json!({
+                        "token_name": t.name,
+                        "failures": failures,
+                        "error": stored_error,
+                    }),
+                )
+                .await;
+        }
+        Ok(stored)
+    }
+
+    /// The scheduler found an interactive token it cannot renew: it stops
+    /// trying and says that a person must authorize it again.
+    pub(super) async fn needs_person(
+        &self,
+        t: &token::Model,
+        claim: &Claim,
+    ) -> Result<(), AppError> {
+        let mut active: token::ActiveModel = t.clone().into();
+        active.refresh_due_at = Set(None);
+        active.lease_owner = Set(None);
+        active.lease_until = Set(None);
+        self.store_claimed(t, active, claim).await?;
+        self.events
+            .raise(
+                EventKind::ReauthorizationNeeded,
+                Some(&t.id),
+                None,
+                format!("Token {} must be authorized again", t.name),
+                serde_json::json!({"token_name": t.name, "reason": "no refresh token"}),
+            )
+            .await;
+        Ok(())
+    }
+}
