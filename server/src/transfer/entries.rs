@@ -15,6 +15,7 @@ use crate::db::entity::{provider, token};
 use crate::oauth::params;
 use crate::providers::{DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, params_json, params_map};
 use crate::tokens::TokenStatus;
+use crate::tokens::validation::ProviderShape;
 
 /// One provider, mirroring the `providers` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +219,16 @@ impl From<&provider::Model> for ProviderEntry {
             refresh_rate_per_minute: u32::try_from(p.refresh_rate_per_minute).unwrap_or(0),
             client_secret: None,
             private_key: None,
+        }
+    }
+}
+
+impl From<&ProviderEntry> for ProviderShape {
+    fn from(p: &ProviderEntry) -> Self {
+        Self {
+            method: p.client_auth_method.parse().ok(),
+            has_authorization_endpoint: p.authorization_endpoint.is_some(),
+            has_jwks_uri: p.jwks_uri.is_some(),
         }
     }
 }

@@ -50,9 +50,6 @@ use report::{hosts_text, warn};
 /// SQLite (32766) and PostgreSQL (65535) at about 33 columns a row.
 pub const BATCH: usize = 500;
 
-/// Longest provider or token name (the services' limit).
-const MAX_NAME_CHARS: usize = 100;
-
 /// Imported tokens already due for renewal are spread over this window.
 pub const DUE_SPREAD: Duration = Duration::minutes(10);
 

@@ -7,13 +7,15 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use super::report::{ImportReport, item, problem, warn};
-use super::{BATCH, MAX_NAME_CHARS, OnConflict};
+use super::{BATCH, OnConflict};
 use crate::db::entity::{provider, token};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::{SigningAlg, SigningKey};
 use crate::oauth::url_policy;
+use crate::providers::{MAX_NAME_CHARS, Wording};
+use crate::tokens::validation::{ProviderShape, check_own_keys, flow_misfits};
 use crate::tokens::{Flow, TokenStatus};
-use crate::transfer::bundle::{Bundle, ProviderEntry, ProviderSecret, TokenSecret};
+use crate::transfer::bundle::{Bundle, ProviderSecret, TokenSecret};
 use crate::transfer::passphrase::{BundleKey, SecretSlot};
 use crate::transfer::service::{Authorized, Transfer};
 
@@ -48,49 +50,6 @@ pub(super) struct TokenPlan {
     pub(super) name: String,
     pub(super) owner_id: String,
     pub(super) provider_id: String,
-}
-
-/// The settings of a provider that decide which flows its tokens can use.
-#[derive(Clone)]
-pub(super) struct ProviderShape {
-    pub(super) method: Option<ClientAuthMethod>,
-    pub(super) has_authorization_endpoint: bool,
-    pub(super) has_jwks_uri: bool,
-}
-
-impl ProviderShape {
-    fn of_entry(p: &ProviderEntry) -> Self {
-        Self {
-            method: p.client_auth_method.parse().ok(),
-            has_authorization_endpoint: p.authorization_endpoint.is_some(),
-            has_jwks_uri: p.jwks_uri.is_some(),
-        }
-    }
-
-    fn of_model(p: &provider::Model) -> Self {
-        Self {
-            method: Some(p.client_auth_method),
-            has_authorization_endpoint: p.authorization_endpoint.is_some(),
-            has_jwks_uri: p.jwks_uri.is_some(),
-        }
-    }
-
-    /// Why `flow` cannot be used with this provider, if it cannot.
-    pub(super) fn refuses(&self, flow: Flow) -> Option<&'static str> {
-        if self.method == Some(ClientAuthMethod::PrivateKeyJwt) && flow != Flow::ClientCredentials {
-            Some(
-                "the existing provider uses private_key_jwt, which works only with client_credentials",
-            )
-        } else if flow.is_interactive() && !self.has_authorization_endpoint {
-            Some(
-                "this flow needs a browser, but the existing provider has no authorization_endpoint",
-            )
-        } else if flow == Flow::OidcHybrid && !self.has_jwks_uri {
-            Some("oidc_hybrid needs the existing provider's jwks_uri to check id_tokens")
-        } else {
-            None
-        }
-    }
 }
 
 /// `Name (2)`, `Name (3)`, … : the first that `taken` does not hold,
@@ -274,9 +233,9 @@ impl Transfer {
             let shape = match plan.action {
                 Action::Skip => existing_by_id
                     .get(plan.id.as_str())
-                    .map(|m| ProviderShape::of_model(m))
-                    .unwrap_or_else(|| ProviderShape::of_entry(entry)),
-                _ => ProviderShape::of_entry(entry),
+                    .map(|m| ProviderShape::from(*m))
+                    .unwrap_or_else(|| ProviderShape::from(entry)),
+                _ => ProviderShape::from(entry),
             };
             target.insert(entry.id.as_str(), (plan.id.clone(), shape));
         }
@@ -347,21 +306,16 @@ impl Transfer {
             let kept_provider = providers
                 .iter()
                 .any(|p| p.id == provider_id && p.action == Action::Skip);
-            if let Ok(flow) = t.flow.parse::<Flow>()
-                && kept_provider
-                && let Some(why) = shape.refuses(flow)
-            {
-                problem(report, format!("{path}.flow"), why);
-            }
-            if kept_provider
-                && !t.use_default_keys
-                && shape.method == Some(ClientAuthMethod::PrivateKeyJwt)
-            {
-                problem(
-                    report,
-                    format!("{path}.use_default_keys"),
-                    "must be true: the existing provider uses private_key_jwt, whose key signs for the provider's client only",
-                );
+            if kept_provider {
+                let misfit = t.flow.parse::<Flow>().ok().and_then(|flow| {
+                    flow_misfits(flow, &shape, Wording::ExistingProvider)
+                        .into_iter()
+                        .next()
+                });
+                let keys = check_own_keys(t.use_default_keys, &shape, Wording::ExistingProvider);
+                for e in misfit.into_iter().chain(keys.err()) {
+                    problem(report, format!("{path}.{}", e.field), e.message);
+                }
             }
             let name = t.name.trim().to_owned();
             let key = (owner_id.clone(), name.clone());

@@ -2,10 +2,11 @@
 
 use std::collections::HashSet;
 
-use super::plan::ProviderShape;
 use super::*;
 use crate::oauth::client_auth::ClientAuthMethod;
+use crate::providers::Wording;
 use crate::tokens::Flow;
+use crate::tokens::validation::{ProviderShape, flow_misfits};
 
 #[test]
 fn unique_names_count_up_and_fit_the_limit() {
@@ -44,12 +45,16 @@ fn an_existing_private_key_jwt_provider_refuses_other_flows() {
         has_authorization_endpoint: true,
         has_jwks_uri: true,
     };
-    assert!(shape.refuses(Flow::Password).is_some());
-    assert!(shape.refuses(Flow::ClientCredentials).is_none());
+    let misfits = |shape, flow| flow_misfits(flow, &shape, Wording::ExistingProvider);
+    assert_eq!(
+        misfits(shape, Flow::Password)[0].message,
+        "the existing provider uses private_key_jwt, which works only with client_credentials"
+    );
+    assert!(misfits(shape, Flow::ClientCredentials).is_empty());
     let no_browser = ProviderShape {
         method: Some(ClientAuthMethod::ClientSecretBasic),
         has_authorization_endpoint: false,
         has_jwks_uri: false,
     };
-    assert!(no_browser.refuses(Flow::AuthorizationCode).is_some());
+    assert!(!misfits(no_browser, Flow::AuthorizationCode).is_empty());
 }

@@ -9,7 +9,16 @@ use super::{Problem, push_key};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::SigningAlg;
 use crate::oauth::{params, url_policy};
+use crate::providers::{
+    Wording, check_connect_timeout_ms, check_default_lifetime, check_name,
+    check_refresh_concurrency, check_refresh_rate_per_minute, check_scope_separator,
+    check_timeout_ms,
+};
 use crate::tokens::Flow;
+use crate::tokens::validation::{
+    ProviderShape, check_own_keys, check_refresh_lead, check_refresh_margin, check_resource,
+    flow_misfits,
+};
 use crate::transfer::bundle::{Bundle, CIPHER, ProviderEntry};
 use crate::transfer::mac::{self, MAC_LEN};
 use crate::transfer::passphrase::{KdfParams, TransferError, decode_sealed};
@@ -136,7 +145,7 @@ fn check_providers<'b>(
                 }
             }
         }
-        if check_name(&pr.name, &at("name"), p) {
+        if name_ok(&pr.name, &at("name"), p) {
             match names.entry(pr.name.trim()) {
                 Entry::Occupied(first) => p.push(
                     at("name"),
@@ -175,29 +184,17 @@ fn check_providers<'b>(
                 format!("must be RS256, PS256 or ES256, not {}", quoted(alg)),
             );
         }
-        if !(1..=3).contains(&pr.scope_separator.chars().count()) {
-            p.push(at("scope_separator"), "must be 1 to 3 characters");
-        }
-        if pr.default_lifetime_secs.is_some_and(|s| s <= 0) {
-            p.push(
-                at("default_lifetime_secs"),
-                "must be a positive number of seconds",
-            );
-        }
-        if !(100..=60_000).contains(&pr.connect_timeout_ms) {
-            p.push(at("connect_timeout_ms"), "must be between 100 and 60000");
-        }
-        if !(500..=300_000).contains(&pr.timeout_ms) {
-            p.push(at("timeout_ms"), "must be between 500 and 300000");
-        }
-        if !(1..=64).contains(&pr.refresh_concurrency) {
-            p.push(at("refresh_concurrency"), "must be between 1 and 64");
-        }
-        if pr.refresh_rate_per_minute > 100_000 {
-            p.push(
-                at("refresh_rate_per_minute"),
-                "must be between 0 (no limit) and 100000",
-            );
+        let ranges = [
+            check_scope_separator(&pr.scope_separator),
+            pr.default_lifetime_secs
+                .map_or(Ok(()), |s| check_default_lifetime(s, Wording::Bundle)),
+            check_connect_timeout_ms(pr.connect_timeout_ms),
+            check_timeout_ms(pr.timeout_ms),
+            check_refresh_concurrency(pr.refresh_concurrency),
+            check_refresh_rate_per_minute(pr.refresh_rate_per_minute),
+        ];
+        for e in ranges.into_iter().filter_map(Result::err) {
+            p.push(at(e.field), e.message);
         }
         for (field, map) in [
             ("authorize_params", &pr.authorize_params),
@@ -232,7 +229,7 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
                 }
             }
         }
-        if check_name(&t.name, &at("name"), p) {
+        if name_ok(&t.name, &at("name"), p) {
             let owner = t.owner_email.as_deref().map(str::to_lowercase);
             match names.entry((owner, t.name.trim())) {
                 Entry::Occupied(first) => p.push(
@@ -276,18 +273,15 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
                 None
             }
         };
-        if let (Some(flow), Some(provider)) = (flow, provider) {
-            check_flow_fits(flow, provider, &at("flow"), p);
+        let shape = provider.map(ProviderShape::from);
+        if let (Some(flow), Some(shape)) = (flow, &shape) {
+            for e in flow_misfits(flow, shape, Wording::Bundle) {
+                p.push(at(e.field), e.message);
+            }
         }
-        if !t.use_default_keys
-            && provider.is_some_and(|pr| {
-                pr.client_auth_method.parse() == Ok(ClientAuthMethod::PrivateKeyJwt)
-            })
+        if let Some(Err(e)) = shape.map(|s| check_own_keys(t.use_default_keys, &s, Wording::Bundle))
         {
-            p.push(
-                at("use_default_keys"),
-                "must be true: the provider uses private_key_jwt, whose key signs for the provider's client only",
-            );
+            p.push(at(e.field), e.message);
         }
         if flow == Some(Flow::Password) && t.username.as_deref().is_none_or(|u| u.trim().is_empty())
         {
@@ -299,16 +293,13 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
                 "is required when use_default_keys is false",
             );
         }
-        if !(0..=86_400).contains(&t.refresh_margin_secs) {
-            p.push(at("refresh_margin_secs"), "must be between 0 and 86400");
-        }
-        if !(0..=604_800).contains(&t.refresh_lead_secs) {
-            p.push(at("refresh_lead_secs"), "must be between 0 and 604800");
-        }
-        if let Some(resource) = &t.resource
-            && url::Url::parse(resource).is_err()
-        {
-            p.push(at("resource"), "must be an absolute URI (RFC 8707)");
+        let checks = [
+            check_refresh_margin(t.refresh_margin_secs, Wording::Bundle),
+            check_refresh_lead(t.refresh_lead_secs, Wording::Bundle),
+            t.resource.as_deref().map_or(Ok(()), check_resource),
+        ];
+        for e in checks.into_iter().filter_map(Result::err) {
+            p.push(at(e.field), e.message);
         }
         check_params(&t.additional_values, &at("additional_values"), p);
     }
@@ -329,29 +320,6 @@ fn check_params(map: &BTreeMap<String, String>, path: &str, p: &mut Problems) {
     }
 }
 
-/// The same rules the token service applies, so the preview shows them.
-fn check_flow_fits(flow: Flow, provider: &ProviderEntry, path: &str, p: &mut Problems) {
-    let method = provider.client_auth_method.parse().ok();
-    if method == Some(ClientAuthMethod::PrivateKeyJwt) && flow != Flow::ClientCredentials {
-        p.push(
-            path,
-            "the provider uses private_key_jwt, which works only with client_credentials",
-        );
-    }
-    if flow.is_interactive() && provider.authorization_endpoint.is_none() {
-        p.push(
-            path,
-            "this flow needs a browser, but the provider has no authorization_endpoint",
-        );
-    }
-    if flow == Flow::OidcHybrid && provider.jwks_uri.is_none() {
-        p.push(
-            path,
-            "oidc_hybrid needs the provider's jwks_uri to check id_tokens",
-        );
-    }
-}
-
 /// Whether the id is usable (a problem is recorded when not).
 fn check_id(id: &str, path: &str, p: &mut Problems) -> bool {
     if id.trim().is_empty() {
@@ -365,14 +333,14 @@ fn check_id(id: &str, path: &str, p: &mut Problems) -> bool {
     }
 }
 
-/// Whether the name is usable; the limits are the services'.
-fn check_name(name: &str, path: &str, p: &mut Problems) -> bool {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        p.push(path, "must be 1 to 100 characters");
-        false
-    } else {
-        true
+/// Whether the name is usable; the rule is the services' ([`check_name`]).
+fn name_ok(name: &str, path: &str, p: &mut Problems) -> bool {
+    match check_name(name) {
+        Ok(()) => true,
+        Err(e) => {
+            p.push(path, e.message);
+            false
+        }
     }
 }
 
