@@ -4,6 +4,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 
 use super::{Problem, push_key};
 use crate::oauth::client_auth::ClientAuthMethod;
@@ -131,33 +132,27 @@ fn check_providers<'b>(
     for (i, pr) in providers.iter().enumerate() {
         let at = |field: &str| format!("$.providers[{i}].{field}");
         if check_id(&pr.id, &at("id"), p) {
-            match ids.entry(pr.id.as_str()) {
-                Entry::Occupied(first) => p.push(
+            if let Some(first) = first_seen(&mut ids, pr.id.as_str(), i) {
+                p.push(
                     at("id"),
                     format!(
                         "duplicate provider id {}: $.providers[{}] has it already",
                         quoted(&pr.id),
-                        first.get()
+                        first
                     ),
-                ),
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
+                );
             }
         }
         if name_ok(&pr.name, &at("name"), p) {
-            match names.entry(pr.name.trim()) {
-                Entry::Occupied(first) => p.push(
+            if let Some(first) = first_seen(&mut names, pr.name.trim(), i) {
+                p.push(
                     at("name"),
                     format!(
                         "duplicate provider name {}: $.providers[{}] has it already, and provider names are unique",
                         quoted(pr.name.trim()),
-                        first.get()
+                        first
                     ),
-                ),
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
+                );
             }
         }
         check_url(Some(&pr.token_endpoint), &at("token_endpoint"), p);
@@ -215,34 +210,28 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
     for (i, t) in tokens.iter().enumerate() {
         let at = |field: &str| format!("$.tokens[{i}].{field}");
         if check_id(&t.id, &at("id"), p) {
-            match ids.entry(t.id.as_str()) {
-                Entry::Occupied(first) => p.push(
+            if let Some(first) = first_seen(&mut ids, t.id.as_str(), i) {
+                p.push(
                     at("id"),
                     format!(
                         "duplicate token id {}: $.tokens[{}] has it already",
                         quoted(&t.id),
-                        first.get()
+                        first
                     ),
-                ),
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
+                );
             }
         }
         if name_ok(&t.name, &at("name"), p) {
             let owner = t.owner_email.as_deref().map(str::to_lowercase);
-            match names.entry((owner, t.name.trim())) {
-                Entry::Occupied(first) => p.push(
+            if let Some(first) = first_seen(&mut names, (owner, t.name.trim()), i) {
+                p.push(
                     at("name"),
                     format!(
                         "duplicate token name {} for the same owner: $.tokens[{}] has it already",
                         quoted(t.name.trim()),
-                        first.get()
+                        first
                     ),
-                ),
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
+                );
             }
         }
         if let Some(email) = &t.owner_email
@@ -316,6 +305,17 @@ fn check_params(map: &BTreeMap<String, String>, path: &str, p: &mut Problems) {
                 push_key(&mut at, key);
             }
             p.push(at, problem.message());
+        }
+    }
+}
+
+/// Notes `key` as seen at `i`; when it was seen before, the index where.
+fn first_seen<K: Hash + Eq>(seen: &mut HashMap<K, usize>, key: K, i: usize) -> Option<usize> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(*first.get()),
+        Entry::Vacant(slot) => {
+            slot.insert(i);
+            None
         }
     }
 }
