@@ -131,29 +131,29 @@ fn check_providers<'b>(
     let mut names: HashMap<&str, usize> = HashMap::with_capacity(providers.len());
     for (i, pr) in providers.iter().enumerate() {
         let at = |field: &str| format!("$.providers[{i}].{field}");
-        if check_id(&pr.id, &at("id"), p) {
-            if let Some(first) = first_seen(&mut ids, pr.id.as_str(), i) {
-                p.push(
-                    at("id"),
-                    format!(
-                        "duplicate provider id {}: $.providers[{}] has it already",
-                        quoted(&pr.id),
-                        first
-                    ),
-                );
-            }
+        if check_id(&pr.id, &at("id"), p)
+            && let Some(first) = first_seen(&mut ids, pr.id.as_str(), i)
+        {
+            p.push(
+                at("id"),
+                format!(
+                    "duplicate provider id {}: $.providers[{}] has it already",
+                    quoted(&pr.id),
+                    first
+                ),
+            );
         }
-        if name_ok(&pr.name, &at("name"), p) {
-            if let Some(first) = first_seen(&mut names, pr.name.trim(), i) {
-                p.push(
-                    at("name"),
-                    format!(
-                        "duplicate provider name {}: $.providers[{}] has it already, and provider names are unique",
-                        quoted(pr.name.trim()),
-                        first
-                    ),
-                );
-            }
+        if name_ok(&pr.name, &at("name"), p)
+            && let Some(first) = first_seen(&mut names, pr.name.trim(), i)
+        {
+            p.push(
+                at("name"),
+                format!(
+                    "duplicate provider name {}: $.providers[{}] has it already, and provider names are unique",
+                    quoted(pr.name.trim()),
+                    first
+                ),
+            );
         }
         check_url(Some(&pr.token_endpoint), &at("token_endpoint"), p);
         for (field, value) in [
@@ -209,17 +209,17 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
     let mut names: HashMap<(Option<String>, &str), usize> = HashMap::with_capacity(tokens.len());
     for (i, t) in tokens.iter().enumerate() {
         let at = |field: &str| format!("$.tokens[{i}].{field}");
-        if check_id(&t.id, &at("id"), p) {
-            if let Some(first) = first_seen(&mut ids, t.id.as_str(), i) {
-                p.push(
-                    at("id"),
-                    format!(
-                        "duplicate token id {}: $.tokens[{}] has it already",
-                        quoted(&t.id),
-                        first
-                    ),
-                );
-            }
+        if check_id(&t.id, &at("id"), p)
+            && let Some(first) = first_seen(&mut ids, t.id.as_str(), i)
+        {
+            p.push(
+                at("id"),
+                format!(
+                    "duplicate token id {}: $.tokens[{}] has it already",
+                    quoted(&t.id),
+                    first
+                ),
+            );
         }
         if name_ok(&t.name, &at("name"), p) {
             let owner = t.owner_email.as_deref().map(str::to_lowercase);
