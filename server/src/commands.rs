@@ -246,10 +246,10 @@ pub async fn export(
     tokens: Vec<String>,
     include_secrets: bool,
 ) -> anyhow::Result<()> {
-    use crate::transfer::{ExportError, ExportRequest, Transfer};
+    use crate::transfer::{ExportError, ExportRequest};
     use tokio::io::AsyncWriteExt;
 
-    let transfer = Transfer::new(instance);
+    let transfer = instance.transfer.clone();
     let who = transfer.authorize_cli().await.map_err(anyhow::Error::msg)?;
     let passphrase = if include_secrets {
         Some(
@@ -355,9 +355,9 @@ pub async fn import(
 ) -> anyhow::Result<()> {
     use crate::cli::ConflictPolicy;
     use crate::transfer::progress::Phase;
-    use crate::transfer::{BundleError, ImportOptions, Mode, OnConflict, Transfer, read_bundle};
+    use crate::transfer::{BundleError, ImportOptions, Mode, OnConflict, read_bundle};
 
-    let transfer = Transfer::new(instance);
+    let transfer = instance.transfer.clone();
     let who = transfer.authorize_cli().await.map_err(anyhow::Error::msg)?;
     let limits = transfer.import_limits();
     let size = std::fs::metadata(file)

@@ -48,8 +48,6 @@ const KNOWN_VIOLATIONS: &[&str] = &[
     // The client address and its trusted proxies belong below the edge.
     "auth -> http",
     "config -> http",
-    // Services that take the whole opened instance.
-    "transfer::service -> startup",
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -56,6 +56,124 @@ pub struct ProviderSettings {
     pub outbound_proxy: Option<outbound::OutboundProxy>,
 }
 
+/// Whose words a rule's message is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    /// The REST API and the pages: settings as the forms label them.
+    Form,
+    /// An export bundle: fields and values as the bundle spells them.
+    Bundle,
+    /// An export bundle whose entry meets a provider already here.
+    ExistingProvider,
+}
+
+/// One setting's problem: the field it is about and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, in the caller's words ([`Wording`]).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    /// The problem of `field`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(e: FieldError) -> Self {
+        AppError::invalid(e.field, e.message)
+    }
+}
+
+/// Longest provider (and token) name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A provider's (or token's) name, trimmed: 1 to [`MAX_NAME_CHARS`].
+pub fn check_name(name: &str) -> Result<(), FieldError> {
+    let n = name.trim().chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    Ok(())
+}
+
+/// What joins scopes: 1 to 3 characters.
+pub fn check_scope_separator(sep: &str) -> Result<(), FieldError> {
+    if !(1..=3).contains(&sep.chars().count()) {
+        return Err(FieldError::new(
+            "scope_separator",
+            "must be 1 to 3 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The lifetime assumed when a provider states none: positive.
+pub fn check_default_lifetime(secs: i64, words: Wording) -> Result<(), FieldError> {
+    if secs <= 0 {
+        let field = match words {
+            Wording::Form => "default_lifetime_seconds",
+            Wording::Bundle | Wording::ExistingProvider => "default_lifetime_secs",
+        };
+        return Err(FieldError::new(
+            field,
+            "must be a positive number of seconds",
+        ));
+    }
+    Ok(())
+}
+
+/// Connect timeout of provider calls: 100 ms to a minute.
+pub fn check_connect_timeout_ms(ms: u32) -> Result<(), FieldError> {
+    if !(100..=60_000).contains(&ms) {
+        return Err(FieldError::new(
+            "connect_timeout_ms",
+            "must be between 100 and 60000",
+        ));
+    }
+    Ok(())
+}
+
+/// Total timeout of provider calls: half a second to five minutes.
+pub fn check_timeout_ms(ms: u32) -> Result<(), FieldError> {
+    if !(500..=300_000).contains(&ms) {
+        return Err(FieldError::new(
+            "timeout_ms",
+            "must be between 500 and 300000",
+        ));
+    }
+    Ok(())
+}
+
+/// Background refreshes at once against one provider: 1 to 64.
+pub fn check_refresh_concurrency(n: u32) -> Result<(), FieldError> {
+    if !(1..=64).contains(&n) {
+        return Err(FieldError::new(
+            "refresh_concurrency",
+            "must be between 1 and 64",
+        ));
+    }
+    Ok(())
+}
+
+/// Background refreshes started per minute: 0 (no limit) to 100000.
+pub fn check_refresh_rate_per_minute(n: u32) -> Result<(), FieldError> {
+    if n > 100_000 {
+        return Err(FieldError::new(
+            "refresh_rate_per_minute",
+            "must be between 0 (no limit) and 100000",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> AppError {
     AppError::invalid(field, message)
 }
@@ -65,7 +183,7 @@ fn clean(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn params_json(map: &BTreeMap<String, String>) -> String {
+pub fn params_json(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
 }
 
@@ -367,9 +485,7 @@ impl Providers {
     ) -> Result<provider::Model, AppError> {
         let creating = existing.is_none();
         if let Some(name) = input.name.as_deref().map(str::trim) {
-            if name.is_empty() || name.chars().count() > 100 {
-                return Err(invalid("name", "must be 1 to 100 characters"));
-            }
+            check_name(name)?;
             active.name = Set(name.to_owned());
         } else if creating {
             return Err(invalid("name", "is required"));
@@ -504,18 +620,11 @@ impl Providers {
             active.pkce = Set(pkce);
         }
         if let Some(sep) = input.scope_separator.clone() {
-            if sep.is_empty() || sep.chars().count() > 3 {
-                return Err(invalid("scope_separator", "must be 1 to 3 characters"));
-            }
+            check_scope_separator(&sep)?;
             active.scope_separator = Set(sep);
         }
         if let Some(secs) = input.default_lifetime_seconds {
-            if secs <= 0 {
-                return Err(invalid(
-                    "default_lifetime_seconds",
-                    "must be a positive number of seconds",
-                ));
-            }
+            check_default_lifetime(secs, Wording::Form)?;
             active.default_lifetime_secs = Set(Some(secs));
         }
         if let Some(unit) = input.expires_in_unit.as_deref() {
@@ -551,33 +660,19 @@ impl Providers {
             active.iss_parameter_supported = Set(v);
         }
         if let Some(ms) = input.connect_timeout_ms {
-            if !(100..=60_000).contains(&ms) {
-                return Err(invalid(
-                    "connect_timeout_ms",
-                    "must be between 100 and 60000",
-                ));
-            }
+            check_connect_timeout_ms(ms)?;
             active.connect_timeout_ms = Set(ms as i32);
         }
         if let Some(ms) = input.timeout_ms {
-            if !(500..=300_000).contains(&ms) {
-                return Err(invalid("timeout_ms", "must be between 500 and 300000"));
-            }
+            check_timeout_ms(ms)?;
             active.timeout_ms = Set(ms as i32);
         }
         if let Some(n) = input.refresh_concurrency {
-            if !(1..=64).contains(&n) {
-                return Err(invalid("refresh_concurrency", "must be between 1 and 64"));
-            }
+            check_refresh_concurrency(n)?;
             active.refresh_concurrency = Set(n as i32);
         }
         if let Some(n) = input.refresh_rate_per_minute {
-            if n > 100_000 {
-                return Err(invalid(
-                    "refresh_rate_per_minute",
-                    "must be between 0 (no limit) and 100000",
-                ));
-            }
+            check_refresh_rate_per_minute(n)?;
             active.refresh_rate_per_minute = Set(n as i32);
         }
         let result = if creating {

@@ -25,7 +25,7 @@ use crate::seal::Sealer;
 use crate::tokens::Tokens;
 use crate::tokens::access::FreshTokens;
 use crate::tokens::engine::{TokenEngine, TokenSettings};
-use crate::transfer::TransferSettings;
+use crate::transfer::{Transfer, TransferSettings};
 
 /// Why the instance could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,18 @@ pub struct Instance {
     pub providers: Providers,
     /// OAuth tokens and their lifecycle.
     pub tokens: TokenEngine,
+    /// Export and import of providers and tokens.
+    pub transfer: Transfer,
+}
+
+/// What export and import need of the settings.
+fn transfer_settings(config: &Config) -> TransferSettings {
+    TransferSettings {
+        public_url: config.public_url_text(),
+        import_max_bytes: config.import_max_bytes,
+        allow_insecure_loopback: config.allow_insecure_loopback,
+        idle_refresh_interval: config.idle_refresh_interval,
+    }
 }
 
 impl Instance {
@@ -88,16 +100,6 @@ impl Instance {
             self.config.scheduler_interval,
         );
         Some(scheduler.start())
-    }
-
-    /// What export and import need of the settings.
-    pub fn transfer_settings(&self) -> TransferSettings {
-        TransferSettings {
-            public_url: self.config.public_url_text(),
-            import_max_bytes: self.config.import_max_bytes,
-            allow_insecure_loopback: self.config.allow_insecure_loopback,
-            idle_refresh_interval: self.config.idle_refresh_interval,
-        }
     }
 
     /// The webhook deliverer, when a webhook is configured.
@@ -198,6 +200,14 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         )),
         fresh: Arc::new(FreshTokens::new(changes.clone())),
     };
+    let transfer = Transfer::new(
+        db.clone(),
+        sealer.clone(),
+        clock.clone(),
+        transfer_settings(&config),
+        accounts.audit.clone(),
+        accounts.users.clone(),
+    );
     Ok(Instance {
         changes,
         config,
@@ -207,5 +217,6 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         accounts,
         providers,
         tokens,
+        transfer,
     })
 }

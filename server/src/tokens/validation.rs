@@ -1,6 +1,8 @@
 //! A token's settings checked against its provider and applied: the flow
 //! fits the provider, the keys and credentials it needs are there, and the
-//! numeric settings are in range.
+//! numeric settings are in range. The rules are written once, here: the
+//! token service applies them to what a user enters, and an import to each
+//! token of a bundle, in the words of each ([`Wording`]).
 
 use app::error::AppError;
 use app::tokens::TokenInput;
@@ -9,10 +11,134 @@ use url::Url;
 
 use super::Flow;
 use super::engine::{DEFAULT_LEAD_SECS, TokenEngine, clean, invalid};
-use crate::db::entity::token;
+use crate::db::entity::{provider, token};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::params;
-use crate::providers::{OpenedProvider, has_value};
+use crate::providers::{FieldError, OpenedProvider, Wording, has_value};
+
+/// What of a provider decides which flows its tokens can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderShape {
+    /// How it authenticates the client (none: a name of no known method).
+    pub method: Option<ClientAuthMethod>,
+    /// Whether it has an authorization endpoint (the browser flows).
+    pub has_authorization_endpoint: bool,
+    /// Whether it has a JWKS URI (id_tokens checked).
+    pub has_jwks_uri: bool,
+}
+
+impl From<&provider::Model> for ProviderShape {
+    fn from(p: &provider::Model) -> Self {
+        Self {
+            method: Some(p.client_auth_method),
+            has_authorization_endpoint: p.authorization_endpoint.is_some(),
+            has_jwks_uri: p.jwks_uri.is_some(),
+        }
+    }
+}
+
+/// Every reason `flow` cannot be used with `provider`, in order.
+pub fn flow_misfits(flow: Flow, provider: &ProviderShape, words: Wording) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    if provider.method == Some(ClientAuthMethod::PrivateKeyJwt) && flow != Flow::ClientCredentials {
+        found.push(match words {
+            Wording::Form => {
+                "this provider uses Private Key JWT, which works only with the Client Credentials flow"
+            }
+            Wording::Bundle => {
+                "the provider uses private_key_jwt, which works only with client_credentials"
+            }
+            Wording::ExistingProvider => {
+                "the existing provider uses private_key_jwt, which works only with client_credentials"
+            }
+        });
+    }
+    if flow.is_interactive() && !provider.has_authorization_endpoint {
+        found.push(match words {
+            Wording::Form => {
+                "this flow needs a browser, but the provider has no authorization endpoint"
+            }
+            Wording::Bundle => {
+                "this flow needs a browser, but the provider has no authorization_endpoint"
+            }
+            Wording::ExistingProvider => {
+                "this flow needs a browser, but the existing provider has no authorization_endpoint"
+            }
+        });
+    }
+    if flow == Flow::OidcHybrid && !provider.has_jwks_uri {
+        found.push(match words {
+            Wording::Form => "OIDC Hybrid needs the provider's JWKS URI to check id_tokens",
+            Wording::Bundle => "oidc_hybrid needs the provider's jwks_uri to check id_tokens",
+            Wording::ExistingProvider => {
+                "oidc_hybrid needs the existing provider's jwks_uri to check id_tokens"
+            }
+        });
+    }
+    found
+        .into_iter()
+        .map(|message| FieldError::new("flow", message))
+        .collect()
+}
+
+/// A token of a `private_key_jwt` provider uses the provider's keys: the
+/// key signs for the provider's client only.
+pub fn check_own_keys(
+    use_default_keys: bool,
+    provider: &ProviderShape,
+    words: Wording,
+) -> Result<(), FieldError> {
+    if use_default_keys || provider.method != Some(ClientAuthMethod::PrivateKeyJwt) {
+        return Ok(());
+    }
+    let message = match words {
+        Wording::Form => {
+            "this provider uses Private Key JWT: its key signs for the provider's client only, so its tokens use the provider's keys"
+        }
+        Wording::Bundle => {
+            "must be true: the provider uses private_key_jwt, whose key signs for the provider's client only"
+        }
+        Wording::ExistingProvider => {
+            "must be true: the existing provider uses private_key_jwt, whose key signs for the provider's client only"
+        }
+    };
+    Err(FieldError::new("use_default_keys", message))
+}
+
+/// Refresh ahead of expiry: 0 to a day.
+pub fn check_refresh_margin(secs: i64, words: Wording) -> Result<(), FieldError> {
+    if (0..=86_400).contains(&secs) {
+        return Ok(());
+    }
+    let field = match words {
+        Wording::Form => "refresh_margin_seconds",
+        Wording::Bundle | Wording::ExistingProvider => "refresh_margin_secs",
+    };
+    Err(FieldError::new(field, "must be between 0 and 86400"))
+}
+
+/// Background renewal ahead of expiry: 0 to a week.
+pub fn check_refresh_lead(secs: i64, words: Wording) -> Result<(), FieldError> {
+    if (0..=604_800).contains(&secs) {
+        return Ok(());
+    }
+    Err(match words {
+        Wording::Form => FieldError::new(
+            "refresh_lead_seconds",
+            "must be between 0 and 604800 (a week)",
+        ),
+        Wording::Bundle | Wording::ExistingProvider => {
+            FieldError::new("refresh_lead_secs", "must be between 0 and 604800")
+        }
+    })
+}
+
+/// An RFC 8707 resource: an absolute URI.
+pub fn check_resource(resource: &str) -> Result<(), FieldError> {
+    Url::parse(resource)
+        .map(|_| ())
+        .map_err(|_| FieldError::new("resource", "must be an absolute URI (RFC 8707)"))
+}
 
 impl TokenEngine {
     /// Checks and applies the settings of `input` (absent keeps).
@@ -26,23 +152,9 @@ impl TokenEngine {
         creating: bool,
     ) -> Result<(), AppError> {
         let method = provider.model.client_auth_method;
-        if method == ClientAuthMethod::PrivateKeyJwt && flow != Flow::ClientCredentials {
-            return Err(invalid(
-                "flow",
-                "this provider uses Private Key JWT, which works only with the Client Credentials flow",
-            ));
-        }
-        if flow.is_interactive() && provider.model.authorization_endpoint.is_none() {
-            return Err(invalid(
-                "flow",
-                "this flow needs a browser, but the provider has no authorization endpoint",
-            ));
-        }
-        if flow == Flow::OidcHybrid && provider.model.jwks_uri.is_none() {
-            return Err(invalid(
-                "flow",
-                "OIDC Hybrid needs the provider's JWKS URI to check id_tokens",
-            ));
+        let shape = ProviderShape::from(&provider.model);
+        if let Some(misfit) = flow_misfits(flow, &shape, Wording::Form).into_iter().next() {
+            return Err(misfit.into());
         }
         if let Some(v) = input.use_default_keys {
             active.use_default_keys = Set(v);
@@ -50,12 +162,7 @@ impl TokenEngine {
             active.use_default_keys = Set(true);
         }
         let use_default = active.use_default_keys.clone().unwrap();
-        if method == ClientAuthMethod::PrivateKeyJwt && input.use_default_keys == Some(false) {
-            return Err(invalid(
-                "use_default_keys",
-                "this provider uses Private Key JWT: its key signs for the provider's client only, so its tokens use the provider's keys",
-            ));
-        }
+        check_own_keys(input.use_default_keys != Some(false), &shape, Wording::Form)?;
         if let Some(v) = input.client_id.clone() {
             active.client_id = Set(clean(Some(v)));
         }
@@ -110,8 +217,7 @@ impl TokenEngine {
         if let Some(v) = input.resource.clone() {
             let v = clean(Some(v));
             if let Some(r) = &v {
-                Url::parse(r)
-                    .map_err(|_| invalid("resource", "must be an absolute URI (RFC 8707)"))?;
+                check_resource(r)?;
             }
             active.resource = Set(v);
         }
@@ -119,12 +225,7 @@ impl TokenEngine {
             active.scope = Set(clean(Some(v)));
         }
         if let Some(margin) = input.refresh_margin_seconds {
-            if !(0..=86_400).contains(&margin) {
-                return Err(invalid(
-                    "refresh_margin_seconds",
-                    "must be between 0 and 86400",
-                ));
-            }
+            check_refresh_margin(margin, Wording::Form)?;
             active.refresh_margin_secs = Set(margin as i32);
         } else if creating {
             active.refresh_margin_secs = Set(60);
@@ -135,12 +236,7 @@ impl TokenEngine {
             active.auto_refresh = Set(true);
         }
         if let Some(lead) = input.refresh_lead_seconds {
-            if !(0..=604_800).contains(&lead) {
-                return Err(invalid(
-                    "refresh_lead_seconds",
-                    "must be between 0 and 604800 (a week)",
-                ));
-            }
+            check_refresh_lead(lead, Wording::Form)?;
             active.refresh_lead_secs = Set(lead as i32);
         } else if creating {
             active.refresh_lead_secs = Set(DEFAULT_LEAD_SECS);

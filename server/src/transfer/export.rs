@@ -10,7 +10,7 @@
 //! Access and refresh tokens (with their type, expiry and granted scope)
 //! travel only with secrets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -30,8 +30,6 @@ use super::reader::Problem;
 use super::service::{Authorized, Transfer};
 use crate::audit::Outcome;
 use crate::db::entity::{provider, token, user};
-use crate::oauth::params;
-use crate::providers::params_map;
 use crate::seal::SealSlot;
 use crate::secret::SecretString;
 
@@ -549,36 +547,7 @@ impl Transfer {
         p: &provider::Model,
         key: Option<&BundleKey>,
     ) -> Result<ProviderEntry, ExportError> {
-        let mut entry = ProviderEntry {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            issuer: p.issuer.clone(),
-            authorization_endpoint: p.authorization_endpoint.clone(),
-            token_endpoint: p.token_endpoint.clone(),
-            refresh_endpoint: p.refresh_endpoint.clone(),
-            revocation_endpoint: p.revocation_endpoint.clone(),
-            jwks_uri: p.jwks_uri.clone(),
-            client_id: p.client_id.clone(),
-            client_auth_method: p.client_auth_method.to_string(),
-            key_id: p.key_id.clone(),
-            signing_alg: p.signing_alg.clone(),
-            assertion_audience: p.assertion_audience.clone(),
-            pkce: p.pkce,
-            scope_separator: p.scope_separator.clone(),
-            default_lifetime_secs: p.default_lifetime_secs,
-            expires_in_millis: p.expires_in_millis,
-            // Names Quiver sets itself are never sent (rows stored before
-            // they were refused): left out, so the bundle imports.
-            authorize_params: params::without_reserved(params_map(&p.authorize_params)),
-            token_params: params::without_reserved(params_map(&p.token_params)),
-            connect_timeout_ms: u32::try_from(p.connect_timeout_ms).unwrap_or_default(),
-            timeout_ms: u32::try_from(p.timeout_ms).unwrap_or_default(),
-            iss_parameter_supported: p.iss_parameter_supported,
-            refresh_concurrency: u32::try_from(p.refresh_concurrency).unwrap_or(1),
-            refresh_rate_per_minute: u32::try_from(p.refresh_rate_per_minute).unwrap_or(0),
-            client_secret: None,
-            private_key: None,
-        };
+        let mut entry = ProviderEntry::from(p);
         if let Some(key) = key {
             let seal = |field: ProviderSecret, plain: Option<SecretString>| {
                 plain.map(|v| key.seal(SecretSlot::provider(&p.id, field), &v))
@@ -602,30 +571,8 @@ impl Transfer {
         key: Option<&BundleKey>,
     ) -> Result<TokenEntry, ExportError> {
         let mut entry = TokenEntry {
-            id: t.id.clone(),
-            name: t.name.clone(),
-            provider_id: t.provider_id.clone(),
             owner_email,
-            flow: t.flow.to_string(),
-            use_default_keys: t.use_default_keys,
-            client_id: t.client_id.clone(),
-            username: t.username.clone(),
-            resource: t.resource.clone(),
-            scope: t.scope.clone(),
-            additional_values: params::without_reserved(
-                serde_json::from_str::<BTreeMap<String, String>>(&t.additional_values)
-                    .unwrap_or_default(),
-            ),
-            refresh_margin_secs: i64::from(t.refresh_margin_secs),
-            auto_refresh: t.auto_refresh,
-            refresh_lead_secs: i64::from(t.refresh_lead_secs),
-            token_type: None,
-            expires_at: None,
-            granted_scope: None,
-            client_secret: None,
-            password: None,
-            access_token: None,
-            refresh_token: None,
+            ..TokenEntry::from(t)
         };
         if let Some(key) = key {
             let seal = |field: TokenSecret, plain: Option<SecretString>| -> Option<SealedValue> {

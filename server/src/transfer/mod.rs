@@ -12,6 +12,7 @@
 //! preview lists every host it would write.
 
 pub mod bundle;
+pub mod entries;
 mod errors;
 pub mod export;
 pub mod import;
@@ -20,6 +21,7 @@ pub mod passphrase;
 pub mod progress;
 pub mod reader;
 pub mod service;
+mod text;
 
 #[cfg(test)]
 mod samples;

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use super::bundle::{
     CIPHER, KDF_ALGORITHM, KdfHeader, ProviderSecret, SealedValue, SecretsHeader, TokenSecret,
 };
+use super::text::clip;
 use crate::secret::{SecretBytes, SecretString};
 
 /// Default memory cost in KiB (64 MiB): slow to guess, fine on two cores.
@@ -136,7 +137,7 @@ impl KdfParams {
     /// Reads and checks the parameters stored in a bundle.
     pub fn from_header(header: &KdfHeader) -> Result<Self, TransferError> {
         if header.algorithm != KDF_ALGORITHM {
-            return Err(TransferError::UnsupportedKdf(clip(&header.algorithm)));
+            return Err(TransferError::UnsupportedKdf(clip(&header.algorithm, 64)));
         }
         let salt = STANDARD
             .decode(&header.salt)
@@ -236,7 +237,7 @@ impl fmt::Display for SecretSlot<'_> {
         if self.id.is_empty() {
             write!(f, "{}/{}", self.kind, self.field)
         } else {
-            write!(f, "{}/{}/{}", self.kind, clip(self.id), self.field)
+            write!(f, "{}/{}/{}", self.kind, clip(self.id, 64), self.field)
         }
     }
 }
@@ -315,7 +316,7 @@ impl BundleKey {
         header: &SecretsHeader,
     ) -> Result<Self, TransferError> {
         if header.cipher != CIPHER {
-            return Err(TransferError::UnsupportedCipher(clip(&header.cipher)));
+            return Err(TransferError::UnsupportedCipher(clip(&header.cipher, 64)));
         }
         let params = KdfParams::from_header(&header.kdf)?;
         let key = Self::derive(passphrase, &params)?;
@@ -408,18 +409,6 @@ pub(crate) fn decode_sealed(sealed: &SealedValue) -> Result<Vec<u8>, &'static st
         return Err("too short to hold a nonce and an authentication tag");
     }
     Ok(body)
-}
-
-/// Keeps text from a bundle short inside error messages.
-fn clip(text: &str) -> String {
-    const MAX: usize = 64;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        let mut short: String = text.chars().take(MAX).collect();
-        short.push('…');
-        short
-    }
 }
 
 #[cfg(test)]

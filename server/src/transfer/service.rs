@@ -13,7 +13,6 @@ use crate::audit::{Actor, Audit, AuditEvent, Outcome};
 use crate::auth::Caller;
 use crate::clock::SharedClock;
 use crate::seal::Sealer;
-use crate::startup::Instance;
 
 /// Export and import of providers and tokens (admins and the CLI only).
 #[derive(Clone)]
@@ -60,15 +59,22 @@ impl Authorized {
 }
 
 impl Transfer {
-    /// The service on an opened instance.
-    pub fn new(instance: &Instance) -> Self {
+    /// Builds the service from its parts.
+    pub fn new(
+        db: DatabaseConnection,
+        sealer: Arc<Sealer>,
+        clock: SharedClock,
+        settings: TransferSettings,
+        audit: Audit,
+        users: Users,
+    ) -> Self {
         Self {
-            db: instance.db.clone(),
-            sealer: instance.sealer.clone(),
-            clock: instance.clock.clone(),
-            settings: instance.transfer_settings(),
-            audit: instance.accounts.audit.clone(),
-            users: instance.accounts.users.clone(),
+            db,
+            sealer,
+            clock,
+            settings,
+            audit,
+            users,
         }
     }
 

@@ -13,12 +13,12 @@ use crate::http::caller::{Admin, Authenticated};
 use crate::http::security::{UploadCutOff, import_too_large};
 use crate::secret::SecretString;
 use crate::startup::Instance;
+use crate::transfer::Problem;
 use crate::transfer::export::ExportRequest;
 use crate::transfer::import::{
     Counts, ImportError, ImportOptions, ImportReport, Item, Items, Mode, OnConflict,
 };
 use crate::transfer::progress;
-use crate::transfer::{Problem, Transfer};
 
 /// The Import/Export page's data and actions: the same operations as
 /// `POST /api/v1/export` and `POST /api/v1/import`.
@@ -216,7 +216,7 @@ impl TransferService for TransferFacade {
             caller,
             client_addr: addr,
         } = Authenticated::from_parts(parts)?;
-        let transfer = Transfer::new(&self.instance);
+        let transfer = self.instance.transfer.clone();
         let who = transfer.authorize(&caller, addr, "transfer.export").await?;
         let request = ExportRequest {
             provider_ids: (!input.provider_ids.is_empty()).then_some(input.provider_ids),
@@ -256,7 +256,7 @@ impl TransferService for TransferFacade {
             caller,
             client_addr: addr,
         } = Authenticated::from_parts(parts)?;
-        let transfer = Transfer::new(&self.instance);
+        let transfer = self.instance.transfer.clone();
         let who = transfer.authorize(&caller, addr, "transfer.import").await?;
         // Only an admin's upload is read at all.
         let upload = read_upload(

@@ -1073,7 +1073,7 @@ async fn a_large_import_is_fast_streams_back_out_and_reports_progress() {
     assert_eq!(out["tokens"].as_array().unwrap().len(), 10_000);
     server::transfer::read_bundle(text.as_bytes(), &server::transfer::Limits::default()).unwrap();
     // Written a page at a time: many writes, none near the whole.
-    let transfer = server::transfer::Transfer::new(&app.state.instance);
+    let transfer = app.state.instance.transfer.clone();
     let who = transfer.authorize_cli().await.unwrap();
     let plan = transfer
         .plan_export(&who, server::transfer::ExportRequest::default())

@@ -25,7 +25,6 @@ use super::{ApiResult, JsonBody};
 use crate::http::AppState;
 use crate::http::caller::{Admin, Authenticated};
 use crate::secret::SecretString;
-use crate::transfer::Transfer;
 use crate::transfer::export::ExportRequest;
 use crate::transfer::import::{ImportError, ImportOptions, Mode, OnConflict};
 use crate::transfer::progress;
@@ -55,7 +54,7 @@ pub(super) async fn export(
     who: Authenticated,
     JsonBody(input): JsonBody<ExportBody>,
 ) -> ApiResult<Response> {
-    let transfer = Transfer::new(&state.instance);
+    let transfer = state.instance.transfer.clone();
     let admin = transfer
         .authorize(&who.caller, who.client_addr, "transfer.export")
         .await?;
@@ -186,7 +185,7 @@ pub(super) async fn import(
     headers: HeaderMap,
     raw: Body,
 ) -> ApiResult<Json<Value>> {
-    let transfer = Transfer::new(&state.instance);
+    let transfer = state.instance.transfer.clone();
     // Before a byte of the body is read.
     let admin = transfer
         .authorize(&who.caller, who.client_addr, "transfer.import")
