@@ -16,10 +16,19 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use server::secret::SecretString;
 use server::transfer::{Bundle, BundleKey, KdfParams, ProviderSecret, SecretSlot, TokenSecret};
+
+// The integration tests' helpers, one copy for both.
+#[path = "../tests/integration/support/pg_database.rs"]
+mod pg_database;
+#[allow(dead_code)] // what only the tests and the other benchmark call
+#[path = "../tests/integration/support/process.rs"]
+mod process;
+
+use pg_database::{PgDatabase, postgres_url};
+use process::status_kib;
 
 const PASSPHRASE: &str = "benchmark passphrase";
 
@@ -99,15 +108,9 @@ fn measure(mut cmd: Command) -> Result<(Duration, u64, String), String> {
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start quiver: {e}"))?;
-    let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path)
-            && let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
+        if let Ok(kib) = status_kib(child.id(), "VmHWM:") {
             peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -204,38 +207,10 @@ fn run(
     Ok(())
 }
 
-fn postgres_database() -> Result<(String, String), String> {
-    let server = std::env::var("QUIVER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let name = format!("quiver_bench_{:08x}", rand::thread_rng().r#gen::<u32>());
+/// A PostgreSQL database of the run's own, dropped with the value.
+fn postgres_database() -> Result<PgDatabase, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let admin = Database::connect(server.as_str())
-            .await
-            .map_err(|e| format!("PostgreSQL at {server}: {e}"))?;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .map_err(|e| e.to_string())?;
-        admin.close().await.map_err(|e| e.to_string())
-    })?;
-    let mut url = url::Url::parse(&server).map_err(|e| e.to_string())?;
-    url.set_path(&format!("/{name}"));
-    Ok((name, url.to_string()))
-}
-
-fn drop_postgres_database(name: &str) {
-    let server = std::env::var("QUIVER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    if let Ok(runtime) = tokio::runtime::Runtime::new() {
-        let _ = runtime.block_on(async {
-            let admin = Database::connect(server.as_str()).await?;
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await?;
-            admin.close().await
-        });
-    }
+    runtime.block_on(PgDatabase::create(&postgres_url(), "quiver_bench"))
 }
 
 fn main() -> ExitCode {
@@ -269,12 +244,11 @@ fn main() -> ExitCode {
     }
     if wants("postgres") {
         match postgres_database() {
-            Ok((name, url)) => {
-                if let Err(e) = run("postgres", &bundle, Some(&url), sizes) {
+            Ok(database) => {
+                if let Err(e) = run("postgres", &bundle, Some(&database.url), sizes) {
                     eprintln!("postgres: {e}");
                     failed = true;
                 }
-                drop_postgres_database(&name);
             }
             Err(e) => {
                 eprintln!("postgres: {e}");

@@ -56,7 +56,7 @@ pub struct Accounts {
     /// Places for password checks at once (about one per CPU).
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// Proxies whose word about the client's address is believed.
-    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
 }
 
 /// Longest a login waits for a place to check its password; then 503.

@@ -5,7 +5,6 @@ pub mod api;
 pub mod assets;
 mod callback;
 pub mod caller;
-pub mod client_addr;
 mod health;
 mod metrics;
 pub mod security;

@@ -448,7 +448,7 @@ async fn served_keys_and_tokens_give_way_to_every_change_at_once() {
 /// refused by the other within moments, long before its 60 s cache lapses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_replica_is_refused_by_the_other_at_once() {
-    let db = crate::replicas::TestDb::create().await;
+    let db = crate::support::test_database("access_token").await;
     let env = [
         ("QUIVER_DATABASE_URL", db.url.as_str()),
         ("QUIVER_CACHE_TTL", "60s"),

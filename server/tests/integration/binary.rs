@@ -7,15 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_quiver");
+use crate::support::process::{self, free_port};
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 
 pub(crate) fn quiver(data_dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -731,12 +725,7 @@ fn provider_calls_ignore_proxy_variables_unless_quiver_outbound_proxy_is_set() {
 
 /// A figure in KiB from `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`).
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {status}"))
+    process::status_kib(pid, field).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Posts a body of `size` bytes starting with `head` as an attacker does:

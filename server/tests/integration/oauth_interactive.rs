@@ -2,7 +2,8 @@
 //! Authorization Code (PKCE S256, RFC 9207 iss, state binding) and OIDC
 //! Hybrid (form_post, id_token checks before the code exchange).
 
-use crate::support::authserver::{AuthServer, jwt_claims, sign_id_token};
+use crate::support::authserver::AuthServer;
+use crate::support::id_token::{jwt_claims, sign_id_token};
 use crate::support::{Auth, Reply, TestApp, json_request, request};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -7,7 +7,6 @@
 //! the test fails); the replicas are killed when the test ends.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +18,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use serde_json::json;
 
 use crate::support::authserver::AuthServer;
-use crate::support::postgres_url;
+use crate::support::process::{free_port, wait_until_healthy};
+use crate::support::{PgDatabase, test_database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quiver");
 /// Tokens in each run.
@@ -34,77 +34,11 @@ const RUN_DEADLINE: Duration = Duration::from_secs(120);
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "replica admin password";
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
-}
-
-/// A database of the test's own on the test PostgreSQL server, dropped
-/// (with its connections) when this value drops.
-pub(crate) struct TestDb {
-    name: String,
-    pub(crate) url: String,
-}
-
-impl TestDb {
-    pub(crate) async fn create() -> Self {
-        let server = postgres_url();
-        let admin = Database::connect(server.as_str())
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL is required by the replica tests and is not reachable at {server}: {e}. \
-                     `scripts/postgres.sh` starts the local cluster."
-                )
-            });
-        let name = format!("quiver_replicas_{:016x}", rand::thread_rng().r#gen::<u64>());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
-        admin.close().await.unwrap();
-        let mut url = url::Url::parse(&server).expect("a valid PostgreSQL URL");
-        url.set_path(&format!("/{name}"));
-        Self {
-            name,
-            url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime (or while unwinding from a
-        // failure): drop the database from a thread with a runtime of its own.
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = Database::connect(postgres_url().as_str()).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
 }
 
 /// The environment every process of one test shares: same database, same
@@ -227,28 +161,8 @@ impl Replica {
             log,
             _data: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = replica.child.try_wait().unwrap() {
-                panic!(
-                    "replica {name} exited early ({status}): {}",
-                    replica.log_text()
-                );
-            }
-            let health = http()
-                .get(format!("{}/healthz", replica.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {name} was not healthy within 60 s: {}",
-                replica.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = wait_until_healthy(&mut replica.child, &replica.base).await {
+            panic!("replica {name} {e}: {}", replica.log_text());
         }
         replica
     }
@@ -321,12 +235,12 @@ struct Cluster {
     b: Replica,
     auth: AuthServer,
     db: DatabaseConnection,
-    _database: TestDb,
+    _database: PgDatabase,
 }
 
 impl Cluster {
     async fn start() -> Self {
-        let database = TestDb::create().await;
+        let database = test_database("replicas").await;
         let shared = Shared::new(Some(database.url.clone()));
         let auth = AuthServer::start("http://127.0.0.1:3000/oauth/callback");
         // Renewed tokens live an hour: next due 55 minutes later.

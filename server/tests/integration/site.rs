@@ -9,7 +9,8 @@ use std::process::Command;
 
 use leptos::server_fn::xxhash_rust::const_xxh64::xxh64;
 
-use crate::binary::{Running, free_port, quiver};
+use crate::binary::{Running, quiver};
+use crate::support::process::free_port;
 
 const HASH: &str = "0123456789abcdef0123";
 

@@ -20,8 +20,10 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
-use crate::replicas::{Replica, Shared, TestDb, free_port, http};
+use crate::replicas::{Replica, Shared, http};
 use crate::support::authserver::AuthServer;
+use crate::support::process::free_port;
+use crate::support::test_database;
 
 const ADMIN_EMAIL: &str = "soak@example.com";
 const ADMIN_PASSWORD: &str = "soak admin password";
@@ -443,7 +445,7 @@ fn admin_key(shared: &Shared) -> String {
 
 /// Two replicas on PostgreSQL; replica A is killed in the middle.
 async fn postgres(length: Duration) {
-    let database = TestDb::create().await;
+    let database = test_database("soak").await;
     let shared = Shared::new(Some(database.url.clone()));
     let dir = tempfile::tempdir().unwrap();
     let (port_a, port_b) = (free_port(), free_port());

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use rand::Rng;
-use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use server::account::Role;
 use server::db::entity::{provider, token};
 
 use crate::support::world::{ENV, World};
-use crate::support::{Auth, Reply, TestApp, json_request, postgres_url, request};
+use crate::support::{Auth, Reply, TestApp, json_request, request, test_database};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -255,58 +255,10 @@ async fn round_trip_with_secrets_into_another_master_key_works_against_the_provi
     assert!(!audit.to_string().contains(PASSPHRASE));
 }
 
-/// A database of the test's own on the test PostgreSQL server, dropped
-/// when this value drops.
-struct PgDatabase {
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        let server = postgres_url();
-        let admin = Database::connect(server.as_str()).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is required by the transfer tests and is not reachable at {server}: {e}")
-        });
-        let name = format!("quiver_transfer_{:016x}", rand::thread_rng().r#gen::<u64>());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let mut url = url::Url::parse(&server).unwrap();
-        url.set_path(&format!("/{name}"));
-        Self {
-            name,
-            url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = Database::connect(postgres_url().as_str()).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
-                admin.close().await
-            })
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_with_secrets_on_postgres() {
     let (w, machine, _) = source().await;
-    let db = PgDatabase::create().await;
+    let db = test_database("transfer").await;
     let (target, admin) = fresh(&[("QUIVER_DATABASE_URL", &db.url)]).await;
     assert_eq!(
         target.state.instance.config.database_url.kind(),
@@ -953,7 +905,7 @@ async fn only_admins_export_and_import() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_import_on_postgres_is_fast_too() {
-    let db = PgDatabase::create().await;
+    let db = test_database("transfer").await;
     let (app, admin) = fresh(&[("QUIVER_DATABASE_URL", &db.url)]).await;
     let bundle = generated(100, 10_000, "Token 09999");
     let started = Instant::now();

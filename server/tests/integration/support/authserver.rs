@@ -1,95 +1,166 @@
 //! The real authorization server (end2end/authserver, oidc-provider) on
-//! loopback, started per test and stopped when the fixture drops.
+//! loopback: started, waited for until it reports its address, and killed
+//! when the value drops (it also stops by itself when this process dies: it
+//! watches its standard input).
+//!
+//! Shared by the integration tests and the benchmarks (`server/benches`
+//! include this file): [`AuthServer::launch`] and [`AuthServer::try_admin`]
+//! report failures as errors for a benchmark to print, the other calls
+//! panic as a test should.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// A client for the server's admin API that never waits forever.
+/// The redirect URI registered for the interactive clients when a test
+/// needs no other.
+pub const CALLBACK: &str = "http://127.0.0.1:3000/oauth/callback";
+
+/// Longest the server may take to report that it is ready.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A client for the server's admin API that never waits forever and goes
+/// straight to loopback, whatever the proxy variables say.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
         .build()
-        .unwrap()
+        .expect("a reqwest client")
 }
 
 pub struct AuthServer {
     pub issuer: String,
+    /// The ready line's JSON: endpoints, client secrets.
     pub info: Value,
     child: Child,
     _stdin: ChildStdin,
 }
 
 impl AuthServer {
-    /// Starts the server; `redirect_uri` is registered for the interactive clients.
+    /// Starts the server for a test; `redirect_uri` is registered for the
+    /// interactive clients.
     pub fn start(redirect_uri: &str) -> Self {
+        Self::launch(redirect_uri, &["--max-lifetime-seconds", "600"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the server on a free port with `redirect_uri` registered and
+    /// `options` (`--access-token-ttl 3600`, …) given to it, and waits
+    /// until it reports its address.
+    pub fn launch(redirect_uri: &str, options: &[&str]) -> Result<Self, String> {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../end2end/authserver/server.js"
         );
         let mut child = Command::new("node")
             .arg(script)
-            .args([
-                "--port",
-                "0",
-                "--redirect-uri",
-                redirect_uri,
-                "--max-lifetime-seconds",
-                "600",
-            ])
+            .args(["--port", "0", "--redirect-uri", redirect_uri])
+            .args(options)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("node must be installed (./dev test installs the npm packages)");
-        let stdin = child.stdin.take().unwrap();
+            .map_err(|e| {
+                format!("cannot start node (./dev setup installs it and the npm packages): {e}")
+            })?;
+        let stopped = |child: &mut Child, problem: String| {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(problem)
+        };
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return stopped(&mut child, "the authorization server has no pipes".into());
+        };
         // Read the ready line on a thread, so that a server that never
-        // starts fails the test instead of blocking it.
-        let stdout = child.stdout.take().unwrap();
+        // starts fails the run instead of blocking it.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("the authorization server did not start within 30 s");
+        let Ok(line) = rx.recv_timeout(START_DEADLINE) else {
+            return stopped(
+                &mut child,
+                format!("the authorization server did not start within {START_DEADLINE:?}"),
+            );
         };
-        let json = line
-            .strip_prefix("AUTHSERVER_READY ")
-            .unwrap_or_else(|| panic!("the authorization server did not start: {line:?}"));
-        let info: Value = serde_json::from_str(json.trim()).unwrap();
-        Self {
-            issuer: info["issuer"].as_str().unwrap().to_owned(),
+        let Some(ready) = line.strip_prefix("AUTHSERVER_READY ") else {
+            return stopped(
+                &mut child,
+                format!("the authorization server did not start: {line:?}"),
+            );
+        };
+        let info: Value = match serde_json::from_str(ready.trim()) {
+            Ok(info) => info,
+            Err(e) => return stopped(&mut child, format!("its ready line {ready:?}: {e}")),
+        };
+        let Some(issuer) = info["issuer"].as_str().map(str::to_owned) else {
+            return stopped(&mut child, format!("no issuer in its ready line {ready:?}"));
+        };
+        Ok(Self {
+            issuer,
             info,
             child,
             _stdin: stdin,
-        }
+        })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The URL of one of its endpoints (`token`, `authorization`, …).
     pub fn endpoint(&self, name: &str) -> String {
-        self.info["endpoints"][name].as_str().unwrap().to_owned()
+        self.info["endpoints"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("the authorization server has no {name} endpoint"))
+            .to_owned()
     }
 
-    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let client = client();
-        let mut req = client.request(
-            method.parse().unwrap(),
-            format!("{}/__admin{path}", self.issuer),
-        );
+    /// The secret of one of its clients.
+    pub fn client_secret(&self, client_id: &str) -> String {
+        self.info["clientSecrets"][client_id]
+            .as_str()
+            .unwrap_or_else(|| panic!("the authorization server has no secret for {client_id}"))
+            .to_owned()
+    }
+
+    /// A call to its admin API (`/__admin…`): the answer's JSON (null when
+    /// it is not JSON), or what went wrong.
+    pub async fn try_admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let method: reqwest::Method = method.parse().map_err(|_| format!("method {method}"))?;
+        let mut request =
+            client().request(method.clone(), format!("{}/__admin{path}", self.issuer));
         if let Some(body) = body {
-            req = req.json(&body);
+            request = request.json(&body);
         }
-        let response = req.send().await.unwrap();
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("authserver admin {method} {path}: {e}"))?;
         let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(
-            status.is_success(),
-            "admin {method} {path}: {status} {text}"
-        );
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("authserver admin {method} {path}: {status} {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A call to its admin API that must succeed.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_admin(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub async fn fault(&self, fault: Value) {
@@ -121,9 +192,9 @@ impl AuthServer {
         v["active"].as_bool().unwrap_or(false)
     }
 
-    /// The provider JSON for a client of this server.
+    /// The provider JSON for a client of this server, as Quiver's REST API
+    /// takes it.
     pub fn provider(&self, name: &str, client_id: &str, method: &str) -> Value {
-        let secret = self.info["clientSecrets"][client_id].clone();
         json!({
             "name": name,
             "issuer": self.issuer,
@@ -132,57 +203,10 @@ impl AuthServer {
             "revocation_endpoint": self.endpoint("revocation"),
             "jwks_uri": self.endpoint("jwks"),
             "client_id": client_id,
-            "client_secret": secret,
+            "client_secret": self.info["clientSecrets"][client_id],
             "client_auth_method": method,
         })
     }
-}
-
-/// Signs `claims` as an id_token with the test server's own ES256 key
-/// (`end2end/authserver/test-signing-keys.json`, published in its JWKS), as
-/// a provider whose answers were tampered with, or a mixed-up one, would.
-pub fn sign_id_token(claims: &Value) -> String {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let file = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../end2end/authserver/test-signing-keys.json"
-    );
-    let keys: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    let jwk = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kty"] == "EC")
-        .unwrap();
-    let part = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
-    let mut public = vec![4u8];
-    public.extend(part("x"));
-    public.extend(part("y"));
-    let rng = ring::rand::SystemRandom::new();
-    let pair = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &part("d"),
-        &public,
-        &rng,
-    )
-    .unwrap();
-    let header = json!({"alg": "ES256", "typ": "JWT", "kid": jwk["kid"]});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = pair.sign(&rng, input.as_bytes()).unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
-}
-
-/// The claims of a JWT, unverified (for tests that build on a real one).
-pub fn jwt_claims(jwt: &str) -> Value {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 impl Drop for AuthServer {

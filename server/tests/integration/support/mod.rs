@@ -2,16 +2,24 @@
 #![allow(dead_code)]
 
 pub mod authserver;
+pub mod id_token;
+pub mod pg_database;
+pub mod process;
 pub mod world;
 
 use rand::Rng;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use server::db::DatabaseUrl;
 
-/// The PostgreSQL server the storage tests use.
-pub fn postgres_url() -> String {
-    std::env::var("QUIVER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+pub use pg_database::{PgDatabase, postgres_url};
+
+/// A database of the test's own on the test PostgreSQL server, named after
+/// `area` (`replicas`, `transfer`). Fails loudly when PostgreSQL is not
+/// there: these tests must never pass silently without it.
+pub async fn test_database(area: &str) -> PgDatabase {
+    PgDatabase::create(&postgres_url(), &format!("quiver_{area}"))
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required by the {area} tests: {e}"))
 }
 
 /// A schema of its own on the test PostgreSQL server, dropped by `drop_schema`.
