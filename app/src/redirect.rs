@@ -9,6 +9,7 @@
 //! result is still on this origin. The same function serves the server
 //! and the browser.
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use url::Url;
 
 /// Where to go when a `next` is missing or refused.
@@ -61,6 +62,28 @@ pub fn next_param(href: &str) -> Option<String> {
 pub fn after_sign_in(next: Option<&str>, origin: &str) -> String {
     next.and_then(|n| same_origin_target(n, origin))
         .unwrap_or_else(|| DEFAULT_TARGET.to_owned())
+}
+
+/// What a query value must not hold as is: separators, `%`, `+` (a space
+/// in forms), and anything outside printable ASCII. `/` stays readable.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b';')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'`');
+
+/// `text` percent-encoded for the value of a query parameter.
+pub fn query_value(text: &str) -> String {
+    utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]

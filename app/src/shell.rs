@@ -16,6 +16,9 @@ use crate::pages::{
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The login page is a plain form that needs no web app: someone who is
+    // not signed in downloads only the page. Every other page hydrates.
+    let hydrate = !is_login_page();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -26,13 +29,26 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // `/pkg/<output name>.css`: the server names the bundle
                 // after its content hash when the site has one.
                 <HashedStylesheet options=options.clone() id="leptos" />
-                <HydrationScripts options />
+                {hydrate.then(|| view! { <HydrationScripts options /> })}
                 <MetaTags />
             </head>
             <body>
                 <App />
             </body>
         </html>
+    }
+}
+
+/// Whether the page being rendered is the login page.
+fn is_login_page() -> bool {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<leptos::server_fn::http_export::request::Parts>()
+            .is_some_and(|parts| parts.uri.path() == "/login")
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        false
     }
 }
 

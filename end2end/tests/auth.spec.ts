@@ -1,10 +1,9 @@
 import { expect, request as newRequest, test } from '@playwright/test';
-import { ADMIN, USER, hydrated, signIn } from './helpers';
+import { ADMIN, USER, signIn } from './helpers';
 
 test('a protected page sends you to sign in and back', async ({ page }) => {
   await page.goto('/settings');
   await expect(page).toHaveURL(/\/login\?next=\/settings$/);
-  await hydrated(page);
   await page.getByLabel('Email').fill(USER.email);
   await page.getByLabel('Password').fill(USER.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -15,7 +14,6 @@ test('a protected page sends you to sign in and back', async ({ page }) => {
 test('a protected page brings you back with its query after sign-in', async ({ page }) => {
   await page.goto('/tokens?x=1&y=a%20b');
   await expect(page).toHaveURL(/\/login\?next=\/tokens%3Fx%3D1%26y%3Da%2520b$/);
-  await hydrated(page);
   await page.getByLabel('Email').fill(USER.email);
   await page.getByLabel('Password').fill(USER.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -57,7 +55,6 @@ test('after signing in, next leads only somewhere on this origin', async ({ page
   for (const [next, expected] of cases) {
     await page.context().clearCookies();
     await page.goto(`/login?next=${next}`);
-    await hydrated(page);
     await page.getByLabel('Email').fill(USER.email);
     await page.getByLabel('Password').fill(USER.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -70,12 +67,41 @@ test('after signing in, next leads only somewhere on this origin', async ({ page
 
 test('a wrong password is refused without saying which part was wrong', async ({ page }) => {
   await page.goto('/login');
-  await hydrated(page);
   await page.getByLabel('Email').fill(USER.email);
   await page.getByLabel('Password').fill('not the password');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByTestId('login-error')).toHaveText('The email or password is not correct.');
   await expect(page).toHaveURL(/\/login/);
+});
+
+test('signing in needs no web app: the login page loads none and works without JavaScript', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  const fetched: string[] = [];
+  page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
+  await page.goto('/login?next=%2Fsettings');
+  expect(fetched.filter((p) => /\.(wasm|js)$/.test(p)), 'the login page loads no script').toEqual([]);
+
+  // Refused: back on the login page, saying why in its own words, keeping next.
+  await page.getByLabel('Email').fill(USER.email);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('The email or password is not correct.');
+  expect(new URL(page.url()).searchParams.get('next')).toBe('/settings');
+
+  // A link cannot put its own words on the page.
+  await page.goto('/login?failed=Your+account+is+locked.+Call+555-0100');
+  await expect(page.getByTestId('login-error')).toHaveText('Signing in failed; try again.');
+
+  // Accepted: the server sends the browser on to next, signed in.
+  await page.goto('/login?next=%2Fsettings');
+  await page.getByLabel('Email').fill(USER.email);
+  await page.getByLabel('Password').fill(USER.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => url.pathname === '/settings');
+  await expect(page.getByTestId('signed-in-as')).toHaveText(USER.email);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Settings');
+  await context.close();
 });
 
 test('a user sees no admin pages; an admin does', async ({ page }) => {

@@ -270,7 +270,7 @@ impl From<LoginError> for app::error::AppError {
             },
             LoginError::BadCredentials => AppError::Validation {
                 field: None,
-                message: "The email or password is not correct.".into(),
+                message: app::auth::BAD_CREDENTIALS.into(),
             },
             LoginError::Busy => AppError::Unavailable(LoginError::Busy.to_string()),
             LoginError::Internal(message) => {

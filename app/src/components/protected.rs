@@ -4,33 +4,11 @@
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_location;
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::auth::CurrentUser;
 use crate::components::ErrorBox;
 use crate::error::AppError;
-
-/// What a query value must not hold as is: separators, `%`, `+` (a space
-/// in forms), and anything outside printable ASCII. `/` stays readable.
-const QUERY_VALUE: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'&')
-    .add(b'+')
-    .add(b';')
-    .add(b'<')
-    .add(b'=')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'`');
-
-/// `text` percent-encoded for the value of a query parameter.
-fn query_value(text: &str) -> String {
-    utf8_percent_encode(text, QUERY_VALUE).to_string()
-}
+use crate::redirect::query_value;
 
 /// The signed-in user, loaded once per page load and shared by every
 /// component (`None` when nobody is signed in).

@@ -3,14 +3,33 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::auth::{Login, get_login_page_info};
+use leptos_router::hooks::use_location;
+
+use crate::auth::{Login, LoginRefusal, get_login_page_info};
 use crate::redirect::{after_sign_in, next_param};
 
-/// `/login`.
+/// `/login`. It works as a plain HTML form, and the server sends it without
+/// the web app (see the shell): someone who is not signed in downloads
+/// only this page. The form posts `next` along, and the server sends the
+/// browser on; in the web app (after a session ended) the action does.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_login_page_info());
     let login = ServerAction::<Login>::new();
+    let location = use_location();
+    // The query as the browser reads it, decoded once.
+    let next_value = move || {
+        location
+            .search
+            .with(|query| next_param(&format!("http://quiver.invalid/?{query}")))
+            .unwrap_or_default()
+    };
+    // A refusal the server sent back in the address after a plain post.
+    let refused = move || {
+        location
+            .search
+            .with(|query| LoginRefusal::from_query(query))
+    };
     // Only somewhere on this page's own origin, never another site.
     let next = move || {
         let location = window().location();
@@ -26,7 +45,8 @@ pub fn LoginPage() -> impl IntoView {
     });
     let error = move || match login.value().get() {
         Some(Err(e)) => Some(e.to_string()),
-        _ => None,
+        Some(Ok(_)) => None,
+        None => refused().map(LoginRefusal::message),
     };
     view! {
         <Title text="Sign in · Quiver" />
@@ -45,6 +65,7 @@ pub fn LoginPage() -> impl IntoView {
                 })}
             </Suspense>
             <ActionForm action=login attr:class="card form" attr:aria-label="Sign in">
+                <input type="hidden" name="next" value=next_value />
                 <label for="login-email">"Email"</label>
                 <input id="login-email" name="email" type="email" autocomplete="username" required />
                 <label for="login-password">"Password"</label>

@@ -830,3 +830,129 @@ async fn the_audit_log_records_who_did_what_from_where_without_secrets() {
         .json();
     assert_eq!(future["total"], 0);
 }
+
+/// The login page is a plain form: the browser posts it without the web app
+/// and the server sends it on, to `next` or back with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_form_works_without_the_web_app() {
+    let app = TestApp::new().await;
+    let pw = app.user("alice@example.com", Role::User).await;
+    let html = |mut r: axum::http::Request<axum::body::Body>| {
+        r.headers_mut().insert(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+                .parse()
+                .unwrap(),
+        );
+        r
+    };
+
+    // The page carries the form and next, and no web app.
+    let page = app
+        .send(html(request("GET", "/login?next=%2Fsettings", None)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let login_path = TestApp::server_fn_path("login");
+    assert!(
+        page.body.contains(&format!("action=\"{login_path}\"")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<input type="hidden" name="next" value="/settings""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("modulepreload"), "{}", page.body);
+    assert!(!page.body.contains(".wasm"), "{}", page.body);
+
+    // Other pages hydrate.
+    let signed_in = app
+        .send(json_request(
+            "POST",
+            "/api/v1/session",
+            None,
+            json!({"email": "alice@example.com", "password": pw}),
+        ))
+        .await
+        .session_cookie();
+    let tokens = app
+        .send(html(request("GET", "/tokens", cookie(&signed_in))))
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    assert!(tokens.body.contains("modulepreload"), "{}", tokens.body);
+
+    let post = |form: String| html(server_fn_request("login", None, &form));
+
+    // Refused: back to the login page with the reason, next kept, no session.
+    let refused = app
+        .send(post(
+            "email=alice%40example.com&password=wrong&next=%2Fsettings".into(),
+        ))
+        .await;
+    assert_eq!(refused.status, StatusCode::FOUND, "{}", refused.body);
+    assert_eq!(
+        refused.header("location"),
+        "/login?next=/settings&failed=credentials"
+    );
+    assert!(!refused.header("set-cookie").contains("quiver_session="));
+    let shown = app
+        .send(html(request("GET", &refused.header("location"), None)))
+        .await;
+    assert!(
+        shown.body.contains("The email or password is not correct."),
+        "{}",
+        shown.body
+    );
+    // A link cannot put its own words on the page.
+    let crafted = app
+        .send(html(request(
+            "GET",
+            "/login?failed=Call%20555-0100%20now",
+            None,
+        )))
+        .await;
+    assert!(!crafted.body.contains("555-0100"), "{}", crafted.body);
+    assert!(crafted.body.contains("Signing in failed; try again."));
+
+    // Accepted: on to next when it stays on this site, else the tokens.
+    let encoded =
+        |next: &str| url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
+    for (next, target) in [
+        ("/settings", "/settings"),
+        ("/tokens?x=1#y", "/tokens?x=1#y"),
+        ("http://127.0.0.1:3000/audit", "/audit"),
+        ("https://127.0.0.1:3000/audit", "/audit"),
+        ("//evil.example", "/tokens"),
+        ("/\t/evil.example", "/tokens"),
+        ("https://evil.example/", "/tokens"),
+        ("", "/tokens"),
+    ] {
+        let reply = app
+            .send(post(format!(
+                "email=alice%40example.com&password={}&next={}",
+                encoded(&pw),
+                encoded(next)
+            )))
+            .await;
+        assert_eq!(reply.status, StatusCode::FOUND, "{next:?}: {}", reply.body);
+        assert_eq!(reply.header("location"), target, "{next:?}");
+        assert!(reply.header("set-cookie").contains("quiver_session="));
+    }
+
+    // The web app's call (JSON wanted) gets its answer and no redirect.
+    let reply = app
+        .send(server_fn_request(
+            "login",
+            None,
+            &format!(
+                "email=alice%40example.com&password={}&next=%2Fsettings",
+                encoded(&pw)
+            ),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.header("location").is_empty());
+    assert!(reply.body.contains("alice@example.com"), "{}", reply.body);
+}
