@@ -21,6 +21,8 @@ console.warn = (...args) => {
 };
 
 const { Provider, errors } = await import('oidc-provider');
+// oidc-provider's own JOSE library.
+const { calculateJwkThumbprint } = await import('jose');
 
 const HOST = '127.0.0.1';
 const MAX_BODY = 1024 * 1024;
@@ -995,10 +997,12 @@ async function handleAdmin(req, res, url) {
         const body = await jsonBody(req);
         const jwks = body.jwks ?? body;
         if (!Array.isArray(jwks.keys)) throw Object.assign(new Error('expected a JWKS {"keys":[...]}'), { status: 400 });
-        const keys = jwks.keys.map((k) => {
+        // A key sent without `kid` is registered under its RFC 7638 thumbprint,
+        // as most providers and tools do (computed by `jose`, not by Quiver).
+        const keys = await Promise.all(jwks.keys.map(async (k) => {
           const { d, p, q, dp, dq, qi, k: sym, ...pub } = k; // never keep private parts
-          return pub;
-        });
+          return pub.kid === undefined ? { ...pub, kid: await calculateJwkThumbprint(pub) } : pub;
+        }));
         const merged = { ...c, jwks: { keys } };
         delete merged.jwks_uri;
         await putClient(merged);

@@ -107,7 +107,10 @@ fn to_pem(der: &[u8]) -> String {
     pem
 }
 
-/// A key id derived from the public key (RFC 7638 style thumbprint prefix).
+/// The key's JWK thumbprint (RFC 7638): SHA-256 over the required members
+/// in lexicographic order without whitespace, base64url. Used whole as the
+/// default key id, since that is the id most providers and tools compute
+/// for a key registered without one.
 fn thumbprint(public: &Value) -> String {
     use sha2::{Digest, Sha256};
     let canonical = match public["kty"].as_str() {
@@ -115,7 +118,7 @@ fn thumbprint(public: &Value) -> String {
         _ => json!({"crv": public["crv"], "kty": "EC", "x": public["x"], "y": public["y"]})
             .to_string(),
     };
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))[..16].to_owned()
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
 impl SigningKey {
@@ -223,10 +226,27 @@ mod tests {
         let data = jsonwebtoken::decode::<Value>(&jwt, &decoding, &validation).unwrap();
         assert_eq!(data.claims["sub"], "x");
         assert_eq!(data.header.kid.as_deref(), Some("k1"));
-        // The PEM round-trips and keeps its thumbprint-based id when none is given.
+        // The PEM round-trips and takes its thumbprint as id when none is given.
         let again = SigningKey::from_pem(key.pem.expose(), None, None).unwrap();
         assert_eq!(again.public_jwk["x"], key.public_jwk["x"]);
-        assert_eq!(again.key_id.len(), 16);
+        assert_eq!(again.key_id, thumbprint(&again.public_jwk));
+        assert_eq!(again.key_id.len(), 43, "a whole SHA-256, base64url");
+    }
+
+    #[test]
+    fn the_default_key_id_is_the_rfc_7638_thumbprint() {
+        // The example of RFC 7638, section 3.1.
+        let jwk = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

@@ -777,6 +777,46 @@ async fn an_uploaded_rsa_key_signs_rs256_and_ps256_assertions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_registered_under_its_thumbprint_works_without_a_key_id() {
+    let w = World::new().await;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .output()
+        .expect("openssl makes the test key");
+    let pem = String::from_utf8(out.stdout).unwrap();
+    let mut body = w.auth.provider("no kid", "cc-pkjwt", "private_key_jwt");
+    body["private_key_pem"] = json!(pem);
+    let (status, p) = w.post("/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let key_id = p["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(key_id.len(), 43, "the whole SHA-256 thumbprint: {key_id}");
+    // Registered the way an admin pastes a public key into most providers:
+    // without `kid`, so the provider files it under the thumbprint it
+    // computes itself (the test server uses `jose`).
+    let mut public = p["public_jwk"].clone();
+    public.as_object_mut().unwrap().remove("kid");
+    let registered = w
+        .auth
+        .admin(
+            "PUT",
+            "/clients/cc-pkjwt/jwks",
+            Some(json!({"keys": [public]})),
+        )
+        .await;
+    assert_eq!(registered["jwks"]["keys"][0]["kid"], key_id.as_str());
+    let t = w.token(json!({"name": "thumbprint", "provider_id": p["id"], "flow": "client_credentials", "scope": "api:read"})).await;
+    assert_eq!(t["status"], "active", "{t}");
+    let assertion = w.auth.last_token_request().await["clientAssertion"].clone();
+    assert_eq!(assertion["header"]["kid"], key_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_list_filters_expiring_soon_and_sorts() {
     let w = World::new().await;
     let p = w.provider("list", "cc-basic", "client_secret_basic").await;
