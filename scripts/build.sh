@@ -27,9 +27,14 @@ server=$!
 cargo build --locked -p frontend --lib --target wasm32-unknown-unknown \
   --profile wasm-release --target-dir "$FRONT_TARGET" &
 front=$!
+# On a fresh machine the wasm-bindgen CLI compiles meanwhile: it is needed
+# only once the WASM is built, and fills the cores while a build links.
+scripts/setup.sh wasm-bindgen &
+tools=$!
 failed=0
 wait "$server" || failed=1
 wait "$front" || failed=1
+wait "$tools" || failed=1
 [ "$failed" = 0 ] || { say "compilation failed"; exit 1; }
 compiled=$(date +%s)
 
