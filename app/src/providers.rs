@@ -77,6 +77,14 @@ pub struct ProviderInput {
     pub key_id: Option<String>,
     /// `RS256`, `PS256` or `ES256`; from the key when empty.
     pub signing_alg: Option<String>,
+    /// The key's X.509 certificate (PEM), for providers that register a
+    /// certificate; assertions then carry its `x5t#S256`. Empty removes it.
+    pub certificate_pem: Option<String>,
+    /// Make a self-signed certificate for the key (valid two years).
+    pub generate_certificate: Option<bool>,
+    /// Assertions also carry the certificate's SHA-1 thumbprint (`x5t`), as
+    /// Microsoft Entra ID wants.
+    pub send_sha1_thumbprint: Option<bool>,
     /// The client assertion's `aud`; the issuer, else the token endpoint, when empty.
     pub assertion_audience: Option<String>,
     /// PKCE S256 for Authorization Code (default on).
@@ -126,6 +134,10 @@ pub struct ProviderView {
     pub public_jwk: Option<serde_json::Value>,
     /// Where Quiver serves that JWK as a JWKS.
     pub jwks_url: Option<String>,
+    /// The key's certificate, if any.
+    pub certificate: Option<CertificateView>,
+    /// Assertions also carry the certificate's SHA-1 thumbprint (`x5t`).
+    pub send_sha1_thumbprint: bool,
     pub assertion_audience: Option<String>,
     pub pkce: bool,
     pub scope_separator: String,
@@ -142,6 +154,27 @@ pub struct ProviderView {
     pub token_count: u64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A signing key's X.509 certificate as shown (all of it is public).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// The certificate (PEM), to upload at the provider.
+    pub pem: String,
+    /// Subject, as `CN=…, O=…`.
+    pub subject: String,
+    /// Issuer (the subject again when self-signed).
+    pub issuer: String,
+    /// Start of validity (RFC 3339).
+    pub not_before: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+    /// SHA-256 thumbprint, base64url: the assertions' `x5t#S256`.
+    pub x5t_s256: String,
+    /// SHA-1 thumbprint, base64url: `x5t`.
+    pub x5t: String,
+    /// SHA-1 thumbprint in hexadecimal, as provider portals list it.
+    pub sha1_thumbprint: String,
 }
 
 /// What OpenID discovery found at an issuer.

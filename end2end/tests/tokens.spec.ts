@@ -108,6 +108,48 @@ test('a Private Key JWT provider gets a generated key and limits tokens to Clien
   await expect(dialog.getByTestId('token-success')).toBeVisible();
 });
 
+test('a Private Key JWT provider can make a certificate for its key and shows its thumbprints', async ({ page }) => {
+  const name = `Cert IdP ${Date.now()}`;
+  await signIn(page, ADMIN, '/providers');
+  await page.goto('/providers/new');
+  await hydrated(page);
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Token endpoint').fill(`${auth.issuer}/token`);
+  await page.getByLabel('Default Consumer Key').fill('cc-pkjwt');
+  await page.getByLabel('Client authentication').selectOption({ label: 'Private Key JWT' });
+  const settings = page.getByTestId('pkjwt-settings');
+  await settings.getByLabel('Generate a new key (ES256)').check();
+  await settings.getByLabel(/Make a self-signed certificate/).check();
+  await settings.getByLabel(/Also send the SHA-1 thumbprint/).check();
+  await page.getByTestId('save-provider').click();
+  await page.waitForURL((u) => /\/providers\/[0-9a-f-]{36}$/.test(u.pathname));
+  await hydrated(page);
+  const certificate = page.getByTestId('certificate');
+  await expect(certificate).toContainText(`CN=Quiver ${name}`);
+  await expect(page.getByTestId('certificate-sha1')).toHaveText(/^[0-9A-F]{40}$/);
+  const notAfter = new Date((await page.getByTestId('certificate-not-after').textContent())!);
+  const days = (notAfter.getTime() - Date.now()) / 86_400_000;
+  expect(days).toBeGreaterThan(729);
+  expect(days).toBeLessThan(731);
+  // The JWK to register carries the certificate and both thumbprints.
+  const jwk = JSON.parse((await page.getByTestId('public-jwk').textContent())!);
+  expect(jwk.x5c).toHaveLength(1);
+  expect(jwk['x5t#S256']).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect(Buffer.from(jwk.x5t, 'base64url').toString('hex').toUpperCase())
+    .toBe(await page.getByTestId('certificate-sha1').textContent());
+  // The switch is kept, and a token works with the key.
+  await expect(settings.getByLabel(/Also send the SHA-1 thumbprint/)).toBeChecked();
+  await auth.put(`/clients/cc-pkjwt/jwks`, { keys: [jwk] });
+  await page.goto('/tokens');
+  await hydrated(page);
+  await page.getByTestId('create-token').click();
+  const dialog = page.getByRole('dialog', { name: 'Create and Store OAuth Credentials' });
+  await dialog.getByLabel('Token Name').fill('Certified reports');
+  await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: name });
+  await dialog.getByRole('button', { name: 'Request Token' }).click();
+  await expect(dialog.getByTestId('token-success')).toBeVisible();
+});
+
 test('a Client Credentials token is requested and shows as active', async ({ page }) => {
   await signIn(page);
   const dialog = await openCreate(page, 'Reports API', 'Client Credentials');

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use app::error::AppError;
-use app::providers::{ProviderInput, ProviderView};
+use app::providers::{CertificateView, ProviderInput, ProviderView};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
@@ -18,6 +18,7 @@ use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::auth::Caller;
 use crate::clock::SharedClock;
 use crate::db::entity::{provider, token};
+use crate::oauth::certificate::Certificate;
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::discovery::{self, Discovered};
 use crate::oauth::signing_key::{SigningAlg, SigningKey};
@@ -200,6 +201,23 @@ pub(crate) fn has_value(v: &sea_orm::ActiveValue<Option<String>>) -> bool {
     )
 }
 
+/// How many days before a provider's certificate expires it is announced.
+pub const CERTIFICATE_WARNING_DAYS: i64 = 30;
+
+/// A certificate as shown.
+pub(crate) fn certificate_view(c: &Certificate) -> CertificateView {
+    CertificateView {
+        pem: c.pem.clone(),
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        not_before: rfc3339(c.not_before),
+        not_after: rfc3339(c.not_after),
+        x5t_s256: c.x5t_s256(),
+        x5t: c.x5t(),
+        sha1_thumbprint: c.sha1_hex(),
+    }
+}
+
 /// A provider with its secrets opened, for the flows.
 pub struct OpenedProvider {
     /// The row.
@@ -244,12 +262,25 @@ impl Providers {
             .ok()?
             .into_secret_string()
             .ok()?;
-        SigningKey::from_pem(
+        let key = SigningKey::from_pem(
             pem.expose(),
             m.signing_alg.as_deref().and_then(SigningAlg::parse),
             m.key_id.as_deref(),
         )
-        .ok()
+        .ok()?;
+        // A stored certificate was checked against this key when it was set.
+        match m.certificate.as_deref().map(Certificate::from_pem) {
+            Some(Ok(certificate)) => key
+                .clone()
+                .with_certificate(certificate, m.send_sha1_thumbprint)
+                .ok()
+                .or(Some(key)),
+            Some(Err(e)) => {
+                tracing::error!(provider = %m.id, error = %e, "a stored certificate cannot be read");
+                Some(key)
+            }
+            None => Some(key),
+        }
     }
 
     /// The provider with its secrets opened.
@@ -319,6 +350,11 @@ impl Providers {
             jwks_url: key
                 .as_ref()
                 .map(|_| format!("{}/oauth/jwks/{}", self.settings.public_url, m.id)),
+            certificate: key
+                .as_ref()
+                .and_then(|k| k.certificate.as_ref())
+                .map(certificate_view),
+            send_sha1_thumbprint: m.send_sha1_thumbprint,
             public_jwk: key.map(|k| k.public_jwk),
             assertion_audience: m.assertion_audience.clone(),
             pkce: m.pkce,
@@ -439,6 +475,7 @@ impl Providers {
                 refresh_concurrency: Set(DEFAULT_REFRESH_CONCURRENCY as i32),
                 refresh_rate_per_minute: Set(DEFAULT_REFRESH_RATE_PER_MINUTE as i32),
                 iss_parameter_supported: Set(false),
+                send_sha1_thumbprint: Set(false),
                 ..Default::default()
             };
             let model = self.apply(&id, &mut active, None, input).await?;
@@ -607,6 +644,7 @@ impl Providers {
                 active.signing_alg = Set(None);
             }
         }
+        self.apply_certificate(active, existing, new_key.as_ref(), &input)?;
         if method == ClientAuthMethod::PrivateKeyJwt && !has_value(&active.private_key) {
             return Err(invalid(
                 "private_key_pem",
@@ -686,6 +724,147 @@ impl Providers {
             }
             _ => db_error(e),
         })
+    }
+
+    /// The key's certificate: uploaded, made here for the key, kept while
+    /// the key stays, dropped with the key it was for.
+    fn apply_certificate(
+        &self,
+        active: &mut provider::ActiveModel,
+        existing: Option<&provider::Model>,
+        new_key: Option<&SigningKey>,
+        input: &ProviderInput,
+    ) -> Result<(), AppError> {
+        let key = match new_key {
+            Some(key) => Some(key.clone()),
+            None if has_value(&active.private_key) => existing.and_then(|e| self.open_key(e)),
+            None => None,
+        };
+        let needs_key = |field: &str| {
+            invalid(
+                field,
+                "a certificate is for a private key: upload a PEM or set generate_key",
+            )
+        };
+        let certificate = if input.generate_certificate == Some(true) {
+            let key = key
+                .as_ref()
+                .ok_or_else(|| needs_key("generate_certificate"))?;
+            let name = match &active.name {
+                sea_orm::ActiveValue::Set(n) | sea_orm::ActiveValue::Unchanged(n) => n.clone(),
+                sea_orm::ActiveValue::NotSet => String::new(),
+            };
+            Some(
+                Certificate::self_signed(key, &format!("Quiver {name}"), self.clock.now())
+                    .map_err(|e| invalid("generate_certificate", format!("the certificate {e}")))?,
+            )
+        } else if let Some(pem) = clean(input.certificate_pem.clone()) {
+            let key = key.as_ref().ok_or_else(|| needs_key("certificate_pem"))?;
+            let certificate = Certificate::from_pem(&pem)
+                .and_then(|c| c.check_key(key).map(|()| c))
+                .map_err(|e| invalid("certificate_pem", format!("the certificate {e}")))?;
+            Some(certificate)
+        } else {
+            None
+        };
+        let key_kept = key.is_some() && new_key.is_none();
+        match certificate {
+            Some(certificate) => {
+                active.certificate = Set(Some(certificate.pem));
+                active.certificate_expiry_announced = Set(None);
+            }
+            None if input.certificate_pem.as_deref() == Some("") || !key_kept => {
+                active.certificate = Set(None);
+                active.certificate_expiry_announced = Set(None);
+            }
+            None => {}
+        }
+        if let Some(send) = input.send_sha1_thumbprint {
+            active.send_sha1_thumbprint = Set(send);
+        }
+        Ok(())
+    }
+
+    /// Raises `provider.certificate_expiring` once for each certificate that
+    /// expires within [`CERTIFICATE_WARNING_DAYS`] (or has expired), so an
+    /// admin uploads a new one before the provider refuses the assertions.
+    /// Replicas share the work: a certificate is announced by whichever
+    /// marks it first. Returns how many were announced.
+    pub async fn announce_expiring_certificates(&self, events: &crate::events::Events) -> usize {
+        let rows = match provider::Entity::find()
+            .filter(provider::Column::Certificate.is_not_null())
+            .all(&self.db)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read provider certificates");
+                return 0;
+            }
+        };
+        let now = self.clock.now();
+        let mut announced = 0;
+        for m in rows {
+            let Some(Ok(certificate)) = m.certificate.as_deref().map(Certificate::from_pem) else {
+                continue;
+            };
+            let thumbprint = certificate.x5t_s256();
+            if certificate.not_after - now > chrono::Duration::days(CERTIFICATE_WARNING_DAYS)
+                || m.certificate_expiry_announced.as_deref() == Some(thumbprint.as_str())
+            {
+                continue;
+            }
+            // Marked only where it still holds this certificate unannounced.
+            let marked = provider::Entity::update_many()
+                .col_expr(
+                    provider::Column::CertificateExpiryAnnounced,
+                    sea_orm::sea_query::Expr::value(thumbprint.clone()),
+                )
+                .filter(provider::Column::Id.eq(m.id.clone()))
+                .filter(provider::Column::Certificate.eq(m.certificate.clone()))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(provider::Column::CertificateExpiryAnnounced.is_null())
+                        .add(provider::Column::CertificateExpiryAnnounced.ne(thumbprint.clone())),
+                )
+                .exec(&self.db)
+                .await;
+            if !matches!(marked, Ok(r) if r.rows_affected == 1) {
+                continue;
+            }
+            // Whole days left, counting a started day: 28 days and 23 hours is 29.
+            let days = ((certificate.not_after - now).num_seconds() + 86_399) / 86_400;
+            let message = if certificate.not_after <= now {
+                format!(
+                    "The certificate of provider {} expired on {}: upload a new one here and at the provider.",
+                    m.name,
+                    certificate.not_after.format("%Y-%m-%d")
+                )
+            } else {
+                format!(
+                    "The certificate of provider {} expires in {days} days, on {}: upload a new one here and at the provider.",
+                    m.name,
+                    certificate.not_after.format("%Y-%m-%d")
+                )
+            };
+            events
+                .raise(
+                    crate::events::EventKind::CertificateExpiring,
+                    None,
+                    None,
+                    message,
+                    serde_json::json!({
+                        "provider_id": m.id,
+                        "provider_name": m.name,
+                        "subject": certificate.subject,
+                        "not_after": rfc3339(certificate.not_after),
+                        "x5t#S256": thumbprint,
+                    }),
+                )
+                .await;
+            announced += 1;
+        }
+        announced
     }
 
     /// Deletes a provider. With tokens using it, only when `force` is set,

@@ -16,6 +16,7 @@ fn kind_label(kind: &str) -> &'static str {
         "token.reauthorization_needed" => "Re-authorization needed",
         "token.recovered" => "Token recovered",
         "job.failed" => "Job failed",
+        "provider.certificate_expiring" => "Certificate expiring",
         _ => "Event",
     }
 }

@@ -171,6 +171,9 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
         "generate".to_owned()
     });
     let pem = RwSignal::new(String::new());
+    let cert_pem = RwSignal::new(String::new());
+    let make_cert = RwSignal::new(false);
+    let send_sha1 = RwSignal::new(e.as_ref().is_some_and(|p| p.send_sha1_thumbprint));
     let key_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.key_id.clone())));
     let audience = RwSignal::new(opt(e.as_ref().and_then(|p| p.assertion_audience.clone())));
     let pkce = RwSignal::new(e.as_ref().is_none_or(|p| p.pkce));
@@ -304,6 +307,10 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 generate_key: (pkjwt && source == "generate").then_some(true),
                 key_id: pkjwt.then(|| key_id.get_untracked()),
                 signing_alg: None,
+                certificate_pem: Some(cert_pem.get_untracked())
+                    .filter(|c| pkjwt && !c.trim().is_empty()),
+                generate_certificate: (pkjwt && make_cert.get_untracked()).then_some(true),
+                send_sha1_thumbprint: pkjwt.then(|| send_sha1.get_untracked()),
                 assertion_audience: pkjwt.then(|| audience.get_untracked()),
                 pkce: Some(pkce.get_untracked()),
                 scope_separator: Some(separator.get_untracked()),
@@ -337,6 +344,8 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                             notices.ok(format!("Saved {}.", p.name));
                             client_secret.set(String::new());
                             pem.set(String::new());
+                            cert_pem.set(String::new());
+                            make_cert.set(false);
                             key_source.set(if p.has_private_key {
                                 "keep".into()
                             } else {
@@ -380,6 +389,7 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
         .unwrap_or_else(|| "Add provider".into());
     let public_jwk = e.as_ref().and_then(|p| p.public_jwk.clone());
     let jwks_url = e.as_ref().and_then(|p| p.jwks_url.clone());
+    let certificate = e.as_ref().and_then(|p| p.certificate.clone());
     let is_new = e.is_none();
     view! {
         <div class="page-head"><h1 data-testid="provider-title">{title}</h1></div>
@@ -459,13 +469,52 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     view! {
                         <div class="field">
                             <span class="label">"Public key (JWK) to register at the provider"</span>
-                            <pre class="code-block" data-testid="public-jwk">{text}</pre>
+                            // Long with a certificate: focusable, so it scrolls by keyboard too.
+                            <pre class="code-block" data-testid="public-jwk" tabindex="0" role="region"
+                                aria-label="Public key (JWK)">{text}</pre>
                             <button type="button" class="button button-secondary button-small"
                                 on:click=move |_| { if copy_to_clipboard(&copy_text) { notices.ok("Copied the public JWK."); } }>
                                 "Copy public JWK"</button>
                         </div>
                     }
                 })}
+                {certificate.clone().map(|c| {
+                    let copy_pem = c.pem.clone();
+                    view! {
+                        <div class="field" data-testid="certificate">
+                            <span class="label">"Certificate"</span>
+                            <dl class="facts">
+                                <dt>"Subject"</dt><dd>{c.subject.clone()}</dd>
+                                <dt>"Issuer"</dt><dd>{c.issuer.clone()}</dd>
+                                <dt>"Valid until"</dt><dd data-testid="certificate-not-after">{c.not_after.clone()}</dd>
+                                <dt>"SHA-1 thumbprint"</dt><dd><code data-testid="certificate-sha1">{c.sha1_thumbprint.clone()}</code></dd>
+                                <dt>"x5t#S256"</dt><dd><code>{c.x5t_s256.clone()}</code></dd>
+                            </dl>
+                            <button type="button" class="button button-secondary button-small"
+                                on:click=move |_| { if copy_to_clipboard(&copy_pem) { notices.ok("Copied the certificate."); } }>
+                                "Copy certificate (PEM)"</button>
+                        </div>
+                    }
+                })}
+                <div class="field">
+                    <label for="provider-cert">"Certificate (PEM)"</label>
+                    <textarea id="provider-cert" rows="4" spellcheck="false" readonly=move || readonly.get()
+                        aria-describedby="provider-cert-help provider-cert-error"
+                        prop:value=cert_pem on:input=move |ev| cert_pem.set(event_target_value(&ev))></textarea>
+                    <p class="help" id="provider-cert-help">"For providers that register the key as a certificate (Microsoft Entra ID): assertions then carry its SHA-256 thumbprint (x5t#S256). Leave empty to keep the current one."</p>
+                    <FieldError error=err field="certificate_pem" id="provider-cert-error".into() />
+                </div>
+                <div class="field-switch">
+                    <input id="provider-make-cert" type="checkbox" prop:checked=make_cert disabled=move || readonly.get()
+                        on:change=move |ev| make_cert.set(event_target_checked(&ev)) />
+                    <label for="provider-make-cert">"Make a self-signed certificate for the key (two years), to upload at the provider"</label>
+                </div>
+                <FieldError error=err field="generate_certificate" id="provider-make-cert-error".into() />
+                <div class="field-switch">
+                    <input id="provider-sha1" type="checkbox" prop:checked=send_sha1 disabled=move || readonly.get()
+                        on:change=move |ev| send_sha1.set(event_target_checked(&ev)) />
+                    <label for="provider-sha1">"Also send the SHA-1 thumbprint (x5t), as Microsoft Entra ID wants"</label>
+                </div>
                 {jwks_url.clone().map(|url| view! {
                     <p>"JWKS URL for the provider: " <a href=url.clone() data-testid="jwks-url"><code>{url.clone()}</code></a></p>
                 })}

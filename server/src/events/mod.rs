@@ -30,6 +30,8 @@ pub enum EventKind {
     TokenRecovered,
     /// A scheduled job run failed for some of its targets.
     JobFailed,
+    /// A provider's certificate expires within 30 days (or has expired).
+    CertificateExpiring,
 }
 
 impl EventKind {
@@ -40,6 +42,7 @@ impl EventKind {
             Self::ReauthorizationNeeded => "token.reauthorization_needed",
             Self::TokenRecovered => "token.recovered",
             Self::JobFailed => "job.failed",
+            Self::CertificateExpiring => "provider.certificate_expiring",
         }
     }
 }
@@ -61,7 +64,8 @@ pub mod delivery {
 pub struct EventView {
     /// Event id (also the webhook's idempotency key).
     pub id: String,
-    /// `token.failed`, `token.reauthorization_needed`, `token.recovered`, `job.failed`.
+    /// `token.failed`, `token.reauthorization_needed`, `token.recovered`,
+    /// `job.failed`, `provider.certificate_expiring`.
     pub kind: String,
     /// The token concerned, if any.
     pub token_id: Option<String>,

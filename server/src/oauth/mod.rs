@@ -1,8 +1,9 @@
 //! Talking to OAuth providers: which URLs and addresses may be reached,
 //! the outbound HTTP client, token responses as providers really send
-//! them, client authentication, the grants, and the extra parameters
-//! requests may carry.
+//! them, client authentication (with keys and their certificates), the
+//! grants, and the extra parameters requests may carry.
 
+pub mod certificate;
 pub mod client_auth;
 pub mod discovery;
 pub mod grant;

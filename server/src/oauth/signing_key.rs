@@ -9,6 +9,7 @@ use ring::rsa::PublicKeyComponents;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
+use super::certificate::Certificate;
 use crate::secret::SecretString;
 
 /// The JWS algorithms Quiver signs client assertions with.
@@ -61,8 +62,17 @@ pub struct SigningKey {
     pub alg: SigningAlg,
     /// The key id (`kid`).
     pub key_id: String,
-    /// The public JWK (with `kid`, `alg`, `use`).
+    /// The public JWK (with `kid`, `alg`, `use`; and `x5c`, `x5t#S256` with
+    /// a certificate).
     pub public_jwk: Value,
+    /// The public key as a certificate carries it (RSA: the DER
+    /// `RSAPublicKey`; P-256: the uncompressed point).
+    pub public_key: Vec<u8>,
+    /// The certificate the provider knows this key by, if any.
+    pub certificate: Option<Certificate>,
+    /// Whether assertions also carry the certificate's SHA-1 thumbprint
+    /// (`x5t`), as Microsoft Entra ID wants.
+    pub send_sha1_thumbprint: bool,
 }
 
 /// Why a key was refused.
@@ -129,6 +139,7 @@ impl SigningKey {
         key_id: Option<&str>,
     ) -> Result<Self, KeyError> {
         let der = pkcs8_der(pem)?;
+        let public_key;
         let (alg, mut jwk) = if let Ok(rsa) = RsaKeyPair::from_pkcs8(&der) {
             let alg = alg.unwrap_or(SigningAlg::Rs256);
             if alg == SigningAlg::Es256 {
@@ -137,6 +148,7 @@ impl SigningKey {
                     kind: "RSA",
                 });
             }
+            public_key = rsa.public().as_ref().to_vec();
             let parts = PublicKeyComponents::<Vec<u8>>::from(rsa.public());
             let strip = |b: &[u8]| {
                 let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
@@ -157,6 +169,7 @@ impl SigningKey {
                 });
             }
             let point = ec.public_key().as_ref();
+            public_key = point.to_vec();
             (
                 alg,
                 json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])}),
@@ -176,7 +189,28 @@ impl SigningKey {
             alg,
             key_id,
             public_jwk: jwk,
+            public_key,
+            certificate: None,
+            send_sha1_thumbprint: false,
         })
+    }
+
+    /// This key known by `certificate` (checked to be for this key); the
+    /// public JWK then carries it too (`x5c`, `x5t#S256`).
+    pub fn with_certificate(
+        mut self,
+        certificate: Certificate,
+        send_sha1_thumbprint: bool,
+    ) -> Result<Self, super::certificate::CertificateError> {
+        certificate.check_key(&self)?;
+        self.public_jwk["x5c"] = json!([certificate.der_base64()]);
+        self.public_jwk["x5t#S256"] = json!(certificate.x5t_s256());
+        if send_sha1_thumbprint {
+            self.public_jwk["x5t"] = json!(certificate.x5t());
+        }
+        self.certificate = Some(certificate);
+        self.send_sha1_thumbprint = send_sha1_thumbprint;
+        Ok(self)
     }
 
     /// Generates a new P-256 key for ES256.
@@ -199,6 +233,12 @@ impl SigningKey {
         .map_err(|e| e.to_string())?;
         let mut header = jsonwebtoken::Header::new(self.alg.jwt());
         header.kid = Some(self.key_id.clone());
+        if let Some(certificate) = &self.certificate {
+            header.x5t_s256 = Some(certificate.x5t_s256());
+            if self.send_sha1_thumbprint {
+                header.x5t = Some(certificate.x5t());
+            }
+        }
         jsonwebtoken::encode(&header, claims, &key).map_err(|e| e.to_string())
     }
 }

@@ -1,13 +1,15 @@
 //! The scheduler: the background work each `quiver serve` replica runs
 //! (renewing tokens before they expire, running scheduled jobs,
-//! delivering webhooks). Work is
+//! delivering webhooks, announcing provider certificates about to expire).
+//! Work is
 //! claimed with database leases, so any number of replicas share it and a
 //! replica that dies leaves nothing behind but leases that lapse.
 
 pub mod jobs;
 pub mod refresh;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -18,13 +20,42 @@ use refresh::RefreshScheduler;
 /// Passes that may overlap (a slow provider must not hold up the next).
 const OVERLAPPING_PASSES: usize = 2;
 
+/// How often provider certificates are looked at: their warnings are days
+/// ahead.
+const CERTIFICATE_CHECK_EVERY: Duration = Duration::from_secs(3600);
+
 /// The background work of one replica: renewals, scheduled jobs and
-/// webhook deliveries, one pass of each every `every`.
+/// webhook deliveries, one pass of each every `every`; certificate
+/// expiries hourly.
 pub struct Scheduler {
     refresh: Arc<RefreshScheduler>,
     jobs: jobs::Jobs,
     webhooks: Option<Deliverer>,
-    every: std::time::Duration,
+    certificates: Arc<CertificateWatch>,
+    every: Duration,
+}
+
+/// Announces provider certificates about to expire, at most once per
+/// [`CERTIFICATE_CHECK_EVERY`].
+struct CertificateWatch {
+    tokens: TokenEngine,
+    last: Mutex<Option<Instant>>,
+}
+
+impl CertificateWatch {
+    async fn pass(&self) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < CERTIFICATE_CHECK_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        self.tokens
+            .providers
+            .announce_expiring_certificates(&self.tokens.events)
+            .await;
+    }
 }
 
 impl Scheduler {
@@ -37,11 +68,13 @@ impl Scheduler {
     ) -> Self {
         Self {
             refresh: RefreshScheduler::new(tokens.clone()),
+            certificates: Arc::new(CertificateWatch {
+                tokens: tokens.clone(),
+                last: Mutex::new(None),
+            }),
             jobs: jobs::Jobs::new(tokens),
             webhooks,
-            every: interval
-                .to_std()
-                .unwrap_or(std::time::Duration::from_secs(5)),
+            every: interval.to_std().unwrap_or(Duration::from_secs(5)),
         }
     }
 
@@ -51,6 +84,7 @@ impl Scheduler {
             refresh,
             jobs,
             webhooks,
+            certificates,
             every,
         } = self;
         tracing::info!(interval_ms = every.as_millis() as u64, "scheduler started");
@@ -73,8 +107,10 @@ impl Scheduler {
                 if let Ok(permit) = other_passes.clone().try_acquire_owned() {
                     let webhooks = webhooks.clone();
                     let jobs = jobs.clone();
+                    let certificates = certificates.clone();
                     tokio::spawn(async move {
                         jobs.pass().await;
+                        certificates.pass().await;
                         if let Some(w) = &webhooks {
                             w.pass().await;
                         }

@@ -91,6 +91,12 @@ pub struct ProviderEntry {
     /// Background refreshes started per minute, per replica; 0 is no limit.
     #[serde(default = "default_refresh_rate_per_minute")]
     pub refresh_rate_per_minute: u32,
+    /// The signing key's X.509 certificate (PEM; public).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Client assertions also carry the certificate's SHA-1 thumbprint.
+    #[serde(default)]
+    pub send_sha1_thumbprint: bool,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -217,6 +223,8 @@ impl From<&provider::Model> for ProviderEntry {
             iss_parameter_supported: p.iss_parameter_supported,
             refresh_concurrency: u32::try_from(p.refresh_concurrency).unwrap_or(1),
             refresh_rate_per_minute: u32::try_from(p.refresh_rate_per_minute).unwrap_or(0),
+            certificate: p.certificate.clone(),
+            send_sha1_thumbprint: p.send_sha1_thumbprint,
             client_secret: None,
             private_key: None,
         }
@@ -270,6 +278,9 @@ impl ProviderEntry {
             iss_parameter_supported: self.iss_parameter_supported,
             refresh_concurrency: i32::try_from(self.refresh_concurrency).unwrap_or(1),
             refresh_rate_per_minute: i32::try_from(self.refresh_rate_per_minute).unwrap_or(0),
+            certificate: self.certificate.clone(),
+            send_sha1_thumbprint: self.send_sha1_thumbprint,
+            certificate_expiry_announced: None,
             created_at: now,
             updated_at: now,
         })

@@ -105,6 +105,8 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         iss_parameter_supported: true,
         refresh_concurrency: 4,
         refresh_rate_per_minute: 600,
+        certificate: None,
+        send_sha1_thumbprint: false,
         client_secret: None,
         private_key: None,
     }

@@ -862,3 +862,294 @@ async fn the_token_list_filters_expiring_soon_and_sorts() {
         assert_eq!(v["error"]["field"], field, "{v}");
     }
 }
+
+/// Runs openssl with `input` on standard input; its standard output.
+fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A P-256 key and a certificate for it valid `days`, both made by openssl.
+fn key_and_certificate(days: u32) -> (String, String) {
+    let key = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key.pem");
+    std::fs::write(&file, &key).unwrap();
+    let days = days.to_string();
+    let cert = openssl(
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            file.to_str().unwrap(),
+            "-subj",
+            "/CN=quiver.example",
+            "-days",
+            &days,
+        ],
+        "",
+    );
+    (key, cert)
+}
+
+/// The fingerprint openssl computes, base64url as in a JOSE header.
+fn fingerprint(cert: &str, algorithm: &str) -> String {
+    use base64::Engine;
+    let line = openssl(&["x509", "-noout", "-fingerprint", algorithm], cert);
+    let hex = line.trim().rsplit('=').next().unwrap().replace(':', "");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hex::decode(hex).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_puts_its_thumbprints_in_every_assertion() {
+    let w = World::new().await;
+    let mut body = w.auth.provider("entra-like", "cc-pkjwt", "private_key_jwt");
+    body["generate_key"] = json!(true);
+    body["generate_certificate"] = json!(true);
+    body["send_sha1_thumbprint"] = json!(true);
+    let (status, p) = w.post("/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_str().unwrap().to_owned();
+    let cert = p["certificate"].clone();
+    assert_eq!(cert["subject"], "CN=Quiver entra-like", "{cert}");
+    let pem = cert["pem"].as_str().unwrap();
+    assert_eq!(cert["x5t_s256"], fingerprint(pem, "-sha256").as_str());
+    assert_eq!(cert["x5t"], fingerprint(pem, "-sha1").as_str());
+    let not_after =
+        chrono::DateTime::parse_from_rfc3339(cert["not_after"].as_str().unwrap()).unwrap();
+    let days = (not_after.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((729..=730).contains(&days), "{days}");
+    // The JWKS carries the certificate too.
+    let jwks = w
+        .app
+        .send(request("GET", &format!("/oauth/jwks/{id}"), None))
+        .await
+        .json();
+    assert_eq!(jwks["keys"][0]["x5t#S256"], cert["x5t_s256"]);
+    assert!(jwks["keys"][0]["x5c"][0].is_string());
+    w.auth
+        .admin("PUT", "/clients/cc-pkjwt/jwks", Some(jwks))
+        .await;
+
+    let t = w.token(json!({"name": "with cert", "provider_id": id, "flow": "client_credentials", "scope": "api:read"})).await;
+    assert_eq!(t["status"], "active", "{t}");
+    let header = w.auth.last_token_request().await["clientAssertion"]["header"].clone();
+    assert_eq!(
+        header["x5t#S256"],
+        fingerprint(pem, "-sha256").as_str(),
+        "{header}"
+    );
+    assert_eq!(
+        header["x5t"],
+        fingerprint(pem, "-sha1").as_str(),
+        "{header}"
+    );
+
+    // Without the SHA-1 switch, only x5t#S256.
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            w.admin.clone(),
+            json!({"send_sha1_thumbprint": false}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["certificate"], cert, "the certificate stays");
+    let (_, again) = w
+        .post(
+            &format!("/api/v1/tokens/{}/request", t["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again["status"], "active", "{again}");
+    let header = w.auth.last_token_request().await["clientAssertion"]["header"].clone();
+    assert_eq!(header["x5t#S256"], cert["x5t_s256"], "{header}");
+    assert!(header.get("x5t").is_none(), "{header}");
+
+    // A certificate for another key is refused, naming the field.
+    let (_, other) = key_and_certificate(30);
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            w.admin.clone(),
+            json!({"certificate_pem": other}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"]["field"], "certificate_pem");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another key"),
+        "{v}"
+    );
+    // A new key drops the old key's certificate.
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            w.admin.clone(),
+            json!({"generate_key": true}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["certificate"], Value::Null);
+    // An uploaded key with the certificate made for it elsewhere is taken.
+    let (key, cert_pem) = key_and_certificate(90);
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            w.admin.clone(),
+            json!({"private_key_pem": key, "certificate_pem": cert_pem}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["certificate"]["subject"], "CN=quiver.example");
+    assert_eq!(
+        r.json()["certificate"]["x5t_s256"],
+        fingerprint(&cert_pem, "-sha256").as_str()
+    );
+    // And removed with an empty one.
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            w.admin.clone(),
+            json!({"certificate_pem": ""}),
+        ))
+        .await;
+    assert_eq!(r.json()["certificate"], Value::Null);
+    // Without a key there is nothing to certify.
+    let mut body = w.auth.provider("no key", "cc-basic", "client_secret_basic");
+    body["generate_certificate"] = json!(true);
+    let (status, v) = w.post("/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "generate_certificate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_about_to_expire_is_announced_once() {
+    let w = World::new().await;
+    let (key, cert) = key_and_certificate(40);
+    let mut body = w.auth.provider("expiring", "cc-pkjwt", "private_key_jwt");
+    body["private_key_pem"] = json!(key.clone());
+    body["certificate_pem"] = json!(cert);
+    let (status, p) = w.post("/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_str().unwrap().to_owned();
+    let engine = &w.app.state.instance.tokens;
+    let announce = || {
+        engine
+            .providers
+            .announce_expiring_certificates(&engine.events)
+    };
+    // Read from storage: the admin's session does not outlive the clock's jump.
+    let certificate_events = || async {
+        use sea_orm::{EntityTrait, QueryOrder};
+        server::db::entity::event::Entity::find()
+            .order_by_desc(server::db::entity::event::Column::CreatedAt)
+            .all(&w.app.state.instance.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::to_value(server::events::EventView::from(e)).unwrap())
+            .filter(|e| e["kind"] == "provider.certificate_expiring")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(announce().await, 0, "40 days ahead is not yet");
+    w.app.clock.advance(chrono::Duration::days(11));
+    assert_eq!(announce().await, 1, "29 days ahead is");
+    assert_eq!(announce().await, 0, "once");
+    let events = certificate_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["provider_id"], id.as_str());
+    assert_eq!(
+        events[0]["detail"]["x5t#S256"],
+        p["certificate"]["x5t_s256"]
+    );
+    assert!(
+        events[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expires in 29 days"),
+        "{}",
+        events[0]
+    );
+    // A new certificate for the same key starts over.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key.pem");
+    std::fs::write(&file, key.as_str()).unwrap();
+    let renewed = openssl(
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            file.to_str().unwrap(),
+            "-subj",
+            "/CN=renewed",
+            "-days",
+            "5",
+        ],
+        "",
+    );
+    // Signed in again: the first session did not outlive the clock's jump.
+    let pw = w.app.user("certs@example.com", Role::Admin).await;
+    let admin = Auth::Cookie(w.app.login("certs@example.com", &pw).await);
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{id}"),
+            Some(admin),
+            json!({"certificate_pem": renewed}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Its real validity ends 5 days from the real now: expired by the clock.
+    assert_eq!(announce().await, 1);
+    let events = certificate_events().await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        events[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired on"),
+        "{}",
+        events[0]
+    );
+}

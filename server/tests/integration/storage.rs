@@ -23,6 +23,7 @@ async fn migrations_are_idempotent(db: &DatabaseConnection) {
             "m0004_token_leases".to_owned(),
             "m0005_background_refresh".to_owned(),
             "m0006_jobs".to_owned(),
+            "m0007_provider_certificates".to_owned(),
         ]
     );
     db::ping(db).await.unwrap();

@@ -1568,3 +1568,77 @@ async fn the_page_upload_previews_applies_and_names_a_bad_option() {
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
     assert_eq!(counts(&target).await, (2, 6));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_key_and_its_certificate_travel_together() {
+    let w = World::new().await;
+    let mut body = w.auth.provider("entra", "cc-pkjwt", "private_key_jwt");
+    body["generate_key"] = json!(true);
+    body["generate_certificate"] = json!(true);
+    body["send_sha1_thumbprint"] = json!(true);
+    let r = post(&w.app, &w.admin, "/api/v1/providers", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let before = r.json();
+    let (bundle, _) = export_ok(
+        &w.app,
+        &w.admin,
+        json!({"include_secrets": true, "passphrase": PASSPHRASE}),
+    )
+    .await;
+    let entry = bundle["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "entra")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["certificate"], before["certificate"]["pem"]);
+    assert_eq!(entry["send_sha1_thumbprint"], true);
+
+    let (target, admin) = fresh(&[]).await;
+    let r = import(
+        &target,
+        &admin,
+        json!({"bundle": bundle, "passphrase": PASSPHRASE, "mode": "apply"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let list = get(&target, &admin, "/api/v1/providers").await.json();
+    let after = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "entra")
+        .unwrap()
+        .clone();
+    assert_eq!(after["certificate"], before["certificate"]);
+    assert_eq!(after["send_sha1_thumbprint"], true);
+    assert_eq!(after["public_jwk"], before["public_jwk"]);
+
+    // The certificate is part of what the passphrase authenticates: one
+    // swapped for another key's is refused before anything is written.
+    let mut other = bundle.clone();
+    let mut body = w.auth.provider("other", "cc-pkjwt", "private_key_jwt");
+    body["generate_key"] = json!(true);
+    body["generate_certificate"] = json!(true);
+    let foreign = post(&w.app, &w.admin, "/api/v1/providers", body)
+        .await
+        .json();
+    let index = other["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["name"] == "entra")
+        .unwrap();
+    other["providers"][index]["certificate"] = foreign["certificate"]["pem"].clone();
+    let (target, admin) = fresh(&[]).await;
+    let r = import(
+        &target,
+        &admin,
+        json!({"bundle": other, "passphrase": PASSPHRASE, "mode": "apply"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "bundle_altered", "{}", r.body);
+    assert_eq!(counts(&target).await, (0, 0));
+}

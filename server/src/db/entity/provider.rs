@@ -47,6 +47,13 @@ pub struct Model {
     pub refresh_concurrency: i32,
     /// Background refreshes per minute against this provider (per replica).
     pub refresh_rate_per_minute: i32,
+    /// The signing key's X.509 certificate (PEM; public).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub certificate: Option<String>,
+    /// Client assertions also carry the certificate's SHA-1 thumbprint.
+    pub send_sha1_thumbprint: bool,
+    /// `x5t#S256` of the certificate whose coming expiry was announced.
+    pub certificate_expiry_announced: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

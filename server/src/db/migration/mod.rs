@@ -7,6 +7,7 @@ mod m0003_providers_tokens;
 mod m0004_token_leases;
 mod m0005_background_refresh;
 mod m0006_jobs;
+mod m0007_provider_certificates;
 
 use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_token_leases::Migration),
             Box::new(m0005_background_refresh::Migration),
             Box::new(m0006_jobs::Migration),
+            Box::new(m0007_provider_certificates::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use super::report::{ImportReport, item, problem, warn};
 use super::{BATCH, OnConflict};
 use crate::db::entity::{provider, token};
+use crate::oauth::certificate::Certificate;
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::{SigningAlg, SigningKey};
 use crate::oauth::url_policy;
@@ -112,13 +113,24 @@ impl Transfer {
                     ),
                     Ok(pem) if field == ProviderSecret::PrivateKey => {
                         let alg = p.signing_alg.as_deref().and_then(SigningAlg::parse);
-                        if let Err(e) = SigningKey::from_pem(pem.expose(), alg, p.key_id.as_deref())
-                        {
-                            problem(
+                        match SigningKey::from_pem(pem.expose(), alg, p.key_id.as_deref()) {
+                            Err(e) => problem(
                                 report,
                                 format!("$.providers[{i}].private_key"),
                                 format!("the private key {e}"),
-                            );
+                            ),
+                            Ok(key) => {
+                                let certificate = p.certificate.as_deref().map(|c| {
+                                    Certificate::from_pem(c).and_then(|c| c.check_key(&key))
+                                });
+                                if let Some(Err(e)) = certificate {
+                                    problem(
+                                        report,
+                                        format!("$.providers[{i}].certificate"),
+                                        format!("the certificate {e}"),
+                                    );
+                                }
+                            }
                         }
                     }
                     Ok(_) => {}

@@ -265,6 +265,10 @@ impl Transfer {
                 if here.private_key.is_some() && new.key_id.is_none() {
                     new.key_id = here.key_id.clone();
                     new.signing_alg = here.signing_alg.clone();
+                    if new.certificate.is_none() {
+                        new.certificate = here.certificate.clone();
+                        new.send_sha1_thumbprint = here.send_sha1_thumbprint;
+                    }
                 }
             } else if here.client_secret.is_some() || here.private_key.is_some() {
                 warn(

@@ -86,6 +86,22 @@ fn invalid_names_of_flows_methods_and_algorithms() {
 }
 
 #[test]
+fn a_certificate_that_is_not_one_is_refused() {
+    let mut v = samples::value();
+    v["providers"][1]["certificate"] =
+        json!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    let found = problems(&v);
+    assert!(
+        has_problem(
+            &found,
+            "$.providers[1].certificate",
+            "is not a PEM certificate"
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn flow_that_the_provider_cannot_serve_is_refused() {
     let mut v = samples::value();
     // p2 uses private_key_jwt, which only client_credentials can use.

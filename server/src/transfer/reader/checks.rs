@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use super::{Problem, push_key};
+use crate::oauth::certificate::Certificate;
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::SigningAlg;
 use crate::oauth::{params, url_policy};
@@ -178,6 +179,9 @@ fn check_providers<'b>(
                 at("signing_alg"),
                 format!("must be RS256, PS256 or ES256, not {}", quoted(alg)),
             );
+        }
+        if let Some(Err(e)) = pr.certificate.as_deref().map(Certificate::from_pem) {
+            p.push(at("certificate"), format!("the certificate {e}"));
         }
         let ranges = [
             check_scope_separator(&pr.scope_separator),
