@@ -98,10 +98,12 @@ async fn memory_run(s: &Settings, auth: &AuthServer, kind: Kind, n: u64) -> Benc
     bench(
         &format!("memory.{}.{n}", kind.name()),
         &format!(
-            "{:.1} MiB RSS after listing a page and a scheduler pass ({:+.1} MiB over the baseline {:.1} MiB with 1 token); {:.1} MiB with the {n} tokens stored ({:+.1} MiB); peak (VmHWM) {:.1} MiB. Process: `quiver serve` on {}, scheduler every 1 s; the pass renewed {renewed} of {due} due tokens; {n} rows inserted in {insert:.2} s",
+            "{:.1} MiB RSS after listing a page and a scheduler pass ({:+.1} MiB over the baseline {:.1} MiB with 1 token; anonymous {:.1} MiB against {:.1} MiB, the rest pages of files); {:.1} MiB with the {n} tokens stored ({:+.1} MiB); peak (VmHWM) {:.1} MiB. Process: `quiver serve` on {}, scheduler every 1 s; the pass renewed {renewed} of {due} due tokens; {n} rows inserted in {insert:.2} s",
             mib(after.rss),
             mib(after.rss) - mib(baseline.rss),
             mib(baseline.rss),
+            mib(after.anon),
+            mib(baseline.anon),
             mib(stored.rss),
             mib(stored.rss) - mib(baseline.rss),
             mib(after.hwm),
@@ -117,6 +119,9 @@ struct Memory {
     rss: u64,
     /// VmHWM, KiB.
     hwm: u64,
+    /// RssAnon (heap, stacks), KiB; the rest of VmRSS is pages of files
+    /// (the binary, SQLite's mapping of the database).
+    anon: u64,
 }
 
 fn mib(kib: u64) -> f64 {
@@ -164,6 +169,7 @@ impl QuiverProcess {
         Ok(Memory {
             rss: status_kib(pid, "VmRSS:")?,
             hwm: status_kib(pid, "VmHWM:")?,
+            anon: status_kib(pid, "RssAnon:")?,
         })
     }
 

@@ -154,8 +154,12 @@ async fn refresh_runs(s: &Settings, auth: &AuthServer) -> BenchResult {
         bench(
             &format!("refresh.{}.quiver_cpu", kind.name()),
             &format!(
-                "{:.0} µs of Quiver CPU per renewal ({cpu:.2} CPU-seconds for {renewed} renewals: the scheduler, SQLite and the HTTP client, all in this process; {:.0} % of one core)",
+                "{:.0} µs of Quiver CPU per renewal ({cpu:.2} CPU-seconds for {renewed} renewals: the scheduler, {} and the HTTP client, all in this process; {:.0} % of one core)",
                 cpu * 1e6 / renewed.max(1) as f64,
+                match kind {
+                    Kind::Sqlite => "SQLite",
+                    Kind::Postgres => "the PostgreSQL client (the server's own CPU is not counted)",
+                },
                 cpu * 100.0 / took
             ),
         );
