@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
 
-use super::signing_key::{SigningAlg, SigningKey};
+use super::signing_key::{SigningAlg, SigningKey, to_pem};
 
 /// How long a certificate Quiver makes for its own key is valid.
 pub const SELF_SIGNED_DAYS: i64 = 730;
@@ -68,7 +68,7 @@ impl Certificate {
                 .ok_or_else(|| CertificateError::Malformed("a date out of range".into()))
         };
         Ok(Self {
-            pem: to_pem(der),
+            pem: to_pem("CERTIFICATE", der),
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
             not_before: time(cert.validity().not_before)?,
@@ -139,17 +139,6 @@ impl Certificate {
     pub fn der_base64(&self) -> String {
         STANDARD.encode(&self.der)
     }
-}
-
-fn to_pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
 }
 
 #[cfg(test)]

@@ -106,14 +106,15 @@ fn pkcs8_der(pem: &str) -> Result<Vec<u8>, KeyError> {
     STANDARD.decode(compact).map_err(|_| KeyError::NotPkcs8)
 }
 
-fn to_pem(der: &[u8]) -> String {
+/// DER as a PEM block labelled `label` (`PRIVATE KEY`, `CERTIFICATE`).
+pub(super) fn to_pem(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    let mut pem = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
         pem.push_str(std::str::from_utf8(line).unwrap_or_default());
         pem.push('\n');
     }
-    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem.push_str(&format!("-----END {label}-----\n"));
     pem
 }
 
@@ -185,7 +186,7 @@ impl SigningKey {
         jwk["alg"] = json!(alg.as_str());
         jwk["use"] = json!("sig");
         Ok(Self {
-            pem: SecretString::new(to_pem(&der)),
+            pem: SecretString::new(to_pem("PRIVATE KEY", &der)),
             alg,
             key_id,
             public_jwk: jwk,
@@ -218,8 +219,12 @@ impl SigningKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("the system random generator works");
-        Self::from_pem(&to_pem(pkcs8.as_ref()), Some(SigningAlg::Es256), key_id)
-            .expect("a freshly generated key loads")
+        Self::from_pem(
+            &to_pem("PRIVATE KEY", pkcs8.as_ref()),
+            Some(SigningAlg::Es256),
+            key_id,
+        )
+        .expect("a freshly generated key loads")
     }
 
     /// Signs a client assertion (RFC 7523) with this key.

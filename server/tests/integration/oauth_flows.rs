@@ -35,6 +35,18 @@ impl World {
         )
     }
 
+    /// `PATCH /api/v1/providers/{id}` as the admin; the whole reply.
+    async fn patch_provider(&self, id: &str, body: Value) -> crate::support::Reply {
+        self.app
+            .send(json_request(
+                "PATCH",
+                &format!("/api/v1/providers/{id}"),
+                self.admin.clone(),
+                body,
+            ))
+            .await
+    }
+
     async fn call(&self, method: &str, path: &str) -> (StatusCode, Value) {
         let r = self
             .app
@@ -971,13 +983,7 @@ async fn a_certificate_puts_its_thumbprints_in_every_assertion() {
 
     // Without the SHA-1 switch, only x5t#S256.
     let r = w
-        .app
-        .send(json_request(
-            "PATCH",
-            &format!("/api/v1/providers/{id}"),
-            w.admin.clone(),
-            json!({"send_sha1_thumbprint": false}),
-        ))
+        .patch_provider(&id, json!({"send_sha1_thumbprint": false}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["certificate"], cert, "the certificate stays");
@@ -995,13 +1001,7 @@ async fn a_certificate_puts_its_thumbprints_in_every_assertion() {
     // A certificate for another key is refused, naming the field.
     let (_, other) = key_and_certificate(30);
     let r = w
-        .app
-        .send(json_request(
-            "PATCH",
-            &format!("/api/v1/providers/{id}"),
-            w.admin.clone(),
-            json!({"certificate_pem": other}),
-        ))
+        .patch_provider(&id, json!({"certificate_pem": other}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let v = r.json();
@@ -1014,27 +1014,16 @@ async fn a_certificate_puts_its_thumbprints_in_every_assertion() {
         "{v}"
     );
     // A new key drops the old key's certificate.
-    let r = w
-        .app
-        .send(json_request(
-            "PATCH",
-            &format!("/api/v1/providers/{id}"),
-            w.admin.clone(),
-            json!({"generate_key": true}),
-        ))
-        .await;
+    let r = w.patch_provider(&id, json!({"generate_key": true})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["certificate"], Value::Null);
     // An uploaded key with the certificate made for it elsewhere is taken.
     let (key, cert_pem) = key_and_certificate(90);
     let r = w
-        .app
-        .send(json_request(
-            "PATCH",
-            &format!("/api/v1/providers/{id}"),
-            w.admin.clone(),
+        .patch_provider(
+            &id,
             json!({"private_key_pem": key, "certificate_pem": cert_pem}),
-        ))
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["certificate"]["subject"], "CN=quiver.example");
@@ -1043,15 +1032,7 @@ async fn a_certificate_puts_its_thumbprints_in_every_assertion() {
         fingerprint(&cert_pem, "-sha256").as_str()
     );
     // And removed with an empty one.
-    let r = w
-        .app
-        .send(json_request(
-            "PATCH",
-            &format!("/api/v1/providers/{id}"),
-            w.admin.clone(),
-            json!({"certificate_pem": ""}),
-        ))
-        .await;
+    let r = w.patch_provider(&id, json!({"certificate_pem": ""})).await;
     assert_eq!(r.json()["certificate"], Value::Null);
     // Without a key there is nothing to certify.
     let mut body = w.auth.provider("no key", "cc-basic", "client_secret_basic");
