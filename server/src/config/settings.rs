@@ -158,7 +158,7 @@ pub const SETTINGS: &[Setting] = &[
         key: "webhook_url",
         kind: Kind::Url,
         default: Unset::Described("—"),
-        meaning: "Where events (token failed, re-authorization needed, recovered, job failed) are POSTed as JSON.",
+        meaning: "Where events (token failed, re-authorization needed, recovered, job failed, provider certificate expiring) are POSTed as JSON.",
     },
     Setting {
         key: "webhook_secret",
