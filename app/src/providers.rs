@@ -111,6 +111,32 @@ pub struct ProviderInput {
     /// The provider sends `iss` in authorization responses (RFC 9207);
     /// discovery tells. When set, an answer without it is refused.
     pub iss_parameter_supported: Option<bool>,
+    /// The scope a new token of this provider starts with.
+    pub default_scope: Option<String>,
+    /// Dotted path of the object holding `access_token` and the other token
+    /// fields when the provider nests them (e.g. Slack's `authed_user`).
+    pub token_response_path: Option<String>,
+    /// Extra answer fields kept with each token and shown (e.g.
+    /// Salesforce's `instance_url`).
+    pub keep_response_fields: Option<Vec<String>>,
+    /// A refresh answers a new refresh token and ends the old one: a
+    /// refresh answer without one leaves the token without a refresh token
+    /// rather than keeping one the provider no longer takes.
+    pub refresh_token_rotates: Option<bool>,
+    /// Refreshes do not repeat the token's scope (default on).
+    pub omit_scope_on_refresh: Option<bool>,
+    /// Refreshes do not send the authorization code again (default on).
+    pub omit_code_on_refresh: Option<bool>,
+    /// The refresh token is URL-encoded once more before it is sent.
+    pub url_encode_refresh_token: Option<bool>,
+    /// `client_id` is sent in the body with HTTP Basic too.
+    pub send_client_id_in_body: Option<bool>,
+    /// Create only: the catalogue template to start from
+    /// (`GET /api/v1/provider-templates`); the fields given here win over
+    /// the template's.
+    pub template: Option<String>,
+    /// Create only: the template's inputs (tenant, domain, realm …) by name.
+    pub template_inputs: Option<BTreeMap<String, String>>,
 }
 
 /// A provider as shown.
@@ -150,6 +176,16 @@ pub struct ProviderView {
     pub refresh_concurrency: u32,
     pub refresh_rate_per_minute: u32,
     pub iss_parameter_supported: bool,
+    /// The catalogue template it was made from.
+    pub template: Option<String>,
+    pub default_scope: Option<String>,
+    pub token_response_path: Option<String>,
+    pub keep_response_fields: Vec<String>,
+    pub refresh_token_rotates: bool,
+    pub omit_scope_on_refresh: bool,
+    pub omit_code_on_refresh: bool,
+    pub url_encode_refresh_token: bool,
+    pub send_client_id_in_body: bool,
     /// How many tokens use it.
     pub token_count: u64,
     pub created_at: String,
@@ -196,6 +232,138 @@ pub struct Discovered {
     pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
+/// What an input of a catalogue template may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateInputKind {
+    /// A name or id: letters, digits, `.`, `-` and `_` (a tenant, a realm).
+    Label,
+    /// A DNS name (`acme.okta.com`).
+    Host,
+    /// An https base URL without a trailing slash (a self-managed server).
+    Url,
+}
+
+/// One input of a catalogue template: a placeholder of its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateInput {
+    /// The placeholder's name, `{name}` in the endpoints.
+    pub name: String,
+    pub label: String,
+    pub help: String,
+    pub kind: TemplateInputKind,
+    /// Used when the input is not given.
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub example: Option<String>,
+}
+
+/// The unit of `expires_in` a template's provider uses, or that it sends none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiresIn {
+    #[default]
+    Seconds,
+    Milliseconds,
+    /// The provider sends no `expires_in`.
+    Absent,
+}
+
+/// How a template's provider encodes token answers (Quiver reads both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded` unless JSON is asked for.
+    Form,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_separator() -> String {
+    " ".into()
+}
+
+/// A well-known provider as the catalogue describes it: endpoints with
+/// `{input}` placeholders, client authentication, scopes, parameters and
+/// the quirks of its answers, each fact with the documentation page it
+/// came from (`sources`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTemplate {
+    /// Stable id, for `"template"` in `POST /api/v1/providers`.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Where to register a client at the provider.
+    pub documentation: String,
+    /// The flows the provider supports.
+    pub flows: Vec<crate::tokens::Flow>,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub refresh_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    pub client_auth_method: ClientAuthMethod,
+    #[serde(default = "default_true")]
+    pub pkce: bool,
+    #[serde(default = "default_separator")]
+    pub scope_separator: String,
+    /// The scope a new token starts with.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    /// Scopes without which the provider issues no refresh token.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub token_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub token_response_path: Option<String>,
+    #[serde(default)]
+    pub keep_response_fields: Vec<String>,
+    #[serde(default)]
+    pub expires_in: ExpiresIn,
+    #[serde(default)]
+    pub default_lifetime_seconds: Option<i64>,
+    #[serde(default)]
+    pub response_format: ResponseFormat,
+    /// Whether the provider issues refresh tokens at all.
+    #[serde(default = "default_true")]
+    pub refresh_tokens: bool,
+    /// Unset: the documentation does not say.
+    #[serde(default)]
+    pub refresh_token_rotates: Option<bool>,
+    #[serde(default)]
+    pub refresh_token_lifetime_days: Option<u32>,
+    /// Whether that lifetime restarts with each use.
+    #[serde(default)]
+    pub refresh_token_lifetime_sliding: Option<bool>,
+    #[serde(default)]
+    pub omit_scope_on_refresh: Option<bool>,
+    #[serde(default)]
+    pub send_client_id_in_body: Option<bool>,
+    /// What an admin must know (registration, redirect URI rules, limits).
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub inputs: Vec<TemplateInput>,
+    /// The documentation page of each group of facts.
+    pub sources: BTreeMap<String, String>,
+}
+
 /// What deleting a provider did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderDeleted {
@@ -230,6 +398,8 @@ pub trait ProvidersService: Send + Sync + 'static {
     ) -> Result<ProviderDeleted, AppError>;
     /// Admin: reads an issuer's discovery document.
     async fn discover(&self, parts: &Parts, issuer: String) -> Result<Discovered, AppError>;
+    /// The catalogue of well-known providers.
+    async fn templates(&self, parts: &Parts) -> Result<Vec<ProviderTemplate>, AppError>;
 }
 
 #[cfg(feature = "ssr")]
@@ -281,6 +451,13 @@ mod server_fns {
     pub async fn delete_provider(id: String, force: bool) -> Result<ProviderDeleted, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.delete(&p, id, force).await)
+    }
+
+    /// The catalogue of well-known providers.
+    #[server(prefix = "/rpc")]
+    pub async fn list_provider_templates() -> Result<Vec<ProviderTemplate>, AppError> {
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
+        crate::error::respond(s.templates(&p).await)
     }
 
     /// Admin: reads an issuer's discovery document.

@@ -11,7 +11,8 @@ use crate::auth::{Logout, get_current_user};
 use crate::components::{FailedCallNotice, Protected, Session};
 use crate::pages::{
     AuditPage, ImportExportPage, JobsPage, LoginPage, NotFound, NotificationsPage,
-    ProviderEditPage, ProvidersPage, SettingsPage, TokenDetailPage, TokensPage, UsersPage,
+    ProviderEditPage, ProviderTemplatePage, ProvidersPage, SettingsPage, TokenDetailPage,
+    TokensPage, UsersPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -100,6 +101,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens/:id") ssr=SsrMode::Async view=|| view! { <Protected><TokenDetailPage /></Protected> } />
                     <Route path=path!("/providers") ssr=SsrMode::Async view=|| view! { <Protected><ProvidersPage /></Protected> } />
                     <Route path=path!("/providers/:id") ssr=SsrMode::Async view=|| view! { <Protected><ProviderEditPage /></Protected> } />
+                    <Route
+                        path=path!("/providers/new/template") ssr=SsrMode::Async
+                        view=|| view! { <Protected admin=true><ProviderTemplatePage /></Protected> }
+                    />
                     <Route
                         path=path!("/import-export") ssr=SsrMode::Async
                         view=|| view! { <Protected admin=true><ImportExportPage /></Protected> }

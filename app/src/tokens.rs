@@ -170,6 +170,9 @@ pub struct TokenView {
     pub token_type: Option<String>,
     pub expires_at: Option<String>,
     pub granted_scope: Option<String>,
+    /// Extra fields of the provider's answer the provider's settings keep
+    /// (e.g. Salesforce's `instance_url`), as text.
+    pub response_fields: BTreeMap<String, String>,
     pub identity: Option<Identity>,
     pub error: Option<TokenError>,
     /// For the interactive flows while authorization is pending.

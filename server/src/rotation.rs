@@ -16,7 +16,13 @@ pub const SEALED_COLUMNS: &[(&str, &str, &[&str])] = &[
     (
         "tokens",
         "id",
-        &["client_secret", "password", "access_token", "refresh_token"],
+        &[
+            "client_secret",
+            "password",
+            "access_token",
+            "refresh_token",
+            "authorization_code",
+        ],
     ),
     ("auth_requests", "state_hash", &["pkce_verifier"]),
 ];

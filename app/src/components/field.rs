@@ -12,11 +12,18 @@ pub fn FieldError(
     /// The last error of the form.
     error: Signal<Option<AppError>>,
     /// The field's name as the server reports it.
-    field: &'static str,
+    #[prop(into)]
+    field: Oco<'static, str>,
     /// The id the input's `aria-describedby` points at.
     id: String,
 ) -> impl IntoView {
-    let message = move || error.with(|e| e.as_ref().and_then(|e| e.message_for(field)));
+    let field = StoredValue::new(field);
+    let message = move || {
+        error.with(|e| {
+            e.as_ref()
+                .and_then(|e| field.with_value(|f| e.message_for(f)))
+        })
+    };
     view! {
         <p class="field-error" id=id role="alert" hidden=move || message().is_none()>
             {message}

@@ -35,7 +35,12 @@ pub fn ProvidersPage() -> impl IntoView {
         <Title text="Providers · Quiver" />
         <div class="page-head">
             <h1>"OAuth providers"</h1>
-            {move || is_admin().then(|| view! { <a class="button" href="/providers/new" data-testid="new-provider">"Add provider"</a> })}
+            {move || is_admin().then(|| view! {
+                <div class="page-actions">
+                    <a class="button button-secondary" href="/providers/new/template" data-testid="new-provider-from-template">"Create provider from template"</a>
+                    <a class="button" href="/providers/new" data-testid="new-provider">"Add provider"</a>
+                </div>
+            })}
         </div>
         <Transition fallback=|| view! { <p class="loading" aria-busy="true">"Loading providers…"</p> }>
             {move || Suspend::new(async move {
@@ -47,7 +52,11 @@ pub fn ProvidersPage() -> impl IntoView {
                                  Microsoft, Google, your own identity provider) and the default client id and \
                                  secret that tokens use."
                             </p>
-                            {is_admin().then(|| view! { <a class="button" href="/providers/new">"Add provider"</a> })}
+                            {is_admin().then(|| view! {
+                                <a class="button" href="/providers/new/template">"Create provider from template"</a>
+                                " "
+                                <a class="button button-secondary" href="/providers/new">"Add provider"</a>
+                            })}
                         </EmptyState>
                     }.into_any(),
                     Ok(list) => view! {
@@ -214,6 +223,18 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
             .to_string(),
     );
     let iss_supported = RwSignal::new(e.as_ref().is_some_and(|p| p.iss_parameter_supported));
+    let default_scope = RwSignal::new(opt(e.as_ref().and_then(|p| p.default_scope.clone())));
+    let response_path = RwSignal::new(opt(e.as_ref().and_then(|p| p.token_response_path.clone())));
+    let keep_fields = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.keep_response_fields.join(", "))
+            .unwrap_or_default(),
+    );
+    let rotates = RwSignal::new(e.as_ref().is_some_and(|p| p.refresh_token_rotates));
+    let omit_scope = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_scope_on_refresh));
+    let omit_code = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_code_on_refresh));
+    let encode_refresh = RwSignal::new(e.as_ref().is_some_and(|p| p.url_encode_refresh_token));
+    let id_in_body = RwSignal::new(e.as_ref().is_some_and(|p| p.send_client_id_in_body));
 
     let error = RwSignal::new(None::<AppError>);
     let busy = RwSignal::new(false);
@@ -323,6 +344,24 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 refresh_concurrency: concurrency_n.map(|v| v.clamp(0, u32::MAX as i64) as u32),
                 refresh_rate_per_minute: rate_n.map(|v| v.clamp(0, u32::MAX as i64) as u32),
                 iss_parameter_supported: Some(iss_supported.get_untracked()),
+                default_scope: Some(default_scope.get_untracked()),
+                token_response_path: Some(response_path.get_untracked()),
+                keep_response_fields: Some(
+                    keep_fields
+                        .get_untracked()
+                        .split([',', ' '])
+                        .map(str::trim)
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                refresh_token_rotates: Some(rotates.get_untracked()),
+                omit_scope_on_refresh: Some(omit_scope.get_untracked()),
+                omit_code_on_refresh: Some(omit_code.get_untracked()),
+                url_encode_refresh_token: Some(encode_refresh.get_untracked()),
+                send_client_id_in_body: Some(id_in_body.get_untracked()),
+                template: None,
+                template_inputs: None,
             };
             busy.set(true);
             let existing_id = existing_id.clone();
@@ -519,6 +558,8 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     <p>"JWKS URL for the provider: " <a href=url.clone() data-testid="jwks-url"><code>{url.clone()}</code></a></p>
                 })}
             </fieldset>
+            <TextField id="provider-default-scope" label="Default scope" value=default_scope error=err field="default_scope"
+                help="The scope a new token of this provider starts with." readonly />
             <details class="field">
                 <summary>"Advanced settings"</summary>
                 <div class="field-switch">
@@ -542,6 +583,40 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     </select>
                     <FieldError error=err field="expires_in_unit" id="provider-unit-error".into() />
                 </div>
+                <fieldset class="field" data-testid="provider-quirks">
+                    <legend>"How the provider answers and refreshes"</legend>
+                    <TextField id="provider-response-path" label="Token response path" value=response_path error=err
+                        field="token_response_path" readonly
+                        help="Where the token sits when the provider nests it, as member names joined by dots (Slack: authed_user). Empty: at the top." />
+                    <TextField id="provider-keep-fields" label="Response fields to keep" value=keep_fields error=err
+                        field="keep_response_fields" readonly
+                        help="Extra answer fields kept with each token and shown on it, separated by commas (Salesforce: instance_url, id)." />
+                    <div class="field-switch">
+                        <input id="provider-rotates" type="checkbox" prop:checked=rotates disabled=move || readonly.get()
+                            on:change=move |ev| rotates.set(event_target_checked(&ev)) />
+                        <label for="provider-rotates">"Refresh tokens rotate: a refresh ends the old refresh token"</label>
+                    </div>
+                    <div class="field-switch">
+                        <input id="provider-omit-scope" type="checkbox" prop:checked=omit_scope disabled=move || readonly.get()
+                            on:change=move |ev| omit_scope.set(event_target_checked(&ev)) />
+                        <label for="provider-omit-scope">"Omit the scope when refreshing"</label>
+                    </div>
+                    <div class="field-switch">
+                        <input id="provider-omit-code" type="checkbox" prop:checked=omit_code disabled=move || readonly.get()
+                            on:change=move |ev| omit_code.set(event_target_checked(&ev)) />
+                        <label for="provider-omit-code">"Omit the authorization code when refreshing"</label>
+                    </div>
+                    <div class="field-switch">
+                        <input id="provider-encode-refresh" type="checkbox" prop:checked=encode_refresh disabled=move || readonly.get()
+                            on:change=move |ev| encode_refresh.set(event_target_checked(&ev)) />
+                        <label for="provider-encode-refresh">"URL-encode the refresh token when refreshing"</label>
+                    </div>
+                    <div class="field-switch">
+                        <input id="provider-id-in-body" type="checkbox" prop:checked=id_in_body disabled=move || readonly.get()
+                            on:change=move |ev| id_in_body.set(event_target_checked(&ev)) />
+                        <label for="provider-id-in-body">"Send the client id in the body with HTTP Basic too"</label>
+                    </div>
+                </fieldset>
                 <fieldset class="field">
                     <legend>"Extra authorization request parameters"</legend>
                     <KeyValueEditor rows=authorize_params label="authorization parameter" />

@@ -26,6 +26,9 @@ pub struct ClientAuth {
     pub key: Option<SigningKey>,
     /// The assertion's `aud`.
     pub audience: String,
+    /// With HTTP Basic, `client_id` goes in the body too (providers that
+    /// read it only from there).
+    pub client_id_in_body: bool,
 }
 
 /// Why the request could not be authenticated.
@@ -78,6 +81,9 @@ impl ClientAuth {
                     form_encode(&self.client_id),
                     form_encode(secret.expose())
                 );
+                if self.client_id_in_body {
+                    form.push(("client_id".into(), self.client_id.clone()));
+                }
                 Ok(Some(SecretString::new(format!(
                     "Basic {}",
                     STANDARD.encode(pair)
@@ -130,6 +136,7 @@ mod tests {
             client_secret: Some(SecretString::new("s3cr:t&")),
             key: Some(SigningKey::generate(Some("kid-1"))),
             audience: "https://issuer.example".into(),
+            client_id_in_body: false,
         }
     }
 

@@ -8,7 +8,7 @@ use url::Url;
 use super::client_auth::{ClientAuth, ClientAuthError};
 use super::outbound::{self, OutboundError};
 use super::params;
-use super::token_response::{self, ProviderFault, TokenSet};
+use super::token_response::{self, ProviderFault, ResponseShape, TokenSet};
 use crate::secret::SecretString;
 
 /// Why a token request failed.
@@ -80,8 +80,8 @@ pub struct TokenEndpoint<'a> {
     pub provider_params: &'a BTreeMap<String, String>,
     /// The token's extra values; the provider's win over them.
     pub token_params: &'a BTreeMap<String, String>,
-    /// Whether `expires_in` is in milliseconds.
-    pub expires_in_millis: bool,
+    /// How the provider shapes its answers.
+    pub shape: ResponseShape<'a>,
 }
 
 impl TokenEndpoint<'_> {
@@ -122,14 +122,15 @@ impl TokenEndpoint<'_> {
             .build()
             .map_err(|e| OutboundError::Other(e.to_string()))?;
         let raw = outbound::send(self.client, request).await?;
-        token_response::parse(raw.status, &raw.body, self.expires_in_millis).map_err(|fault| {
-            match retry_after(&raw.headers, now) {
-                Some(retry_after_secs) => GrantError::RetryAfter {
-                    fault,
-                    retry_after_secs,
-                },
-                None => GrantError::Provider(fault),
-            }
+        token_response::parse(raw.status, &raw.body, self.shape).map_err(|fault| match retry_after(
+            &raw.headers,
+            now,
+        ) {
+            Some(retry_after_secs) => GrantError::RetryAfter {
+                fault,
+                retry_after_secs,
+            },
+            None => GrantError::Provider(fault),
         })
     }
 
@@ -158,7 +159,7 @@ impl TokenEndpoint<'_> {
             return Ok(());
         }
         // An error answer: report it the way token errors are reported.
-        match token_response::parse(raw.status, &raw.body, false) {
+        match token_response::parse(raw.status, &raw.body, ResponseShape::default()) {
             Err(fault) => Err(fault.into()),
             Ok(_) => Err(ProviderFault::Malformed {
                 http_status: raw.status,
@@ -224,6 +225,7 @@ mod tests {
                 client_secret: Some(SecretString::new("s3cret")),
                 key: Some(SigningKey::generate(Some("k1"))),
                 audience: "https://as.example".into(),
+                client_id_in_body: false,
             };
             let endpoint = TokenEndpoint {
                 url: &url,
@@ -231,7 +233,7 @@ mod tests {
                 auth: &auth,
                 provider_params: &provider,
                 token_params: &token,
-                expires_in_millis: false,
+                shape: ResponseShape::default(),
             };
             let grant = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
             let (form, basic) = endpoint.form(grant, now).unwrap();

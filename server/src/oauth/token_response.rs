@@ -1,6 +1,11 @@
 //! Token endpoint answers as providers really send them: `expires_in`
 //! missing, a number, a string, or in milliseconds; `token_type` in any
-//! case; errors with or without a description; HTML or broken JSON.
+//! case; errors with or without a description; HTML or broken JSON; a
+//! form-encoded body (GitHub without `Accept`); the token fields nested
+//! under another member (Slack's `authed_user`); extra fields a provider's
+//! API needs later (Salesforce's `instance_url`).
+
+use std::collections::BTreeMap;
 
 use chrono::Duration;
 use serde_json::Value;
@@ -22,6 +27,19 @@ pub struct TokenSet {
     pub scope: Option<String>,
     /// An OpenID Connect id_token, when one was issued.
     pub id_token: Option<String>,
+    /// The extra fields the provider's settings keep, as text.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// How a provider shapes its token answers (its settings).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseShape<'a> {
+    /// `expires_in` is in milliseconds.
+    pub expires_in_millis: bool,
+    /// Dotted path of the object holding the token fields, if nested.
+    pub path: Option<&'a str>,
+    /// Extra fields to keep.
+    pub keep: &'a [String],
 }
 
 /// Why a token request failed at the provider.
@@ -90,47 +108,106 @@ fn lifetime(value: &Value, in_millis: bool) -> Result<Option<Duration>, String> 
     Ok(Some(Duration::milliseconds(millis)))
 }
 
-/// Parses a token endpoint answer. `expires_in_millis` is the provider
-/// setting for providers that send milliseconds.
-pub fn parse(status: u16, body: &[u8], expires_in_millis: bool) -> Result<TokenSet, ProviderFault> {
+/// A form-encoded answer (`access_token=…&scope=…`) as a JSON object, when
+/// the body is one: it must name `access_token` or `error`.
+fn form_body(body: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    if text.is_empty() || text.contains(['<', '{', ' ', '\n']) {
+        return None;
+    }
+    let mut map = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
+        map.insert(k.into_owned(), Value::String(v.into_owned()));
+    }
+    (map.contains_key("access_token") || map.contains_key("error")).then_some(Value::Object(map))
+}
+
+/// A kept field's value as text: strings as they are, anything else as JSON.
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Longest kept field value, in bytes: a kept field is a fact to show, not
+/// a payload to store.
+const MAX_KEPT_VALUE_BYTES: usize = 4_096;
+
+/// Parses a token endpoint answer shaped as the provider's settings say.
+pub fn parse(
+    status: u16,
+    body: &[u8],
+    shape: ResponseShape<'_>,
+) -> Result<TokenSet, ProviderFault> {
     let malformed = |reason: &str| ProviderFault::Malformed {
         http_status: status,
         reason: reason.to_owned(),
     };
-    let value: Value = match serde_json::from_slice(body) {
+    let top: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return Err(malformed("JSON that is not an object")),
         Err(_) if body.trim_ascii_start().starts_with(b"<") => {
             return Err(malformed("an HTML page"));
         }
         Err(_) if body.is_empty() => return Err(malformed("an empty body")),
-        Err(_) => return Err(malformed("a body that is not JSON")),
+        Err(_) => match form_body(body) {
+            Some(v) => v,
+            None => return Err(malformed("a body that is not JSON")),
+        },
     };
-    if let Some(error) = text_field(&value, "error") {
+    // An error is reported wherever the provider puts it.
+    let nested = match shape.path {
+        Some(path) => path.split('.').try_fold(&top, |v, member| v.get(member)),
+        None => Some(&top),
+    };
+    if let Some(error) =
+        text_field(&top, "error").or_else(|| nested.and_then(|n| text_field(n, "error")))
+    {
+        let description = text_field(&top, "error_description")
+            .or_else(|| nested.and_then(|n| text_field(n, "error_description")));
         return Err(ProviderFault::Refused {
             error,
-            description: text_field(&value, "error_description"),
+            description,
             http_status: status,
         });
     }
+    // A path names where a provider nests the token in some answers (Slack
+    // nests a user token in the code exchange, not in the refresh): an
+    // answer without that object is read at the top.
+    let value = match nested {
+        Some(v @ Value::Object(_)) => v,
+        _ => &top,
+    };
     if !(200..300).contains(&status) {
         return Err(malformed("an error without an OAuth error code"));
     }
     let access_token =
-        text_field(&value, "access_token").ok_or_else(|| malformed("no access_token"))?;
-    let token_type = match text_field(&value, "token_type") {
+        text_field(value, "access_token").ok_or_else(|| malformed("no access_token"))?;
+    let token_type = match text_field(value, "token_type") {
         Some(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
         Some(t) => t,
         None => "Bearer".to_owned(),
     };
-    let expires_in = lifetime(&value, expires_in_millis).map_err(|r| malformed(&r))?;
+    let expires_in = lifetime(value, shape.expires_in_millis).map_err(|r| malformed(&r))?;
+    let fields = shape
+        .keep
+        .iter()
+        .filter_map(|name| {
+            let found = value.get(name).or_else(|| top.get(name))?;
+            let text = as_text(found).filter(|t| t.len() <= MAX_KEPT_VALUE_BYTES)?;
+            Some((name.clone(), text))
+        })
+        .collect();
     Ok(TokenSet {
         access_token: SecretString::new(access_token),
         token_type,
         expires_in,
-        refresh_token: text_field(&value, "refresh_token").map(SecretString::new),
-        scope: text_field(&value, "scope"),
-        id_token: text_field(&value, "id_token"),
+        refresh_token: text_field(value, "refresh_token").map(SecretString::new),
+        scope: text_field(value, "scope"),
+        id_token: text_field(value, "id_token"),
+        fields,
     })
 }
 
@@ -138,8 +215,24 @@ pub fn parse(status: u16, body: &[u8], expires_in_millis: bool) -> Result<TokenS
 mod tests {
     use super::*;
 
+    const SECONDS: ResponseShape<'static> = ResponseShape {
+        expires_in_millis: false,
+        path: None,
+        keep: &[],
+    };
+    const MILLIS: ResponseShape<'static> = ResponseShape {
+        expires_in_millis: true,
+        path: None,
+        keep: &[],
+    };
+    const NESTED: ResponseShape<'static> = ResponseShape {
+        expires_in_millis: false,
+        path: Some("authed_user"),
+        keep: &[],
+    };
+
     fn ok(body: &str) -> TokenSet {
-        parse(200, body.as_bytes(), false).unwrap()
+        parse(200, body.as_bytes(), SECONDS).unwrap()
     }
 
     #[test]
@@ -168,10 +261,10 @@ mod tests {
             ok(r#"{"access_token":"a","expires_in":null}"#).expires_in,
             None
         );
-        let ms = parse(200, br#"{"access_token":"a","expires_in":3600000}"#, true).unwrap();
+        let ms = parse(200, br#"{"access_token":"a","expires_in":3600000}"#, MILLIS).unwrap();
         assert_eq!(ms.expires_in, Some(Duration::seconds(3600)));
-        assert!(parse(200, br#"{"access_token":"a","expires_in":"soon"}"#, false).is_err());
-        assert!(parse(200, br#"{"access_token":"a","expires_in":-5}"#, false).is_err());
+        assert!(parse(200, br#"{"access_token":"a","expires_in":"soon"}"#, SECONDS).is_err());
+        assert!(parse(200, br#"{"access_token":"a","expires_in":-5}"#, SECONDS).is_err());
     }
 
     #[test]
@@ -196,7 +289,7 @@ mod tests {
         let e = parse(
             401,
             br#"{"error":"invalid_client","error_description":"bad secret"}"#,
-            false,
+            SECONDS,
         )
         .unwrap_err();
         assert_eq!(
@@ -210,7 +303,7 @@ mod tests {
         assert_eq!(e.to_string(), "invalid_client: bad secret");
         // Some providers answer 200 with an error body.
         assert_eq!(
-            parse(200, br#"{"error":"invalid_grant"}"#, false)
+            parse(200, br#"{"error":"invalid_grant"}"#, SECONDS)
                 .unwrap_err()
                 .code(),
             "invalid_grant"
@@ -227,12 +320,12 @@ mod tests {
             (200, r#"{"token_type":"Bearer"}"#, "no access_token"),
             (500, r#"{"message":"oops"}"#, "without an OAuth error"),
         ] {
-            let e = parse(status, body.as_bytes(), false).unwrap_err();
+            let e = parse(status, body.as_bytes(), SECONDS).unwrap_err();
             assert!(e.to_string().contains(needle), "{body}: {e}");
             assert_eq!(e.http_status(), status);
         }
         assert_eq!(
-            parse(503, b"<html/>", false).unwrap_err().code(),
+            parse(503, b"<html/>", SECONDS).unwrap_err().code(),
             "server_error"
         );
     }
@@ -264,8 +357,55 @@ mod tests {
                     }
                 }
             }
-            let _ = parse(rng.gen_range(100..600), &input, rng.gen_bool(0.5));
+            let _ = parse(
+                rng.gen_range(100..600),
+                &input,
+                if rng.gen_bool(0.5) { MILLIS } else { NESTED },
+            );
         }
+    }
+
+    #[test]
+    fn nested_form_encoded_and_kept_fields() {
+        let keep = ["instance_url".to_owned(), "team".to_owned()];
+        let shape = ResponseShape {
+            expires_in_millis: false,
+            path: Some("authed_user"),
+            keep: &keep,
+        };
+        let t = parse(
+            200,
+            br#"{"ok":true,"access_token":"bot","team":{"id":"T1"},"authed_user":{"access_token":"user","refresh_token":"r","expires_in":"43200"}}"#,
+            shape,
+        )
+        .unwrap();
+        assert_eq!(t.access_token.expose(), "user");
+        assert_eq!(t.expires_in, Some(Duration::seconds(43_200)));
+        assert_eq!(t.fields["team"], r#"{"id":"T1"}"#);
+        // The same provider's refresh answer is flat.
+        let t = parse(200, br#"{"ok":true,"access_token":"user2"}"#, shape).unwrap();
+        assert_eq!(t.access_token.expose(), "user2");
+        // An error nested or at the top.
+        let e = parse(200, br#"{"ok":false,"error":"invalid_code"}"#, shape).unwrap_err();
+        assert_eq!(e.code(), "invalid_code");
+        let e = parse(200, br#"{"authed_user":{"error":"invalid_grant"}}"#, shape).unwrap_err();
+        assert_eq!(e.code(), "invalid_grant");
+        // GitHub without Accept: JSON.
+        let t = parse(
+            200,
+            b"access_token=gho_1&scope=repo%2Cuser&token_type=bearer&instance_url=https%3A%2F%2Fx",
+            ResponseShape {
+                keep: &keep,
+                ..SECONDS
+            },
+        )
+        .unwrap();
+        assert_eq!(t.access_token.expose(), "gho_1");
+        assert_eq!(t.scope.as_deref(), Some("repo,user"));
+        assert_eq!(t.fields["instance_url"], "https://x");
+        let e = parse(400, b"error=bad_verification_code", SECONDS).unwrap_err();
+        assert_eq!(e.code(), "bad_verification_code");
+        assert!(parse(200, b"hello=world", SECONDS).is_err());
     }
 
     #[test]

@@ -441,7 +441,7 @@ impl TokenEngine {
             .map_err(|e| fail("invalid_configuration", e.to_string()))?;
         let mut grant = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
-            ("code".to_owned(), code),
+            ("code".to_owned(), code.clone()),
             (
                 "redirect_uri".to_owned(),
                 self.settings.redirect_uri.clone(),
@@ -505,7 +505,7 @@ impl TokenEngine {
             (front, back) => front.or(back),
         };
         let model = self
-            .store_exchanged(t, &provider, set)
+            .store_exchanged(t, &provider, set, &code)
             .await
             .map_err(|e| fail("internal", e.to_string()))?;
         let mut active: token::ActiveModel = model.into();

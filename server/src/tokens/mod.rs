@@ -99,6 +99,13 @@ pub(crate) fn open_secret(
     }
 }
 
+/// The extra answer fields kept with a token, as stored.
+pub(crate) fn response_fields(stored: Option<&str>) -> Option<BTreeMap<String, String>> {
+    stored
+        .and_then(|j| serde_json::from_str::<BTreeMap<String, String>>(j).ok())
+        .filter(|f| !f.is_empty())
+}
+
 impl Tokens {
     /// Builds the service.
     pub fn new(
@@ -189,6 +196,7 @@ impl Tokens {
             token_type: t.token_type.clone(),
             expires_at: t.expires_at.map(rfc3339),
             granted_scope: t.granted_scope.clone(),
+            response_fields: response_fields(t.response_fields.as_deref()).unwrap_or_default(),
             identity: t
                 .identity
                 .as_deref()

@@ -223,6 +223,9 @@ impl TokenEngine {
         }
         if let Some(v) = input.scope.clone() {
             active.scope = Set(clean(Some(v)));
+        } else if creating {
+            // A token given no scope starts with the provider's default.
+            active.scope = Set(provider.model.default_scope.clone());
         }
         if let Some(margin) = input.refresh_margin_seconds {
             check_refresh_margin(margin, Wording::Form)?;

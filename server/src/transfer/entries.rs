@@ -97,6 +97,33 @@ pub struct ProviderEntry {
     /// Client assertions also carry the certificate's SHA-1 thumbprint.
     #[serde(default)]
     pub send_sha1_thumbprint: bool,
+    /// The catalogue template it was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The scope a new token starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_scope: Option<String>,
+    /// Where the token fields sit in an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_response_path: Option<String>,
+    /// Extra answer fields kept with each token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_response_fields: Vec<String>,
+    /// A refresh ends the old refresh token.
+    #[serde(default)]
+    pub refresh_token_rotates: bool,
+    /// Refreshes do not repeat the scope.
+    #[serde(default = "yes")]
+    pub omit_scope_on_refresh: bool,
+    /// Refreshes do not send the authorization code again.
+    #[serde(default = "yes")]
+    pub omit_code_on_refresh: bool,
+    /// The refresh token is URL-encoded before it is sent.
+    #[serde(default)]
+    pub url_encode_refresh_token: bool,
+    /// `client_id` in the body with HTTP Basic too.
+    #[serde(default)]
+    pub send_client_id_in_body: bool,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -167,6 +194,9 @@ pub struct TokenEntry {
     /// The scope the provider granted.
     #[serde(default)]
     pub granted_scope: Option<String>,
+    /// The extra answer fields kept with the access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_fields: Option<BTreeMap<String, String>>,
     /// Sealed client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -225,6 +255,15 @@ impl From<&provider::Model> for ProviderEntry {
             refresh_rate_per_minute: u32::try_from(p.refresh_rate_per_minute).unwrap_or(0),
             certificate: p.certificate.clone(),
             send_sha1_thumbprint: p.send_sha1_thumbprint,
+            template: p.template.clone(),
+            default_scope: p.default_scope.clone(),
+            token_response_path: p.token_response_path.clone(),
+            keep_response_fields: crate::providers::kept_fields(&p.keep_response_fields),
+            refresh_token_rotates: p.refresh_token_rotates,
+            omit_scope_on_refresh: p.omit_scope_on_refresh,
+            omit_code_on_refresh: p.omit_code_on_refresh,
+            url_encode_refresh_token: p.url_encode_refresh_token,
+            send_client_id_in_body: p.send_client_id_in_body,
             client_secret: None,
             private_key: None,
         }
@@ -281,6 +320,15 @@ impl ProviderEntry {
             certificate: self.certificate.clone(),
             send_sha1_thumbprint: self.send_sha1_thumbprint,
             certificate_expiry_announced: None,
+            template: self.template.clone(),
+            default_scope: self.default_scope.clone(),
+            token_response_path: self.token_response_path.clone(),
+            keep_response_fields: crate::providers::kept_fields_json(&self.keep_response_fields),
+            refresh_token_rotates: self.refresh_token_rotates,
+            omit_scope_on_refresh: self.omit_scope_on_refresh,
+            omit_code_on_refresh: self.omit_code_on_refresh,
+            url_encode_refresh_token: self.url_encode_refresh_token,
+            send_client_id_in_body: self.send_client_id_in_body,
             created_at: now,
             updated_at: now,
         })
@@ -309,6 +357,7 @@ impl From<&token::Model> for TokenEntry {
             token_type: None,
             expires_at: None,
             granted_scope: None,
+            response_fields: None,
             client_secret: None,
             password: None,
             access_token: None,
@@ -369,6 +418,8 @@ impl TokenEntry {
             refresh_lead_secs: to_i32(self.refresh_lead_secs),
             refresh_due_at: None,
             failure_count: 0,
+            response_fields: None,
+            authorization_code: None,
             created_at: now,
             updated_at: now,
         })

@@ -599,6 +599,8 @@ impl Transfer {
                 entry.token_type = t.token_type.clone();
                 entry.expires_at = t.expires_at;
                 entry.granted_scope = t.granted_scope.clone();
+                entry.response_fields =
+                    crate::tokens::response_fields(t.response_fields.as_deref());
             }
         }
         Ok(entry)

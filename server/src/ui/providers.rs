@@ -2,7 +2,9 @@
 //! for the caller of the request.
 
 use app::error::AppError;
-use app::providers::{Discovered, ProviderDeleted, ProviderInput, ProviderView, ProvidersService};
+use app::providers::{
+    Discovered, ProviderDeleted, ProviderInput, ProviderTemplate, ProviderView, ProvidersService,
+};
 use leptos::server_fn::http_export::request::Parts;
 
 use crate::http::caller::Authenticated;
@@ -77,5 +79,10 @@ impl ProvidersService for ProvidersFacade {
     async fn discover(&self, parts: &Parts, issuer: String) -> Result<Discovered, AppError> {
         let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
         self.instance.providers.discover(&caller, &issuer).await
+    }
+
+    async fn templates(&self, parts: &Parts) -> Result<Vec<ProviderTemplate>, AppError> {
+        Authenticated::from_parts(parts)?;
+        Ok(crate::providers::templates::all().to_vec())
     }
 }

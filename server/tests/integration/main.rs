@@ -22,4 +22,5 @@ mod scheduler;
 mod site;
 mod soak;
 mod storage;
+mod templates;
 mod transfer;

@@ -24,6 +24,7 @@ async fn migrations_are_idempotent(db: &DatabaseConnection) {
             "m0005_background_refresh".to_owned(),
             "m0006_jobs".to_owned(),
             "m0007_provider_certificates".to_owned(),
+            "m0008_provider_quirks".to_owned(),
         ]
     );
     db::ping(db).await.unwrap();

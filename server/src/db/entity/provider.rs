@@ -54,6 +54,26 @@ pub struct Model {
     pub send_sha1_thumbprint: bool,
     /// `x5t#S256` of the certificate whose coming expiry was announced.
     pub certificate_expiry_announced: Option<String>,
+    /// The catalogue template the provider was made from, if any.
+    pub template: Option<String>,
+    /// The scope a new token starts with.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub default_scope: Option<String>,
+    /// Dotted path of the object holding the token fields in an answer.
+    pub token_response_path: Option<String>,
+    /// JSON array of extra answer fields kept with the token.
+    #[sea_orm(column_type = "Text")]
+    pub keep_response_fields: String,
+    /// A refresh answers a new refresh token and ends the old one.
+    pub refresh_token_rotates: bool,
+    /// Refreshes do not repeat the token's scope.
+    pub omit_scope_on_refresh: bool,
+    /// Refreshes do not send the authorization code again.
+    pub omit_code_on_refresh: bool,
+    /// The refresh token is URL-encoded before the form encodes it.
+    pub url_encode_refresh_token: bool,
+    /// `client_id` in the body even with HTTP Basic.
+    pub send_client_id_in_body: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

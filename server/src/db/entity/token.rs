@@ -59,6 +59,14 @@ pub struct Model {
     pub refresh_due_at: Option<DateTimeUtc>,
     /// Failed renewals in a row.
     pub failure_count: i32,
+    /// JSON object of the extra answer fields the provider's
+    /// `keep_response_fields` names (e.g. Salesforce's `instance_url`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub response_fields: Option<String>,
+    /// Sealed: the authorization code, kept only for providers that want
+    /// it again at refresh.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub authorization_code: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

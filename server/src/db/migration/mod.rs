@@ -8,6 +8,7 @@ mod m0004_token_leases;
 mod m0005_background_refresh;
 mod m0006_jobs;
 mod m0007_provider_certificates;
+mod m0008_provider_quirks;
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_background_refresh::Migration),
             Box::new(m0006_jobs::Migration),
             Box::new(m0007_provider_certificates::Migration),
+            Box::new(m0008_provider_quirks::Migration),
         ]
     }
 }

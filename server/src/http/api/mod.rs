@@ -47,6 +47,11 @@ pub fn routes() -> Router<AppState> {
             get(oauth::list_providers).post(oauth::create_provider),
         )
         .route("/providers/discover", post(oauth::discover))
+        .route("/provider-templates", get(oauth::list_provider_templates))
+        .route(
+            "/provider-templates/{id}",
+            get(oauth::get_provider_template),
+        )
         .route(
             "/providers/{id}",
             get(oauth::get_provider)

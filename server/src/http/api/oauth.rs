@@ -29,17 +29,80 @@ pub(super) async fn list_providers(
     Ok(Json(json!({"total": items.len(), "items": items})))
 }
 
+/// A new provider's fields. With a `template`, the template's inputs may
+/// also come as top-level fields (`{"template": "okta", "domain": …}`) or
+/// under `inputs`, besides `template_inputs`.
+fn provider_input(mut body: Value) -> Result<ProviderInput, ApiError> {
+    if let Some(object) = body.as_object_mut()
+        && object.get("template").is_some_and(Value::is_string)
+    {
+        let known: Vec<String> = match serde_json::to_value(ProviderInput::default()) {
+            Ok(Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let mut inputs = match object.remove("template_inputs") {
+            Some(Value::Object(given)) => given,
+            Some(Value::Null) | None => serde_json::Map::new(),
+            Some(_) => {
+                return Err(AppError::invalid("template_inputs", "must be an object").into());
+            }
+        };
+        match object.remove("inputs") {
+            Some(Value::Object(given)) => inputs.extend(given),
+            Some(Value::Null) | None => {}
+            Some(_) => return Err(AppError::invalid("inputs", "must be an object").into()),
+        }
+        let extra: Vec<String> = object
+            .keys()
+            .filter(|k| !known.contains(k))
+            .cloned()
+            .collect();
+        for key in extra {
+            if let Some(value) = object.remove(&key) {
+                inputs.insert(key, value);
+            }
+        }
+        if !inputs.is_empty() {
+            object.insert("template_inputs".into(), Value::Object(inputs));
+        }
+    }
+    serde_json::from_value(body).map_err(|e| {
+        ApiError(AppError::Validation {
+            field: None,
+            message: e.to_string(),
+        })
+    })
+}
+
 pub(super) async fn create_provider(
     State(state): State<AppState>,
     who: Authenticated,
-    JsonBody(input): JsonBody<ProviderInput>,
+    JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<ProviderView>)> {
+    let input = provider_input(body)?;
     let view = state
         .instance
         .providers
         .create(&who.caller, input, who.client_addr)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The catalogue of well-known providers.
+pub(super) async fn list_provider_templates(_who: Authenticated) -> Json<Value> {
+    let items = crate::providers::templates::all();
+    Json(json!({"total": items.len(), "items": items}))
+}
+
+/// One template of the catalogue.
+pub(super) async fn get_provider_template(
+    _who: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<app::providers::ProviderTemplate>> {
+    crate::providers::templates::find(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("the provider template {id:?}")).into())
 }
 
 pub(super) async fn get_provider(

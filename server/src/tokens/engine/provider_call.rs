@@ -12,8 +12,8 @@ use crate::oauth::client_auth::{ClientAuth, ClientAuthMethod};
 use crate::oauth::grant::{GrantError, TokenEndpoint};
 use crate::oauth::outbound::OutboundError;
 use crate::oauth::params;
-use crate::oauth::token_response::TokenSet;
-use crate::providers::{OpenedProvider, params_map};
+use crate::oauth::token_response::{ResponseShape, TokenSet};
+use crate::providers::{OpenedProvider, kept_fields, params_map};
 use crate::tokens::open_secret;
 
 impl TokenEngine {
@@ -56,6 +56,7 @@ impl TokenEngine {
             client_secret,
             key: provider.key.clone(),
             audience,
+            client_id_in_body: provider.model.send_client_id_in_body,
         })
     }
 
@@ -128,13 +129,18 @@ impl TokenEngine {
                 "an extra value named like a parameter Quiver sets itself is not sent; remove it"
             );
         }
+        let keep = kept_fields(&provider.model.keep_response_fields);
         TokenEndpoint {
             url: &url,
             client: &client,
             auth: &auth,
             provider_params: &provider_params,
             token_params: &values.additional,
-            expires_in_millis: provider.model.expires_in_millis,
+            shape: ResponseShape {
+                expires_in_millis: provider.model.expires_in_millis,
+                path: provider.model.token_response_path.as_deref(),
+                keep: &keep,
+            },
         }
         .request(grant, self.now())
         .await
@@ -196,7 +202,7 @@ impl TokenEngine {
             auth: &auth,
             provider_params: &none,
             token_params: &none,
-            expires_in_millis: false,
+            shape: ResponseShape::default(),
         };
         for (token, hint) in [(refresh, "refresh_token"), (access, "access_token")] {
             if let Some(token) = token

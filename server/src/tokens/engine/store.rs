@@ -57,15 +57,20 @@ impl TokenEngine {
     /// Stores the result of a code exchange. A new authorization replaces
     /// whatever was there, and supersedes a renewal in flight: the lease is
     /// cleared, so that renewal's store (guarded by its claim) keeps this.
+    /// The code is kept (sealed) only for a provider that wants it again at
+    /// each refresh.
     pub(crate) async fn store_exchanged(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
         set: TokenSet,
+        code: &str,
     ) -> Result<token::Model, AppError> {
-        self.success_row(t, provider, set, &Self::values(t))
-            .update(&self.tokens.db)
-            .await
-            .map_err(db_error)
+        let mut active = self.success_row(t, provider, set, &Self::values(t));
+        active.authorization_code = sea_orm::ActiveValue::Set(
+            (!provider.model.omit_code_on_refresh)
+                .then(|| self.seal(&t.id, "authorization_code", code)),
+        );
+        active.update(&self.tokens.db).await.map_err(db_error)
     }
 }

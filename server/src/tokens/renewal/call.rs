@@ -145,8 +145,11 @@ impl TokenEngine {
         })
     }
 
-    /// The refresh_token grant with the refresh token stored now. Scope is
-    /// not sent again: the grant keeps it. Password falls back to its saved
+    /// The refresh_token grant with the refresh token stored now, sent as
+    /// the provider's settings say: scope not sent again (the grant keeps
+    /// it) unless the provider wants it, the authorization code again for
+    /// the providers that want it, the refresh token URL-encoded once more
+    /// for those that expect it so. Password falls back to its saved
     /// credentials when the refresh token is refused.
     async fn refresh_grant(
         &self,
@@ -156,12 +159,34 @@ impl TokenEngine {
         refresh: SecretString,
     ) -> Result<TokenSet, GrantError> {
         let values = Self::values(t);
-        let grant = vec![
+        let settings = &provider.model;
+        let refresh_value = if settings.url_encode_refresh_token {
+            url::form_urlencoded::byte_serialize(refresh.expose().as_bytes()).collect()
+        } else {
+            refresh.expose().to_owned()
+        };
+        let mut grant = vec![
             ("grant_type".into(), "refresh_token".into()),
-            ("refresh_token".into(), refresh.expose().to_owned()),
+            ("refresh_token".into(), refresh_value),
         ];
+        if !settings.omit_code_on_refresh
+            && let Some(code) = open_secret(
+                &self.tokens.sealer,
+                &t.id,
+                "authorization_code",
+                &t.authorization_code,
+            )
+            .ok()
+            .flatten()
+        {
+            grant.push(("code".into(), code.expose().to_owned()));
+        }
         let refresh_values = RequestValues {
-            scope: None,
+            scope: if settings.omit_scope_on_refresh {
+                None
+            } else {
+                values.scope.clone()
+            },
             resource: values.resource.clone(),
             additional: values.additional.clone(),
         };

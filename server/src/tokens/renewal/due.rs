@@ -101,6 +101,8 @@ mod tests {
             refresh_lead_secs: 300,
             refresh_due_at: None,
             failure_count: 0,
+            response_fields: None,
+            authorization_code: None,
             created_at: now,
             updated_at: now,
         }

@@ -66,8 +66,19 @@ impl TokenEngine {
             "access_token",
             set.access_token.expose(),
         )));
+        let rotated_away = set.refresh_token.is_none()
+            && provider.model.refresh_token_rotates
+            && t.refresh_token.is_some();
         if let Some(refresh) = &set.refresh_token {
             active.refresh_token = Set(Some(self.seal(&t.id, "refresh_token", refresh.expose())));
+        } else if rotated_away {
+            // The provider ends a refresh token when it is used: one it did
+            // not replace is no longer good, and sending it again would look
+            // like reuse to a provider that detects it.
+            active.refresh_token = Set(None);
+        }
+        if !set.fields.is_empty() {
+            active.response_fields = Set(serde_json::to_string(&set.fields).ok());
         }
         active.token_type = Set(Some(set.token_type.clone()));
         active.expires_at = Set(lifetime.map(|l| now + l));
@@ -86,6 +97,8 @@ impl TokenEngine {
         after.access_token = Some(String::new());
         if set.refresh_token.is_some() {
             after.refresh_token = Some(String::new());
+        } else if rotated_away {
+            after.refresh_token = None;
         }
         active.refresh_due_at = Set(due::next_due(&after, self.settings.idle_refresh_interval));
         active

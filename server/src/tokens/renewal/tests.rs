@@ -63,6 +63,8 @@ fn token(flow: Flow) -> token::Model {
         refresh_lead_secs: 300,
         refresh_due_at: Some(renewed + Duration::minutes(55)),
         failure_count: 0,
+        response_fields: None,
+        authorization_code: None,
         created_at: renewed,
         updated_at: renewed,
     }

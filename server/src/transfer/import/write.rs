@@ -332,6 +332,10 @@ impl Transfer {
             model.token_type = t.token_type.clone();
             model.expires_at = t.expires_at;
             model.granted_scope = t.granted_scope.clone();
+            model.response_fields = t
+                .response_fields
+                .as_ref()
+                .and_then(|f| serde_json::to_string(f).ok());
         }
         model.refresh_due_at = self.first_due(&model, now);
         Ok(model)
@@ -361,6 +365,7 @@ impl Transfer {
                 new.token_type = here.token_type.clone();
                 new.expires_at = here.expires_at;
                 new.granted_scope = here.granted_scope.clone();
+                new.response_fields = here.response_fields.clone();
                 new.status = here.status;
                 new.last_error = here.last_error.clone();
                 new.last_refreshed_at = here.last_refreshed_at;

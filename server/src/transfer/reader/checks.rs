@@ -12,9 +12,9 @@ use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::signing_key::SigningAlg;
 use crate::oauth::{params, url_policy};
 use crate::providers::{
-    Wording, check_connect_timeout_ms, check_default_lifetime, check_name,
-    check_refresh_concurrency, check_refresh_rate_per_minute, check_scope_separator,
-    check_timeout_ms,
+    Wording, check_connect_timeout_ms, check_default_lifetime, check_keep_response_fields,
+    check_name, check_refresh_concurrency, check_refresh_rate_per_minute, check_scope_separator,
+    check_timeout_ms, check_token_response_path,
 };
 use crate::tokens::Flow;
 use crate::tokens::validation::{
@@ -191,6 +191,10 @@ fn check_providers<'b>(
             check_timeout_ms(pr.timeout_ms),
             check_refresh_concurrency(pr.refresh_concurrency),
             check_refresh_rate_per_minute(pr.refresh_rate_per_minute),
+            pr.token_response_path
+                .as_deref()
+                .map_or(Ok(()), check_token_response_path),
+            check_keep_response_fields(&pr.keep_response_fields),
         ];
         for e in ranges.into_iter().filter_map(Result::err) {
             p.push(at(e.field), e.message);

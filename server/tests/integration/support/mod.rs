@@ -5,6 +5,7 @@ pub mod authserver;
 pub mod id_token;
 pub mod pg_database;
 pub mod process;
+pub mod quirks;
 pub mod world;
 
 use rand::Rng;

@@ -2,6 +2,8 @@
 //! discovery, the public JWKS, and the guard on deleting a provider that
 //! tokens use. Every change is audited.
 
+pub mod templates;
+
 use crate::db::db_error;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -173,6 +175,86 @@ pub fn check_refresh_rate_per_minute(n: u32) -> Result<(), FieldError> {
         ));
     }
     Ok(())
+}
+
+/// Longest token response path, in characters.
+const MAX_RESPONSE_PATH_CHARS: usize = 100;
+/// Most extra answer fields kept per provider.
+pub const MAX_KEPT_FIELDS: usize = 20;
+
+/// Whether `name` is a plain JSON member name: letters, digits, `_`, `-`, `.`-free.
+fn is_member_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Where the token fields sit in an answer: member names joined by dots
+/// (`authed_user`, `data.token`).
+pub fn check_token_response_path(path: &str) -> Result<(), FieldError> {
+    let ok = path.chars().count() <= MAX_RESPONSE_PATH_CHARS && path.split('.').all(is_member_name);
+    if !ok {
+        return Err(FieldError::new(
+            "token_response_path",
+            "must be member names joined by dots, such as authed_user or data.token",
+        ));
+    }
+    Ok(())
+}
+
+/// The extra answer fields kept with a token: plain member names, at most
+/// [`MAX_KEPT_FIELDS`], none of the token fields Quiver reads (and seals)
+/// itself.
+pub fn check_keep_response_fields(fields: &[String]) -> Result<(), FieldError> {
+    const OWN: &[&str] = &[
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token_type",
+        "expires_in",
+        "scope",
+        "error",
+        "error_description",
+    ];
+    let field = "keep_response_fields";
+    if fields.len() > MAX_KEPT_FIELDS {
+        return Err(FieldError::new(field, "may name at most 20 fields"));
+    }
+    for name in fields {
+        let name = name.trim();
+        if !is_member_name(name) {
+            return Err(FieldError::new(
+                field,
+                format!("{name:?} is not a field name (letters, digits, _ and -)"),
+            ));
+        }
+        if OWN.iter().any(|own| own.eq_ignore_ascii_case(name)) {
+            return Err(FieldError::new(
+                field,
+                format!("{name:?} is a token field Quiver reads itself"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The kept fields as stored: trimmed, without repeats.
+pub fn kept_fields_json(fields: &[String]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for f in fields {
+        let f = f.trim();
+        if !names.contains(&f) {
+            names.push(f);
+        }
+    }
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+}
+
+/// Parses the stored kept fields.
+pub fn kept_fields(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> AppError {
@@ -374,6 +456,15 @@ impl Providers {
             refresh_concurrency: u32::try_from(m.refresh_concurrency).unwrap_or(1),
             refresh_rate_per_minute: u32::try_from(m.refresh_rate_per_minute).unwrap_or(0),
             iss_parameter_supported: m.iss_parameter_supported,
+            template: m.template.clone(),
+            default_scope: m.default_scope.clone(),
+            token_response_path: m.token_response_path.clone(),
+            keep_response_fields: kept_fields(&m.keep_response_fields),
+            refresh_token_rotates: m.refresh_token_rotates,
+            omit_scope_on_refresh: m.omit_scope_on_refresh,
+            omit_code_on_refresh: m.omit_code_on_refresh,
+            url_encode_refresh_token: m.url_encode_refresh_token,
+            send_client_id_in_body: m.send_client_id_in_body,
             token_count: self.token_count(&m.id).await?,
             created_at: rfc3339(m.created_at),
             updated_at: rfc3339(m.updated_at),
@@ -458,6 +549,27 @@ impl Providers {
     ) -> Result<ProviderView, AppError> {
         let result = async {
             require_admin(caller)?;
+            let input = match clean(input.template.clone()) {
+                Some(name) => {
+                    let template = templates::find(&name).ok_or_else(|| {
+                        invalid(
+                            "template",
+                            format!(
+                                "there is no template {name:?}; GET /api/v1/provider-templates lists them"
+                            ),
+                        )
+                    })?;
+                    let inputs = input.template_inputs.clone().unwrap_or_default();
+                    templates::overlay(templates::settings(template, &inputs)?, input)
+                }
+                None if input.template_inputs.is_some() => {
+                    return Err(invalid(
+                        "template_inputs",
+                        "are for a template: name one in template",
+                    ));
+                }
+                None => input,
+            };
             let now = self.clock.now();
             let id = uuid::Uuid::new_v4().to_string();
             let mut active = provider::ActiveModel {
@@ -476,6 +588,12 @@ impl Providers {
                 refresh_rate_per_minute: Set(DEFAULT_REFRESH_RATE_PER_MINUTE as i32),
                 iss_parameter_supported: Set(false),
                 send_sha1_thumbprint: Set(false),
+                keep_response_fields: Set("[]".into()),
+                refresh_token_rotates: Set(false),
+                omit_scope_on_refresh: Set(true),
+                omit_code_on_refresh: Set(true),
+                url_encode_refresh_token: Set(false),
+                send_client_id_in_body: Set(false),
                 ..Default::default()
             };
             let model = self.apply(&id, &mut active, None, input).await?;
@@ -713,6 +831,15 @@ impl Providers {
             check_refresh_rate_per_minute(n)?;
             active.refresh_rate_per_minute = Set(n as i32);
         }
+        Self::apply_quirks(active, &input)?;
+        if creating {
+            active.template = Set(clean(input.template.clone()));
+        } else if input.template.is_some() || input.template_inputs.is_some() {
+            return Err(invalid(
+                "template",
+                "a template makes a new provider; change this one's settings instead",
+            ));
+        }
         let result = if creating {
             active.clone().insert(&self.db).await
         } else {
@@ -724,6 +851,62 @@ impl Providers {
             }
             _ => db_error(e),
         })
+    }
+
+    /// The settings for providers that depart from the standard.
+    fn apply_quirks(
+        active: &mut provider::ActiveModel,
+        input: &ProviderInput,
+    ) -> Result<(), AppError> {
+        if let Some(scope) = input.default_scope.clone() {
+            let scope = clean(Some(scope));
+            if let Some(s) = &scope
+                && s.chars().count() > 2_000
+            {
+                return Err(invalid("default_scope", "must be at most 2000 characters"));
+            }
+            active.default_scope = Set(scope);
+        }
+        if let Some(path) = input.token_response_path.clone() {
+            let path = clean(Some(path));
+            if let Some(p) = &path {
+                check_token_response_path(p)?;
+            }
+            active.token_response_path = Set(path);
+        }
+        if let Some(fields) = &input.keep_response_fields {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| f.trim().to_owned())
+                .filter(|f| !f.is_empty())
+                .collect();
+            check_keep_response_fields(&fields)?;
+            active.keep_response_fields = Set(kept_fields_json(&fields));
+        }
+        for (value, column) in [
+            (
+                input.refresh_token_rotates,
+                &mut active.refresh_token_rotates,
+            ),
+            (
+                input.omit_scope_on_refresh,
+                &mut active.omit_scope_on_refresh,
+            ),
+            (input.omit_code_on_refresh, &mut active.omit_code_on_refresh),
+            (
+                input.url_encode_refresh_token,
+                &mut active.url_encode_refresh_token,
+            ),
+            (
+                input.send_client_id_in_body,
+                &mut active.send_client_id_in_body,
+            ),
+        ] {
+            if let Some(v) = value {
+                *column = Set(v);
+            }
+        }
+        Ok(())
     }
 
     /// The key's certificate: uploaded, made here for the key, kept while
