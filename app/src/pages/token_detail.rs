@@ -127,6 +127,9 @@ fn TokenDetailView(
                 }}
                 {(t.failure_count > 0).then(|| format!(" — {} failed attempt{} in a row", t.failure_count, if t.failure_count == 1 { "" } else { "s" }))}</dd>
                 <dt>"Granted scope"</dt><dd data-testid="granted-scope">{t.granted_scope.clone().unwrap_or_else(|| "—".into())}</dd>
+                {t.response_fields.iter().map(|(name, value)| view! {
+                    <dt>{name.clone()}</dt><dd data-testid="response-field"><code>{value.clone()}</code></dd>
+                }).collect_view()}
                 <dt>"Token type"</dt><dd>{t.token_type.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Access token"</dt><dd>{set_label(t.has_access_token)}</dd>
                 <dt>"Refresh token"</dt><dd>{set_label(t.has_refresh_token)}</dd>
