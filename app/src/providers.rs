@@ -131,6 +131,12 @@ pub struct ProviderInput {
     pub url_encode_refresh_token: Option<bool>,
     /// `client_id` is sent in the body with HTTP Basic too.
     pub send_client_id_in_body: Option<bool>,
+    /// Pushed authorization requests (RFC 9126): when set, interactive
+    /// flows push their parameters here and the link carries only
+    /// `client_id` and `request_uri`. Discovery fills it.
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// Device authorization endpoint (RFC 8628), for the `device_code` flow.
+    pub device_authorization_endpoint: Option<String>,
     /// Create only: the catalogue template to start from
     /// (`GET /api/v1/provider-templates`); the fields given here win over
     /// the template's.
@@ -186,6 +192,8 @@ pub struct ProviderView {
     pub omit_code_on_refresh: bool,
     pub url_encode_refresh_token: bool,
     pub send_client_id_in_body: bool,
+    pub pushed_authorization_request_endpoint: Option<String>,
+    pub device_authorization_endpoint: Option<String>,
     /// How many tokens use it.
     pub token_count: u64,
     pub created_at: String,
@@ -230,6 +238,15 @@ pub struct Discovered {
     pub authorization_response_iss_parameter_supported: bool,
     /// Client authentication methods the token endpoint takes.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9126 endpoint, when the provider offers pushed requests.
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126: the provider takes only pushed requests.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// RFC 8628 endpoint, when the provider offers the device flow.
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
 }
 
 /// What an input of a catalogue template may hold.
@@ -315,6 +332,10 @@ pub struct ProviderTemplate {
     pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
     pub client_auth_method: ClientAuthMethod,
     #[serde(default = "default_true")]
     pub pkce: bool,

@@ -271,6 +271,13 @@ function defaultClients(redirectUris) {
     code({ client_id: 'code-basic', client_secret: 'code-basic-secret', token_endpoint_auth_method: 'client_secret_basic' }),
     code({ client_id: 'code-post', client_secret: 'code-post-secret', token_endpoint_auth_method: 'client_secret_post' }),
     code({ client_id: 'code-public', token_endpoint_auth_method: 'none' }),
+    // Takes only pushed authorization requests (RFC 9126).
+    code({
+      client_id: 'code-par',
+      client_secret: 'code-par-secret',
+      token_endpoint_auth_method: 'client_secret_post',
+      require_pushed_authorization_requests: true,
+    }),
     code({ client_id: 'code-pkjwt', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] } }),
     code({
       client_id: 'hybrid',

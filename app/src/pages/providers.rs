@@ -167,6 +167,12 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
     let refresh = RwSignal::new(opt(e.as_ref().and_then(|p| p.refresh_endpoint.clone())));
     let revocation = RwSignal::new(opt(e.as_ref().and_then(|p| p.revocation_endpoint.clone())));
     let jwks_uri = RwSignal::new(opt(e.as_ref().and_then(|p| p.jwks_uri.clone())));
+    let par = RwSignal::new(opt(e
+        .as_ref()
+        .and_then(|p| p.pushed_authorization_request_endpoint.clone())));
+    let device = RwSignal::new(opt(e
+        .as_ref()
+        .and_then(|p| p.device_authorization_endpoint.clone())));
     let client_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.client_id.clone())));
     let client_secret = RwSignal::new(String::new());
     let method = RwSignal::new(
@@ -257,6 +263,8 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     token.set(d.token_endpoint.unwrap_or_default());
                     revocation.set(d.revocation_endpoint.unwrap_or_default());
                     jwks_uri.set(d.jwks_uri.unwrap_or_default());
+                    par.set(d.pushed_authorization_request_endpoint.unwrap_or_default());
+                    device.set(d.device_authorization_endpoint.unwrap_or_default());
                     iss_supported.set(d.authorization_response_iss_parameter_supported);
                     if name.get_untracked().is_empty()
                         && let Some(host) = d.issuer.split("//").nth(1)
@@ -321,6 +329,8 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 refresh_endpoint: Some(refresh.get_untracked()),
                 revocation_endpoint: Some(revocation.get_untracked()),
                 jwks_uri: Some(jwks_uri.get_untracked()),
+                pushed_authorization_request_endpoint: Some(par.get_untracked()),
+                device_authorization_endpoint: Some(device.get_untracked()),
                 client_id: Some(client_id.get_untracked()),
                 client_secret: Some(client_secret.get_untracked()).filter(|s| !s.is_empty()),
                 client_auth_method: Some(method.get_untracked().to_string()),
@@ -461,6 +471,12 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 field="revocation_endpoint" kind="url" help="Used to revoke tokens on delete and reset (RFC 7009)." readonly />
             <TextField id="provider-jwks" label="JWKS URI" value=jwks_uri error=err field="jwks_uri" kind="url"
                 help="The provider's signing keys; needed to check ID tokens (OIDC Hybrid)." readonly />
+            <TextField id="provider-par" label="Pushed authorization request endpoint" value=par error=err
+                field="pushed_authorization_request_endpoint" kind="url" readonly
+                help="RFC 9126: when set, Quiver pushes the authorization request here and the link carries only its reference." />
+            <TextField id="provider-device" label="Device authorization endpoint" value=device error=err
+                field="device_authorization_endpoint" kind="url" readonly
+                help="RFC 8628: needed by the Device Code flow." />
             <TextField id="provider-client-id" label="Default Consumer Key" value=client_id error=err field="client_id"
                 help="The client id tokens use with Use Default Keys." readonly />
             <TextField id="provider-client-secret" label="Default Secret Key" value=client_secret error=err field="client_secret"

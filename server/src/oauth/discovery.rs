@@ -58,6 +58,8 @@ pub async fn discover(
         "token_endpoint",
         "revocation_endpoint",
         "jwks_uri",
+        "pushed_authorization_request_endpoint",
+        "device_authorization_endpoint",
     ] {
         if let Some(url) = text(key) {
             url_policy::check_url(&url, allow_insecure_loopback)
@@ -83,5 +85,11 @@ pub async fn discover(
                     .collect()
             })
             .unwrap_or_default(),
+        pushed_authorization_request_endpoint: text("pushed_authorization_request_endpoint"),
+        require_pushed_authorization_requests: doc
+            .get("require_pushed_authorization_requests")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        device_authorization_endpoint: text("device_authorization_endpoint"),
     })
 }

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod id_token;
 pub mod outbound;
 pub mod params;
+pub mod pushed;
 pub mod signing_key;
 pub mod token_response;
 pub mod url_policy;

@@ -465,6 +465,8 @@ impl Providers {
             omit_code_on_refresh: m.omit_code_on_refresh,
             url_encode_refresh_token: m.url_encode_refresh_token,
             send_client_id_in_body: m.send_client_id_in_body,
+            pushed_authorization_request_endpoint: m.pushed_authorization_request_endpoint.clone(),
+            device_authorization_endpoint: m.device_authorization_endpoint.clone(),
             token_count: self.token_count(&m.id).await?,
             created_at: rfc3339(m.created_at),
             updated_at: rfc3339(m.updated_at),
@@ -655,6 +657,8 @@ impl Providers {
                     Some(e.token_endpoint.clone()),
                     e.refresh_endpoint.clone(),
                     e.revocation_endpoint.clone(),
+                    e.pushed_authorization_request_endpoint.clone(),
+                    e.device_authorization_endpoint.clone(),
                 ]
                 .into_iter()
                 .map(|u| u.and_then(|u| url_policy::origin(&u)))
@@ -678,6 +682,14 @@ impl Providers {
         url_field!(refresh_endpoint, "refresh_endpoint");
         url_field!(revocation_endpoint, "revocation_endpoint");
         url_field!(jwks_uri, "jwks_uri");
+        url_field!(
+            pushed_authorization_request_endpoint,
+            "pushed_authorization_request_endpoint"
+        );
+        url_field!(
+            device_authorization_endpoint,
+            "device_authorization_endpoint"
+        );
         match clean(input.token_endpoint.clone()) {
             Some(v) => active.token_endpoint = Set(self.check_url("token_endpoint", &v)?),
             None if input.token_endpoint.is_some() || creating => {
@@ -692,6 +704,11 @@ impl Providers {
                 Some(active.token_endpoint.clone().unwrap()),
                 active.refresh_endpoint.clone().unwrap(),
                 active.revocation_endpoint.clone().unwrap(),
+                active
+                    .pushed_authorization_request_endpoint
+                    .clone()
+                    .unwrap(),
+                active.device_authorization_endpoint.clone().unwrap(),
             ]
             .into_iter()
             .map(|u| u.and_then(|u| url_policy::origin(&u)))

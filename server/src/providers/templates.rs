@@ -183,6 +183,8 @@ pub fn settings(
         refresh_endpoint: url(&template.refresh_endpoint),
         revocation_endpoint: url(&template.revocation_endpoint),
         jwks_uri: url(&template.jwks_uri),
+        pushed_authorization_request_endpoint: url(&template.pushed_authorization_request_endpoint),
+        device_authorization_endpoint: url(&template.device_authorization_endpoint),
         client_auth_method: Some(template.client_auth_method.to_string()),
         pkce: Some(template.pkce),
         scope_separator: Some(template.scope_separator.clone()),
@@ -253,6 +255,8 @@ pub fn overlay(base: ProviderInput, over: ProviderInput) -> ProviderInput {
         omit_code_on_refresh,
         url_encode_refresh_token,
         send_client_id_in_body,
+        pushed_authorization_request_endpoint,
+        device_authorization_endpoint,
         template,
         template_inputs,
     )
@@ -336,6 +340,8 @@ mod tests {
                 &s.refresh_endpoint,
                 &s.revocation_endpoint,
                 &s.jwks_uri,
+                &s.pushed_authorization_request_endpoint,
+                &s.device_authorization_endpoint,
             ]
             .into_iter()
             .flatten()

@@ -20,7 +20,7 @@ use crate::auth::{Caller, Via};
 use crate::db::entity::{auth_request, token};
 use crate::oauth::grant::GrantError;
 use crate::oauth::id_token::{self, Expected, IdentityClaims};
-use crate::oauth::{outbound, params};
+use crate::oauth::{outbound, params, pushed};
 use crate::providers::params_map;
 use crate::seal::SealSlot;
 
@@ -162,6 +162,7 @@ impl TokenEngine {
             t.client_id.clone()
         }
         .unwrap_or_default();
+        let client_id_sent = client_id.clone();
         let state = random_text(32);
         let now = self.tokens.clock.now();
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -200,7 +201,7 @@ impl TokenEngine {
                 }
                 .into(),
             ),
-            ("client_id".into(), client_id),
+            ("client_id".into(), client_id.clone()),
             ("redirect_uri".into(), self.settings.redirect_uri.clone()),
             ("state".into(), state),
         ];
@@ -236,7 +237,33 @@ impl TokenEngine {
             );
         }
         let extra = params::merge(&own, &provider_params, &additional);
-        url.query_pairs_mut().extend_pairs(own.iter().chain(&extra));
+        match provider
+            .model
+            .pushed_authorization_request_endpoint
+            .as_deref()
+        {
+            Some(par) => {
+                let pushed = match self
+                    .push_request(&t, &provider, par, own.into_iter().chain(extra).collect())
+                    .await
+                {
+                    Ok(pushed) => pushed,
+                    Err(e) => {
+                        self.link_refused(&t, &e).await;
+                        return Err(AppError::invalid(
+                            "pushed_authorization_request_endpoint",
+                            format!("the provider refused the pushed authorization request: {e}"),
+                        ));
+                    }
+                };
+                url.query_pairs_mut()
+                    .append_pair("client_id", &client_id_sent)
+                    .append_pair("request_uri", &pushed.request_uri);
+            }
+            None => {
+                url.query_pairs_mut().extend_pairs(own.iter().chain(&extra));
+            }
+        }
         if t.access_token.is_none() {
             let mut active: token::ActiveModel = t.into();
             active.status = Set(TokenStatus::PendingAuthorization);
@@ -244,6 +271,41 @@ impl TokenEngine {
             active.update(&self.tokens.db).await.map_err(db_error)?;
         }
         Ok(url.to_string())
+    }
+
+    /// Pushes an authorization request (RFC 9126) for `t`; a refusal is
+    /// the provider's words, naming the endpoint.
+    async fn push_request(
+        &self,
+        t: &token::Model,
+        provider: &crate::providers::OpenedProvider,
+        endpoint: &str,
+        request: Vec<(String, String)>,
+    ) -> Result<pushed::PushedRequest, GrantError> {
+        let url = Url::parse(endpoint)
+            .map_err(|e| GrantError::Outbound(outbound::OutboundError::Refused(e.to_string())))?;
+        let auth = self.client_auth(t, provider).map_err(|e| {
+            GrantError::ClientAuth(crate::oauth::client_auth::ClientAuthError::Sign(
+                e.to_string(),
+            ))
+        })?;
+        let client = self.http_client(provider);
+        pushed::push(&client, &url, &auth, request, self.tokens.clock.now()).await
+    }
+
+    /// Records why a link could not be made on a token that has no access
+    /// token yet (one that has keeps working and says nothing new).
+    async fn link_refused(&self, t: &token::Model, error: &GrantError) {
+        if t.access_token.is_some() {
+            return;
+        }
+        let mut active: token::ActiveModel = t.clone().into();
+        active.status = Set(TokenStatus::Failed);
+        active.last_error = Set(serde_json::to_string(&token_error(error)).ok());
+        active.updated_at = Set(self.tokens.clock.now());
+        if let Err(e) = active.update(&self.tokens.db).await {
+            tracing::warn!(token = %t.id, error = %e, "could not record a refused authorization request");
+        }
     }
 
     /// Finishes an authorization at the callback. `session_cookie` is the

@@ -124,6 +124,12 @@ pub struct ProviderEntry {
     /// `client_id` in the body with HTTP Basic too.
     #[serde(default)]
     pub send_client_id_in_body: bool,
+    /// RFC 9126 pushed authorization requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 8628 device authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -264,6 +270,8 @@ impl From<&provider::Model> for ProviderEntry {
             omit_code_on_refresh: p.omit_code_on_refresh,
             url_encode_refresh_token: p.url_encode_refresh_token,
             send_client_id_in_body: p.send_client_id_in_body,
+            pushed_authorization_request_endpoint: p.pushed_authorization_request_endpoint.clone(),
+            device_authorization_endpoint: p.device_authorization_endpoint.clone(),
             client_secret: None,
             private_key: None,
         }
@@ -329,6 +337,10 @@ impl ProviderEntry {
             omit_code_on_refresh: self.omit_code_on_refresh,
             url_encode_refresh_token: self.url_encode_refresh_token,
             send_client_id_in_body: self.send_client_id_in_body,
+            pushed_authorization_request_endpoint: self
+                .pushed_authorization_request_endpoint
+                .clone(),
+            device_authorization_endpoint: self.device_authorization_endpoint.clone(),
             created_at: now,
             updated_at: now,
         })

@@ -116,6 +116,8 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         omit_code_on_refresh: true,
         url_encode_refresh_token: false,
         send_client_id_in_body: false,
+        pushed_authorization_request_endpoint: None,
+        device_authorization_endpoint: None,
         client_secret: None,
         private_key: None,
     }

@@ -860,3 +860,125 @@ async fn a_token_endpoint_id_token_for_another_subject_is_refused_in_the_hybrid_
         "{audit:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_authorization_requests_keep_the_request_off_the_link() {
+    let w = World::new().await;
+    // Discovery finds the endpoint.
+    let discovered = w
+        .app
+        .send(json_request(
+            "POST",
+            "/api/v1/providers/discover",
+            w.as_key(),
+            json!({"issuer": w.auth.issuer}),
+        ))
+        .await
+        .json();
+    let par = discovered["pushed_authorization_request_endpoint"]
+        .as_str()
+        .expect("oidc-provider advertises PAR")
+        .to_owned();
+    for (client, method) in [
+        ("code-par", "client_secret_post"),
+        ("code-basic", "client_secret_basic"),
+    ] {
+        let mut body = w.auth.provider(client, client, method);
+        body["pushed_authorization_request_endpoint"] = json!(par);
+        let r = w
+            .app
+            .send(json_request("POST", "/api/v1/providers", w.as_key(), body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let provider = r.json()["id"].as_str().unwrap().to_owned();
+        let t = w
+            .token(
+                w.as_key(),
+                json!({"name": client, "provider_id": provider, "flow": "authorization_code", "scope": "openid api:read"}),
+            )
+            .await;
+        let url = url::Url::parse(t["auth_url"].as_str().unwrap()).unwrap();
+        let q: std::collections::BTreeMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        assert_eq!(
+            q.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["client_id", "request_uri"],
+            "{url}"
+        );
+        assert_eq!(q["client_id"], client);
+        assert!(q["request_uri"].starts_with("urn:ietf:params:oauth:request_uri:"));
+        let back = authorize(url.as_str()).await;
+        assert_eq!(back.status().as_u16(), 303, "{client}");
+        let location = back.headers()["location"].to_str().unwrap().to_owned();
+        let page = w
+            .app
+            .send(request("GET", &callback_path(&location), None))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let after = w.get(t["id"].as_str().unwrap()).await;
+        assert_eq!(after["status"], "active", "{client}: {after}");
+        assert_eq!(after["identity"]["sub"], "alice");
+    }
+    // A client that takes only pushed requests refuses a plain link.
+    let body = w
+        .auth
+        .provider("par-less", "code-par", "client_secret_post");
+    let r = w
+        .app
+        .send(json_request("POST", "/api/v1/providers", w.as_key(), body))
+        .await;
+    let provider = r.json()["id"].as_str().unwrap().to_owned();
+    let t = w
+        .token(
+            w.as_key(),
+            json!({"name": "plain", "provider_id": provider, "flow": "authorization_code", "scope": "openid"}),
+        )
+        .await;
+    let back = authorize(t["auth_url"].as_str().unwrap()).await;
+    let location = back.headers()["location"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(location.contains("error="), "{location}");
+    // A refused push says so and names the setting.
+    let mut body = w
+        .auth
+        .provider("par-wrong", "code-par", "client_secret_post");
+    body["pushed_authorization_request_endpoint"] = json!(par);
+    body["client_secret"] = json!("wrong");
+    let r = w
+        .app
+        .send(json_request("POST", "/api/v1/providers", w.as_key(), body))
+        .await;
+    let provider = r.json()["id"].as_str().unwrap().to_owned();
+    let r = w
+        .app
+        .send(json_request(
+            "POST",
+            "/api/v1/tokens",
+            w.as_key(),
+            json!({"name": "refused", "provider_id": provider, "flow": "authorization_code"}),
+        ))
+        .await;
+    // The token is saved with the provider's refusal on it, like any
+    // other refused request.
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let t = r.json();
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["error"], "invalid_client", "{t}");
+    // Asking for a link again says why, naming the setting.
+    let r = w
+        .app
+        .send(request(
+            "POST",
+            &format!("/api/v1/tokens/{}/auth-link", t["id"].as_str().unwrap()),
+            w.as_key(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(
+        r.json()["error"]["field"],
+        "pushed_authorization_request_endpoint"
+    );
+    assert!(r.body.contains("invalid_client"), "{}", r.body);
+}

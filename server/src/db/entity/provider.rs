@@ -74,6 +74,10 @@ pub struct Model {
     pub url_encode_refresh_token: bool,
     /// `client_id` in the body even with HTTP Basic.
     pub send_client_id_in_body: bool,
+    /// RFC 9126: interactive flows push their request here first.
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 8628: where the Device Authorization flow asks for a code.
+    pub device_authorization_endpoint: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

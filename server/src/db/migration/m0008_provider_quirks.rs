@@ -1,9 +1,10 @@
 //! How a provider departs from the standard, as settings an admin can see
 //! and change: where the token fields sit in its answer, which extra
 //! answer fields to keep, how it wants refreshes sent, whether it rotates
-//! refresh tokens, and the scope a new token starts with. Tokens keep the
-//! extra answer fields, and the authorization code when the provider wants
-//! it again at refresh.
+//! refresh tokens, and the scope a new token starts with; its pushed
+//! authorization request (RFC 9126) and device authorization (RFC 8628)
+//! endpoints. Tokens keep the extra answer fields, and the authorization
+//! code when the provider wants it again at refresh.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{boolean, string_null, text, text_null};
@@ -23,6 +24,8 @@ enum Providers {
     OmitCodeOnRefresh,
     UrlEncodeRefreshToken,
     SendClientIdInBody,
+    PushedAuthorizationRequestEndpoint,
+    DeviceAuthorizationEndpoint,
 }
 
 #[derive(DeriveIden)]
@@ -56,6 +59,8 @@ impl MigrationTrait for Migration {
             boolean(Providers::SendClientIdInBody)
                 .default(false)
                 .to_owned(),
+            string_null(Providers::PushedAuthorizationRequestEndpoint),
+            string_null(Providers::DeviceAuthorizationEndpoint),
         ] {
             manager
                 .alter_table(
@@ -103,6 +108,8 @@ impl MigrationTrait for Migration {
             Providers::OmitCodeOnRefresh,
             Providers::UrlEncodeRefreshToken,
             Providers::SendClientIdInBody,
+            Providers::PushedAuthorizationRequestEndpoint,
+            Providers::DeviceAuthorizationEndpoint,
         ] {
             manager
                 .alter_table(

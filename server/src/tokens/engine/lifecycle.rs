@@ -29,7 +29,20 @@ impl TokenEngine {
             .audited(caller.actor(), &addr, "token.create", id, created, None)
             .await?;
         if request_now {
-            Ok(self.request(caller, &created.id, addr).await?.view)
+            match self.request(caller, &created.id, addr).await {
+                Ok(answer) => Ok(answer.view),
+                // An interactive token whose authorization request the
+                // provider refused is saved, with the refusal on it.
+                Err(e) if created.flow.is_interactive() => {
+                    let saved = self.tokens.visible(caller, &created.id).await?;
+                    if saved.last_error.is_some() {
+                        self.tokens.view(&saved, None).await
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(e) => Err(e),
+            }
         } else {
             self.tokens.view(&created, None).await
         }

@@ -18,7 +18,7 @@ use crate::tokens::open_secret;
 
 impl TokenEngine {
     /// The client authentication for a token.
-    fn client_auth(
+    pub(crate) fn client_auth(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,

@@ -163,6 +163,14 @@ fn check_providers<'b>(
             ("refresh_endpoint", &pr.refresh_endpoint),
             ("revocation_endpoint", &pr.revocation_endpoint),
             ("jwks_uri", &pr.jwks_uri),
+            (
+                "pushed_authorization_request_endpoint",
+                &pr.pushed_authorization_request_endpoint,
+            ),
+            (
+                "device_authorization_endpoint",
+                &pr.device_authorization_endpoint,
+            ),
         ] {
             check_url(value.as_deref(), &at(field), p);
         }
