@@ -21,6 +21,9 @@ pub enum Flow {
     Password,
     /// OpenID Connect hybrid (`code id_token`).
     OidcHybrid,
+    /// Device Authorization Grant (RFC 8628): a person authorizes on any
+    /// device with a short code while Quiver polls the provider.
+    DeviceCode,
 }
 
 impl WireName for Flow {
@@ -29,6 +32,7 @@ impl WireName for Flow {
         Self::ClientCredentials,
         Self::Password,
         Self::OidcHybrid,
+        Self::DeviceCode,
     ];
     const FIELD: &'static str = "flow";
 
@@ -38,15 +42,22 @@ impl WireName for Flow {
             Self::ClientCredentials => "client_credentials",
             Self::Password => "password",
             Self::OidcHybrid => "oidc_hybrid",
+            Self::DeviceCode => "device_code",
         }
     }
 }
 wire_name_impls!(Flow);
 
 impl Flow {
-    /// Whether a person must authorize in a browser.
+    /// Whether a person authorizes in a browser redirected back to Quiver.
     pub fn is_interactive(self) -> bool {
         matches!(self, Self::AuthorizationCode | Self::OidcHybrid)
+    }
+
+    /// Whether a person must authorize (in a browser, or with a device
+    /// code): without a refresh token only that person renews the token.
+    pub fn needs_person(self) -> bool {
+        self.is_interactive() || self == Self::DeviceCode
     }
 }
 
@@ -177,6 +188,15 @@ pub struct TokenView {
     pub error: Option<TokenError>,
     /// For the interactive flows while authorization is pending.
     pub auth_url: Option<String>,
+    /// Device Code flow, while the person has not yet authorized: the code
+    /// to type, where, and until when Quiver polls.
+    pub pending_authorization: Option<DeviceAuthorization>,
+    /// The same as `pending_authorization.user_code`.
+    pub user_code: Option<String>,
+    /// The same as `pending_authorization.verification_uri`.
+    pub verification_uri: Option<String>,
+    /// The same as `pending_authorization.verification_uri_complete`.
+    pub verification_uri_complete: Option<String>,
     pub owner_id: String,
     pub owner_email: String,
     pub last_refreshed_at: Option<String>,
@@ -191,6 +211,21 @@ pub struct TokenView {
     pub failure_count: i64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A device authorization in progress (RFC 8628).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorization {
+    /// The code the person types.
+    pub user_code: String,
+    /// Where the person types it.
+    pub verification_uri: String,
+    /// A link with the code in it, when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// When the code lapses (RFC 3339).
+    pub expires_at: String,
+    /// Seconds between Quiver's polls, as the provider asks.
+    pub interval_seconds: i64,
 }
 
 /// A page of tokens.
@@ -266,6 +301,10 @@ pub struct ProviderChoice {
     pub client_auth_method: crate::providers::ClientAuthMethod,
     pub has_default_client_id: bool,
     pub interactive: bool,
+    /// The provider has a device authorization endpoint (Device Code flow).
+    pub device: bool,
+    /// The scope a new token of this provider starts with.
+    pub default_scope: Option<String>,
 }
 
 /// What the token form offers.
@@ -413,7 +452,9 @@ mod tests {
 
     #[test]
     fn flows_and_statuses_keep_their_wire_names() {
-        round_trips::<Flow>("authorization_code, client_credentials, password or oidc_hybrid");
+        round_trips::<Flow>(
+            "authorization_code, client_credentials, password, oidc_hybrid or device_code",
+        );
         round_trips::<TokenStatus>(
             "active, failed, pending_authorization, needs_credentials or expired",
         );

@@ -109,6 +109,7 @@ const log = (...args) => { if (opts.verbose) console.error('[authserver]', ...ar
 const runtime = {
   accessTokenTtl: opts.accessTokenTtl,
   refreshTokenTtl: opts.refreshTokenTtl,
+  deviceCodeTtl: 600,
   autoLogin: opts.autoLogin, // false | username
   autoConsent: opts.autoConsent,
   issParameter: 'default', // 'default' (oidc-provider) | 'always' | 'never'
@@ -153,6 +154,8 @@ const ENDPOINTS = {
   jwks: '/jwks',
   end_session: '/session/end',
   pushed_authorization_request: '/request',
+  device_authorization: '/device/auth',
+  code_verification: '/device',
 };
 const DISCOVERY = '/.well-known/openid-configuration';
 const PATH_TO_ENDPOINT = new Map(Object.entries(ENDPOINTS).map(([k, v]) => [v, k]));
@@ -271,6 +274,16 @@ function defaultClients(redirectUris) {
     code({ client_id: 'code-basic', client_secret: 'code-basic-secret', token_endpoint_auth_method: 'client_secret_basic' }),
     code({ client_id: 'code-post', client_secret: 'code-post-secret', token_endpoint_auth_method: 'client_secret_post' }),
     code({ client_id: 'code-public', token_endpoint_auth_method: 'none' }),
+    // The Device Authorization Grant (RFC 8628).
+    {
+      client_id: 'device',
+      client_secret: 'device-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+      scope: ALL_SCOPES,
+    },
     // Takes only pushed authorization requests (RFC 9126).
     code({
       client_id: 'code-par',
@@ -382,6 +395,7 @@ function buildProvider(iss) {
       AccessToken: () => runtime.accessTokenTtl,
       ClientCredentials: () => runtime.accessTokenTtl,
       RefreshToken: () => runtime.refreshTokenTtl,
+      DeviceCode: () => runtime.deviceCodeTtl,
       AuthorizationCode: 120,
       IdToken: 3600,
       Interaction: 3600,
@@ -406,6 +420,7 @@ function buildProvider(iss) {
         },
       },
       userinfo: { enabled: true },
+      deviceFlow: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: async (_ctx, _client, oneOf) => oneOf,
@@ -932,6 +947,46 @@ async function autoAuthorize(req, res, url, user) {
   sendJson(res, 500, { error: 'server_error', error_description: 'auto-login exceeded the redirect limit' });
 }
 
+// Approves (or denies) a device code as its person would in a browser:
+// the code page, its confirmation, then login and consent as `user`.
+async function approveDevice(userCode, user, deny) {
+  const jar = new Map();
+  const cookies = () => [...jar.values()].join('; ');
+  const keep = (r) => { for (const c of r.headers.getSetCookie()) jar.set(setCookieName(c), c.split(';', 1)[0]); };
+  const xsrfOf = (html) => (html.match(/name="xsrf" value="([^"]+)"/) || [])[1];
+  const post = async (fields) => {
+    const r = await fetch(new URL(ENDPOINTS.code_verification, issuer), {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: cookies(), 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+      body: new URLSearchParams(fields).toString(),
+    });
+    keep(r);
+    return r;
+  };
+  const first = await fetch(new URL(`${ENDPOINTS.code_verification}?user_code=${encodeURIComponent(userCode)}`, issuer), {
+    headers: { accept: 'text/html' },
+  });
+  keep(first);
+  const xsrf = xsrfOf(await first.text());
+  if (!xsrf) return { done: false, step: 'code page', status: first.status };
+  const confirmPage = await post({ xsrf, user_code: userCode });
+  const confirmHtml = await confirmPage.text();
+  if (!xsrfOf(confirmHtml)) return { done: false, step: 'confirmation', status: confirmPage.status, page: confirmHtml.slice(0, 500) };
+  let r = await post(deny ? { xsrf, user_code: userCode, abort: 'yes' } : { xsrf, user_code: userCode, confirm: 'yes' });
+  for (let hop = 0; hop < MAX_INTERNAL_HOPS && r.status >= 300 && r.status < 400; hop += 1) {
+    const next = new URL(r.headers.get('location'), issuer);
+    await r.arrayBuffer();
+    r = await fetch(next, {
+      redirect: 'manual',
+      headers: { cookie: cookies(), [INTERNAL_HEADER]: internalSecret, [AUTO_USER_HEADER]: user, accept: 'text/html' },
+    });
+    keep(r);
+  }
+  const page = await r.text();
+  return { done: r.status === 200, status: r.status, page: page.slice(0, 500) };
+}
+
 // ---------------------------------------------------------------- admin API
 
 function summary() {
@@ -1055,7 +1110,7 @@ async function handleAdmin(req, res, url) {
       case 'POST /config':
       case 'PATCH /config': {
         const body = await jsonBody(req);
-        for (const k of ['accessTokenTtl', 'refreshTokenTtl']) {
+        for (const k of ['accessTokenTtl', 'refreshTokenTtl', 'deviceCodeTtl']) {
           if (body[k] !== undefined) {
             if (!Number.isInteger(body[k]) || body[k] < 1) throw Object.assign(new Error(`${k} must be an integer >= 1`), { status: 400 });
             runtime[k] = body[k];
@@ -1107,6 +1162,13 @@ async function handleAdmin(req, res, url) {
         return sendJson(res, 200, tokenRequests[tokenRequests.length - 1]);
       case 'GET /token-requests':
         return sendJson(res, 200, tokenRequests);
+      case 'POST /device': {
+        // Plays the person's browser through the device pages:
+        // {"user_code", "user": "alice", "deny": false}.
+        const body = await jsonBody(req);
+        if (typeof body.user_code !== 'string') throw Object.assign(new Error('user_code is required'), { status: 400 });
+        return sendJson(res, 200, await approveDevice(body.user_code, body.user || 'alice', Boolean(body.deny)));
+      }
       case 'POST /shutdown':
         sendJson(res, 200, { shuttingDown: true });
         setImmediate(() => shutdown('admin shutdown', 0));

@@ -22,6 +22,7 @@ pub const SEALED_COLUMNS: &[(&str, &str, &[&str])] = &[
             "access_token",
             "refresh_token",
             "authorization_code",
+            "device_code",
         ],
     ),
     ("auth_requests", "state_hash", &["pkce_verifier"]),

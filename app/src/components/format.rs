@@ -82,6 +82,7 @@ pub fn flow_label(flow: Flow) -> &'static str {
         Flow::ClientCredentials => "Client Credentials",
         Flow::Password => "Password",
         Flow::OidcHybrid => "OIDC Hybrid",
+        Flow::DeviceCode => "Device Code",
     }
 }
 

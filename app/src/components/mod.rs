@@ -1,6 +1,7 @@
 //! Building blocks shared by several pages.
 
 pub mod browser;
+mod device_code;
 mod empty_state;
 mod error_box;
 mod field;
@@ -12,6 +13,7 @@ mod server_status;
 mod token_actions;
 mod token_dialog;
 
+pub use device_code::DeviceCodePanel;
 pub use empty_state::EmptyState;
 pub use error_box::ErrorBox;
 pub use field::{FieldError, form_level};

@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
+
 use leptos::task::spawn_local;
 
 use super::browser::{Popup, callback_token_id};
 use super::field::{FieldError, form_level};
 use super::format::{expires_in, flow_label};
-use super::{HttpsWarning, KeyValueEditor, KeyValueRows};
+use super::{DeviceCodePanel, HttpsWarning, KeyValueEditor, KeyValueRows};
 use crate::error::AppError;
 use crate::instance::get_instance_info;
 use crate::names::WireName;
@@ -90,6 +91,16 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
     let pkjwt =
         move || chosen().is_some_and(|p| p.client_auth_method == ClientAuthMethod::PrivateKeyJwt);
     let no_authorize = move || chosen().is_some_and(|p| !p.interactive);
+    let no_device = move || chosen().is_some_and(|p| !p.device);
+    // A provider's default scope fills an empty scope field.
+    Effect::new(move |_| {
+        if let Some(p) = chosen()
+            && scope.get_untracked().trim().is_empty()
+            && let Some(default) = p.default_scope
+        {
+            scope.set(default);
+        }
+    });
     Effect::new(move |_| {
         if pkjwt() && flow.get_untracked() != Flow::ClientCredentials {
             flow.set(Flow::ClientCredentials);
@@ -285,7 +296,7 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                         on:change=move |ev| if let Ok(f) = event_target_value(&ev).parse() { flow.set(f) }>
                         {Flow::ALL.iter().copied().map(|f| view! {
                             <option value=f.as_str() selected=move || flow.get() == f
-                                disabled=move || (pkjwt() && f != Flow::ClientCredentials) || (no_authorize() && f.is_interactive())>
+                                disabled=move || (pkjwt() && f != Flow::ClientCredentials) || (no_authorize() && f.is_interactive()) || (no_device() && f == Flow::DeviceCode)>
                                 {flow_label(f)}
                             </option>
                         }).collect_view()}
@@ -397,6 +408,9 @@ fn flow_help(flow: Flow) -> &'static str {
         Flow::OidcHybrid => {
             "Part of OpenID Connect: the provider returns an ID token with the code; the token may come with refresh data."
         }
+        Flow::DeviceCode => {
+            "The resource owner types a short code on any device (RFC 8628), for accounts where a redirect back to Quiver is impossible; Quiver waits for the approval."
+        }
     }
 }
 
@@ -442,6 +456,9 @@ fn Failure(token: TokenView) -> impl IntoView {
 
 #[component]
 fn Waiting(token: TokenView, blocked: RwSignal<bool>) -> impl IntoView {
+    if let Some(device) = token.pending_authorization.clone() {
+        return view! { <DeviceCodePanel token_id=token.id.clone() device /> }.into_any();
+    }
     let url = token.auth_url.clone().unwrap_or_default();
     view! {
         <div class="alert alert-info" role="status" data-testid="token-waiting">
@@ -454,4 +471,5 @@ fn Waiting(token: TokenView, blocked: RwSignal<bool>) -> impl IntoView {
             <p><a href=url target="quiver-oauth" rel="opener" data-testid="auth-link">"Open the provider's page"</a></p>
         </div>
     }
+    .into_any()
 }

@@ -10,8 +10,8 @@ use super::tokens::ticking_now;
 use crate::components::actions;
 use crate::components::format::{ago, expires_in, flow_label, status_badge, when};
 use crate::components::{
-    ActionHooks, ActionMenu, ErrorBox, FieldError, KeyValueEditor, KeyValueRows, MenuTarget,
-    Notices, form_level,
+    ActionHooks, ActionMenu, DeviceCodePanel, ErrorBox, FieldError, KeyValueEditor, KeyValueRows,
+    MenuTarget, Notices, form_level,
 };
 use crate::error::AppError;
 use crate::tokens::{
@@ -92,6 +92,8 @@ fn TokenDetailView(
         move |_| {
             if t.flow.is_interactive() {
                 actions::reauthorize(&t, notices, changed);
+            } else if t.flow == Flow::DeviceCode && !t.has_refresh_token {
+                actions::request_again(&t, notices, changed);
             } else {
                 actions::refresh(&t, notices, changed);
             }
@@ -104,12 +106,19 @@ fn TokenDetailView(
             <h1 data-testid="token-title">{t.name.clone()}</h1>
             <div class="actions">
                 <button type="button" class="button" on:click=primary data-testid="detail-primary">
-                    {if t.flow.is_interactive() { "Re-authorize" } else { "Refresh Access Token" }}
+                    {if t.flow.is_interactive() {
+                        "Re-authorize"
+                    } else if t.flow == Flow::DeviceCode && !t.has_refresh_token {
+                        "Authorize with a code"
+                    } else {
+                        "Refresh Access Token"
+                    }}
                 </button>
                 <button type="button" class="button button-secondary" id="detail-menu" aria-haspopup="menu"
                     on:click=open_menu>"More actions"</button>
             </div>
         </div>
+        {t.pending_authorization.clone().map(|device| view! { <DeviceCodePanel token_id=t.id.clone() device /> })}
         <section class="card" aria-labelledby="state-heading">
             <h2 id="state-heading">"State"</h2>
             <dl class="facts">

@@ -5,6 +5,7 @@
 
 pub mod certificate;
 pub mod client_auth;
+pub mod device;
 pub mod discovery;
 pub mod grant;
 pub mod id_token;

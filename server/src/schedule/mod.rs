@@ -1,6 +1,7 @@
 //! The scheduler: the background work each `quiver serve` replica runs
 //! (renewing tokens before they expire, running scheduled jobs,
-//! delivering webhooks, announcing provider certificates about to expire).
+//! delivering webhooks, announcing provider certificates about to expire,
+//! polling device codes waiting for their person).
 //! Work is
 //! claimed with database leases, so any number of replicas share it and a
 //! replica that dies leaves nothing behind but leases that lapse.
@@ -29,6 +30,7 @@ const CERTIFICATE_CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// expiries hourly.
 pub struct Scheduler {
     refresh: Arc<RefreshScheduler>,
+    devices: TokenEngine,
     jobs: jobs::Jobs,
     webhooks: Option<Deliverer>,
     certificates: Arc<CertificateWatch>,
@@ -68,6 +70,7 @@ impl Scheduler {
     ) -> Self {
         Self {
             refresh: RefreshScheduler::new(tokens.clone()),
+            devices: tokens.clone(),
             certificates: Arc::new(CertificateWatch {
                 tokens: tokens.clone(),
                 last: Mutex::new(None),
@@ -82,6 +85,7 @@ impl Scheduler {
     pub fn start(self) -> tokio::task::JoinHandle<()> {
         let Self {
             refresh,
+            devices,
             jobs,
             webhooks,
             certificates,
@@ -92,6 +96,9 @@ impl Scheduler {
         // pass (a large backlog at a rate-limited provider) holds up neither.
         let refresh_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
         let other_passes = Arc::new(Semaphore::new(OVERLAPPING_PASSES));
+        // Device polls on their own: a person waits on them, and each code
+        // is polled by one pass at a time anyway.
+        let device_passes = Arc::new(Semaphore::new(1));
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -101,6 +108,13 @@ impl Scheduler {
                     let refresh = refresh.clone();
                     tokio::spawn(async move {
                         refresh.pass().await;
+                        drop(permit);
+                    });
+                }
+                if let Ok(permit) = device_passes.clone().try_acquire_owned() {
+                    let devices = devices.clone();
+                    tokio::spawn(async move {
+                        devices.poll_devices().await;
                         drop(permit);
                     });
                 }

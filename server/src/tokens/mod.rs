@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod authorize;
+pub mod device;
 pub mod engine;
 pub mod renewal;
 pub mod validation;
@@ -99,6 +100,28 @@ pub(crate) fn open_secret(
     }
 }
 
+/// Where a person authorizes `t` again: a fresh auth link for the browser
+/// flows, a new device code (requesting it again) for the Device Code flow.
+pub(crate) fn reauthorization_link(t: &token::Model) -> String {
+    if t.flow == Flow::DeviceCode {
+        format!("/api/v1/tokens/{}/request", t.id)
+    } else {
+        format!("/api/v1/tokens/{}/auth-link", t.id)
+    }
+}
+
+/// A device authorization in progress on `t`, as shown.
+pub fn device_authorization(t: &token::Model) -> Option<app::tokens::DeviceAuthorization> {
+    t.device_code.as_ref()?;
+    Some(app::tokens::DeviceAuthorization {
+        user_code: t.user_code.clone()?,
+        verification_uri: t.verification_uri.clone()?,
+        verification_uri_complete: t.verification_uri_complete.clone(),
+        expires_at: rfc3339(t.device_expires_at?),
+        interval_seconds: i64::from(t.device_interval_secs.unwrap_or(5)),
+    })
+}
+
 /// The extra answer fields kept with a token, as stored.
 pub(crate) fn response_fields(stored: Option<&str>) -> Option<BTreeMap<String, String>> {
     stored
@@ -173,6 +196,7 @@ impl Tokens {
         owner_email: String,
         auth_url: Option<String>,
     ) -> TokenView {
+        let pending = device_authorization(t);
         TokenView {
             id: t.id.clone(),
             name: t.name.clone(),
@@ -197,6 +221,12 @@ impl Tokens {
             expires_at: t.expires_at.map(rfc3339),
             granted_scope: t.granted_scope.clone(),
             response_fields: response_fields(t.response_fields.as_deref()).unwrap_or_default(),
+            pending_authorization: pending.clone(),
+            user_code: pending.as_ref().map(|d| d.user_code.clone()),
+            verification_uri: pending.as_ref().map(|d| d.verification_uri.clone()),
+            verification_uri_complete: pending
+                .as_ref()
+                .and_then(|d| d.verification_uri_complete.clone()),
             identity: t
                 .identity
                 .as_deref()

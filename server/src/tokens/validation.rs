@@ -25,6 +25,8 @@ pub struct ProviderShape {
     pub has_authorization_endpoint: bool,
     /// Whether it has a JWKS URI (id_tokens checked).
     pub has_jwks_uri: bool,
+    /// Whether it has a device authorization endpoint (the Device Code flow).
+    pub has_device_endpoint: bool,
 }
 
 impl From<&provider::Model> for ProviderShape {
@@ -33,6 +35,7 @@ impl From<&provider::Model> for ProviderShape {
             method: Some(p.client_auth_method),
             has_authorization_endpoint: p.authorization_endpoint.is_some(),
             has_jwks_uri: p.jwks_uri.is_some(),
+            has_device_endpoint: p.device_authorization_endpoint.is_some(),
         }
     }
 }
@@ -63,6 +66,17 @@ pub fn flow_misfits(flow: Flow, provider: &ProviderShape, words: Wording) -> Vec
             }
             Wording::ExistingProvider => {
                 "this flow needs a browser, but the existing provider has no authorization_endpoint"
+            }
+        });
+    }
+    if flow == Flow::DeviceCode && !provider.has_device_endpoint {
+        found.push(match words {
+            Wording::Form => {
+                "the Device Code flow needs the provider's device authorization endpoint"
+            }
+            Wording::Bundle => "device_code needs the provider's device_authorization_endpoint",
+            Wording::ExistingProvider => {
+                "device_code needs the existing provider's device_authorization_endpoint"
             }
         });
     }

@@ -284,6 +284,7 @@ impl From<&ProviderEntry> for ProviderShape {
             method: p.client_auth_method.parse().ok(),
             has_authorization_endpoint: p.authorization_endpoint.is_some(),
             has_jwks_uri: p.jwks_uri.is_some(),
+            has_device_endpoint: p.device_authorization_endpoint.is_some(),
         }
     }
 }
@@ -432,6 +433,13 @@ impl TokenEntry {
             failure_count: 0,
             response_fields: None,
             authorization_code: None,
+            device_code: None,
+            user_code: None,
+            verification_uri: None,
+            verification_uri_complete: None,
+            device_expires_at: None,
+            device_interval_secs: None,
+            device_next_poll_at: None,
             created_at: now,
             updated_at: now,
         })

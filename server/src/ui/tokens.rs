@@ -108,6 +108,8 @@ impl TokensService for TokensFacade {
             .map(|p| ProviderChoice {
                 has_default_client_id: p.client_id.is_some(),
                 interactive: p.authorization_endpoint.is_some(),
+                device: p.device_authorization_endpoint.is_some(),
+                default_scope: p.default_scope.clone(),
                 id: p.id,
                 name: p.name,
                 client_auth_method: p.client_auth_method,

@@ -223,7 +223,9 @@ async fn private_key_jwt_signs_an_rfc_7523_assertion_and_allows_only_client_cred
         (&v["error"]["field"], &v["error"]["message"]),
         (
             &json!("flow"),
-            &json!("must be authorization_code, client_credentials, password or oidc_hybrid")
+            &json!(
+                "must be authorization_code, client_credentials, password, oidc_hybrid or device_code"
+            )
         )
     );
 }

@@ -67,6 +67,21 @@ pub struct Model {
     /// it again at refresh.
     #[sea_orm(column_type = "Text", nullable)]
     pub authorization_code: Option<String>,
+    /// Sealed: the device code of a device authorization in progress.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub device_code: Option<String>,
+    /// What the person types, and where.
+    pub user_code: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub verification_uri: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub verification_uri_complete: Option<String>,
+    /// When the device code lapses.
+    pub device_expires_at: Option<DateTimeUtc>,
+    /// Seconds between polls, as the provider asks (grown by `slow_down`).
+    pub device_interval_secs: Option<i32>,
+    /// When the device code is polled next; the poll that moves it owns it.
+    pub device_next_poll_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -3,11 +3,16 @@
 //! answer fields to keep, how it wants refreshes sent, whether it rotates
 //! refresh tokens, and the scope a new token starts with; its pushed
 //! authorization request (RFC 9126) and device authorization (RFC 8628)
-//! endpoints. Tokens keep the extra answer fields, and the authorization
-//! code when the provider wants it again at refresh.
+//! endpoints. Tokens keep the extra answer fields, the authorization code
+//! when the provider wants it again at refresh, and a device authorization
+//! in progress (the device code sealed, what the person types and where,
+//! and when Quiver polls next). An index finds the device polls that are
+//! due.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{boolean, string_null, text, text_null};
+use sea_orm_migration::schema::{
+    boolean, integer_null, string_null, text, text_null, timestamp_with_time_zone_null,
+};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -33,6 +38,13 @@ enum Tokens {
     Table,
     ResponseFields,
     AuthorizationCode,
+    DeviceCode,
+    UserCode,
+    VerificationUri,
+    VerificationUriComplete,
+    DeviceExpiresAt,
+    DeviceIntervalSecs,
+    DeviceNextPollAt,
 }
 
 #[async_trait::async_trait]
@@ -74,6 +86,13 @@ impl MigrationTrait for Migration {
         for column in [
             text_null(Tokens::ResponseFields),
             text_null(Tokens::AuthorizationCode),
+            text_null(Tokens::DeviceCode),
+            string_null(Tokens::UserCode),
+            text_null(Tokens::VerificationUri),
+            text_null(Tokens::VerificationUriComplete),
+            timestamp_with_time_zone_null(Tokens::DeviceExpiresAt),
+            integer_null(Tokens::DeviceIntervalSecs),
+            timestamp_with_time_zone_null(Tokens::DeviceNextPollAt),
         ] {
             manager
                 .alter_table(
@@ -84,11 +103,38 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_tokens_device_next_poll_at")
+                    .table(Tokens::Table)
+                    .col(Tokens::DeviceNextPollAt)
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [Tokens::ResponseFields, Tokens::AuthorizationCode] {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_tokens_device_next_poll_at")
+                    .table(Tokens::Table)
+                    .to_owned(),
+            )
+            .await?;
+        for column in [
+            Tokens::ResponseFields,
+            Tokens::AuthorizationCode,
+            Tokens::DeviceCode,
+            Tokens::UserCode,
+            Tokens::VerificationUri,
+            Tokens::VerificationUriComplete,
+            Tokens::DeviceExpiresAt,
+            Tokens::DeviceIntervalSecs,
+            Tokens::DeviceNextPollAt,
+        ] {
             manager
                 .alter_table(
                     Table::alter()

@@ -211,6 +211,37 @@ pub(super) async fn get_token(
     Ok(Json(engine.tokens.view(&t, None).await?))
 }
 
+/// The QR code of a pending device authorization's page (with the code
+/// in it when the provider gives such a link), as SVG.
+pub(super) async fn verification_qr(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let engine = &state.instance.tokens;
+    let t = engine.tokens.visible(&who.caller, &id).await?;
+    let pending = crate::tokens::device_authorization(&t)
+        .ok_or_else(|| AppError::NotFound("a device authorization waiting on this token".into()))?;
+    let target = pending
+        .verification_uri_complete
+        .unwrap_or(pending.verification_uri);
+    let code = qrcode::QrCode::new(target.as_bytes()).map_err(|e| {
+        AppError::BadRequest(format!("the verification link makes no QR code: {e}"))
+    })?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(160, 160)
+        .build();
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
 pub(super) async fn update_token(
     State(state): State<AppState>,
     who: Authenticated,

@@ -286,6 +286,30 @@ impl TokenEngine {
                 refusal: None,
             });
         }
+        if flow == Flow::DeviceCode {
+            // Requesting a Device Code token means: a new code for its person.
+            let started = self.start_device(&t).await;
+            let refusal = started
+                .as_ref()
+                .err()
+                .map(|e| refusal(&t, Some(&super::token_error(e))));
+            let detail = match &started {
+                Ok(_) => "device code issued".to_owned(),
+                Err(e) => format!("failed: {e}"),
+            };
+            let t = self.tokens.visible(caller, id).await?;
+            let view = self
+                .audited(
+                    caller.actor(),
+                    &addr,
+                    "token.request",
+                    Some(id.to_owned()),
+                    self.tokens.view(&t, None).await,
+                    Some(detail),
+                )
+                .await?;
+            return Ok(Answer { view, refusal });
+        }
         let outcome = self
             .renew(
                 &t,

@@ -49,7 +49,7 @@ impl TokenEngine {
                 )?;
                 match refresh_token {
                     Some(refresh) => self.refresh_grant(&t, provider, flow, refresh).await,
-                    None if !flow.is_interactive() => {
+                    None if !flow.needs_person() => {
                         self.obtain(&t, provider, &Self::values(&t)).await
                     }
                     None => {
@@ -63,7 +63,7 @@ impl TokenEngine {
                                 action,
                                 Some(t.id.clone()),
                                 Err(AppError::NeedsReauthorization {
-                                    auth_link: format!("/api/v1/tokens/{}/auth-link", t.id),
+                                    auth_link: crate::tokens::reauthorization_link(&t),
                                 }),
                                 Some("no refresh token".into()),
                             )
@@ -226,6 +226,14 @@ impl TokenEngine {
                 return Err(GrantError::ClientAuth(
                     crate::oauth::client_auth::ClientAuthError::Sign(
                         "this flow is authorized in a browser, with the token's auth link".into(),
+                    ),
+                ));
+            }
+            Flow::DeviceCode => {
+                return Err(GrantError::ClientAuth(
+                    crate::oauth::client_auth::ClientAuthError::Sign(
+                        "this flow is authorized on a device: request the token again for a new code"
+                            .into(),
                     ),
                 ));
             }

@@ -72,10 +72,10 @@ pub(crate) fn refusal(t: &token::Model, error: Option<&TokenError>) -> AppError 
         .last_error
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok());
-    let interactive = t.flow.is_interactive();
+    let interactive = t.flow.needs_person();
     match error.cloned().or(stored) {
         Some(e) if e.error == "invalid_grant" && interactive => AppError::NeedsReauthorization {
-            auth_link: format!("/api/v1/tokens/{}/auth-link", t.id),
+            auth_link: crate::tokens::reauthorization_link(t),
         },
         Some(e)
             if matches!(
@@ -140,7 +140,7 @@ pub(crate) fn on_failure(
     let failures = u32::try_from(t.failure_count)
         .unwrap_or(0)
         .saturating_add(1);
-    let needs_person = t.flow.is_interactive() && error.error == "invalid_grant";
+    let needs_person = t.flow.needs_person() && error.error == "invalid_grant";
     let give_up = mode == Mode::Asked || needs_person || failures >= max_failures;
     let next_due = if needs_person || !t.auto_refresh {
         None

@@ -24,7 +24,7 @@ pub fn next_due(t: &token::Model, idle_interval: Duration) -> Option<DateTime<Ut
     {
         return None;
     }
-    let interactive = t.flow.is_interactive();
+    let interactive = t.flow.needs_person();
     let has_refresh = t.refresh_token.is_some();
     if interactive && !has_refresh {
         return None;
@@ -103,6 +103,13 @@ mod tests {
             failure_count: 0,
             response_fields: None,
             authorization_code: None,
+            device_code: None,
+            user_code: None,
+            verification_uri: None,
+            verification_uri_complete: None,
+            device_expires_at: None,
+            device_interval_secs: None,
+            device_next_poll_at: None,
             created_at: now,
             updated_at: now,
         }

@@ -65,6 +65,13 @@ fn token(flow: Flow) -> token::Model {
         failure_count: 0,
         response_fields: None,
         authorization_code: None,
+        device_code: None,
+        user_code: None,
+        verification_uri: None,
+        verification_uri_complete: None,
+        device_expires_at: None,
+        device_interval_secs: None,
+        device_next_poll_at: None,
         created_at: renewed,
         updated_at: renewed,
     }

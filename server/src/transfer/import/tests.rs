@@ -44,6 +44,7 @@ fn an_existing_private_key_jwt_provider_refuses_other_flows() {
         method: Some(ClientAuthMethod::PrivateKeyJwt),
         has_authorization_endpoint: true,
         has_jwks_uri: true,
+        has_device_endpoint: true,
     };
     let misfits = |shape, flow| flow_misfits(flow, &shape, Wording::ExistingProvider);
     assert_eq!(
@@ -55,6 +56,11 @@ fn an_existing_private_key_jwt_provider_refuses_other_flows() {
         method: Some(ClientAuthMethod::ClientSecretBasic),
         has_authorization_endpoint: false,
         has_jwks_uri: false,
+        has_device_endpoint: false,
     };
     assert!(!misfits(no_browser, Flow::AuthorizationCode).is_empty());
+    assert_eq!(
+        misfits(no_browser, Flow::DeviceCode)[0].message,
+        "device_code needs the existing provider's device_authorization_endpoint"
+    );
 }
