@@ -69,6 +69,31 @@ test('an admin registers a provider by discovery', async ({ page }) => {
   expect(await page.content()).not.toContain('cc-basic-secret');
 });
 
+test('an admin creates a provider from the catalogue, and a wrong input is named at its field', async ({ page }) => {
+  await signIn(page, ADMIN, '/providers');
+  await page.getByTestId('new-provider-from-template').click();
+  await page.waitForURL('**/providers/new/template');
+  await hydrated(page);
+  await page.getByLabel('Provider', { exact: true }).selectOption({ label: 'Okta' });
+  await expect(page.getByTestId('template-about')).toContainText('Okta');
+  // A URL where a host name belongs is refused next to the field.
+  await page.getByLabel('Okta domain').fill('https://acme.okta.com/x');
+  const name = `Okta ${Date.now()}`;
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Client id').fill('0oa-quiver');
+  await page.getByLabel('Client secret').fill('okta-secret');
+  await page.getByTestId('create-from-template').click();
+  await expect(page.locator('#template-input-domain-error')).toContainText('host name');
+  await page.getByLabel('Okta domain').fill('acme.okta.com');
+  await page.getByTestId('create-from-template').click();
+  await page.waitForURL((u) => /\/providers\/[0-9a-f-]{36}$/.test(u.pathname));
+  await hydrated(page);
+  await expect(page.getByTestId('provider-title')).toHaveText(name);
+  await expect(page.getByLabel('Token endpoint')).toHaveValue('https://acme.okta.com/oauth2/default/v1/token');
+  await expect(page.getByLabel('Default scope')).toHaveValue(/offline_access/);
+  await expect(page.getByText('Secret: set.')).toBeVisible();
+});
+
 test('a Private Key JWT provider gets a generated key and limits tokens to Client Credentials', async ({ page }) => {
   const name = `PKJWT IdP ${Date.now()}`;
   await signIn(page, ADMIN, '/providers');
@@ -239,6 +264,38 @@ test('an OIDC Hybrid token is authorized in the popup', async ({ page }) => {
   await hydrated(page);
   await expect(page.getByTestId('identity')).toContainText('alice');
   await expect(page.getByTestId('history')).toContainText('token.authorize');
+});
+
+test('a Device Code token shows its code and turns active once approved on another device', async ({ page, context }) => {
+  await signIn(page);
+  const dialog = await openCreate(page, 'Lobby screen', 'Device Code');
+  await ownKeys(dialog, 'device', 'device-secret');
+  await dialog.getByLabel('Scope').fill('openid api:read');
+  await dialog.getByRole('button', { name: 'Request Token' }).click();
+  const panel = dialog.getByTestId('device-code');
+  await expect(panel).toBeVisible();
+  await expect(panel.getByTestId('user-code')).toHaveText(/^[B-DF-HJ-NP-TV-XZ]{4}-[B-DF-HJ-NP-TV-XZ]{4}$/);
+  await expect(panel.getByTestId('device-countdown')).toContainText(/works for \d+ min/);
+  await expect(panel.getByTestId('verification-uri')).toHaveAttribute('href', `${auth.issuer}/device`);
+  const qr = panel.getByTestId('verification-qr');
+  await expect(qr).toBeVisible();
+  await expect.poll(() => qr.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
+  const link = await panel.getByTestId('verification-uri-complete').getAttribute('href');
+  expect(link).toContain('user_code=');
+  // The person, on another device: the provider's pages, then sign in.
+  const device = await context.newPage();
+  await device.goto(link!);
+  await device.getByRole('button', { name: 'Continue' }).click();
+  await device.getByLabel('Username').fill('alice');
+  await device.getByLabel('Password').fill('wonderland');
+  await device.getByRole('button', { name: 'Sign in' }).click();
+  await expect(device.locator('body')).toContainText(/success/i);
+  await device.close();
+  // Quiver polls the provider; the dialog follows by itself.
+  await expect(dialog.getByTestId('token-success')).toBeVisible({ timeout: 30_000 });
+  await expect(dialog.getByTestId('token-success-scope')).toContainText('api:read');
+  await dialog.getByRole('button', { name: 'Done' }).click();
+  await expect(row(page, 'Lobby screen').getByTestId('status-badge')).toHaveText('Active');
 });
 
 test('the action menu by right-click: rename, refresh, reset, copy id, delete', async ({ page, context }) => {

@@ -54,6 +54,8 @@ pub const RESERVED: &[&str] = &[
     // Quiver's callback.
     "nonce",
     "response_mode",
+    // RFC 8628: the Device Code flow's polls.
+    "device_code",
 ];
 
 /// Whether `name` is one of [`RESERVED`].

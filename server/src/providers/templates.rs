@@ -452,6 +452,18 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_list_names_every_template() {
+        let doc = include_str!("../../../docs/PROVIDER_TEMPLATES.md");
+        for t in all() {
+            assert!(
+                doc.contains(&format!("(`{}`)", t.id)),
+                "docs/PROVIDER_TEMPLATES.md lacks {}",
+                t.id
+            );
+        }
+    }
+
+    #[test]
     fn what_the_admin_gives_wins_over_the_template() {
         let base = settings(find("google").unwrap(), &BTreeMap::new()).unwrap();
         let over = ProviderInput {
