@@ -22,6 +22,29 @@ pub enum ClientAuthMethod {
     PrivateKeyJwt,
     /// A public client: the client id only.
     None,
+    /// Mutual TLS with a certificate from a CA the provider trusts
+    /// (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate registered at the provider
+    /// (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
+}
+
+impl ClientAuthMethod {
+    /// Whether the method proves the client with the provider's key (a
+    /// signed assertion or a TLS client certificate): the key is for the
+    /// provider's client only, so tokens use the provider's keys.
+    pub fn uses_provider_key(self) -> bool {
+        matches!(
+            self,
+            Self::PrivateKeyJwt | Self::TlsClientAuth | Self::SelfSignedTlsClientAuth
+        )
+    }
+
+    /// Whether the client presents a TLS client certificate (RFC 8705).
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
 }
 
 impl WireName for ClientAuthMethod {
@@ -30,6 +53,8 @@ impl WireName for ClientAuthMethod {
         Self::ClientSecretPost,
         Self::PrivateKeyJwt,
         Self::None,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
     ];
     const FIELD: &'static str = "client_auth_method";
 
@@ -39,6 +64,8 @@ impl WireName for ClientAuthMethod {
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 }
@@ -67,7 +94,8 @@ pub struct ProviderInput {
     pub client_id: Option<String>,
     /// Default client secret (the Secret Key); write-only.
     pub client_secret: Option<String>,
-    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`,
+    /// `none`, `tls_client_auth` or `self_signed_tls_client_auth`.
     pub client_auth_method: Option<String>,
     /// PKCS#8 PEM private key for `private_key_jwt`; write-only.
     pub private_key_pem: Option<String>,
@@ -499,7 +527,7 @@ mod tests {
     #[test]
     fn client_auth_methods_keep_their_wire_names() {
         round_trips::<ClientAuthMethod>(
-            "client_secret_basic, client_secret_post, private_key_jwt or none",
+            "client_secret_basic, client_secret_post, private_key_jwt, none, tls_client_auth or self_signed_tls_client_auth",
         );
     }
 }

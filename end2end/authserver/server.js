@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import querystring from 'node:querystring';
 
 // oidc-provider prints NOTICE lines with console.info (stdout). stdout is reserved
@@ -35,6 +36,8 @@ function usage(code) {
   process.stderr.write(`usage: node server.js [--port P] [--clients FILE] [--redirect-uri URI]...
   [--access-token-ttl S] [--refresh-token-ttl S] [--max-lifetime-seconds S]
   [--auto-login USER] [--no-auto-consent] [--no-default-clients] [--no-stdin-watch] [--verbose]
+  [--tls]   serve https with the test certificates in tls/ and ask clients for a
+            certificate (mutual TLS, RFC 8705)
 `);
   process.exit(code);
 }
@@ -52,6 +55,7 @@ function parseArgs(argv) {
     defaultClients: true,
     stdinWatch: true,
     verbose: false,
+    tls: false,
   };
   const intArg = (name, v, min) => {
     const n = Number(v);
@@ -90,6 +94,7 @@ function parseArgs(argv) {
       case '--no-default-clients': opts.defaultClients = false; break;
       case '--no-stdin-watch': opts.stdinWatch = false; break;
       case '--verbose': opts.verbose = true; break;
+      case '--tls': opts.tls = true; break;
       case '-h': case '--help': usage(0); break;
       default:
         process.stderr.write(`unknown argument ${arg}\n`);
@@ -274,6 +279,20 @@ function defaultClients(redirectUris) {
     code({ client_id: 'code-basic', client_secret: 'code-basic-secret', token_endpoint_auth_method: 'client_secret_basic' }),
     code({ client_id: 'code-post', client_secret: 'code-post-secret', token_endpoint_auth_method: 'client_secret_post' }),
     code({ client_id: 'code-public', token_endpoint_auth_method: 'none' }),
+    // Mutual TLS (RFC 8705): a certificate of the test CA with this subject,
+    // or a self-signed one registered in the client's JWKS (x5c).
+    machine({
+      client_id: 'mtls-pki',
+      token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: 'CN=quiver-client,O=Quiver Tests',
+      tls_client_certificate_bound_access_tokens: true,
+    }),
+    machine({
+      client_id: 'mtls-self',
+      token_endpoint_auth_method: 'self_signed_tls_client_auth',
+      tls_client_certificate_bound_access_tokens: true,
+      jwks: { keys: [] },
+    }),
     // The Device Authorization Grant (RFC 8628).
     {
       client_id: 'device',
@@ -366,7 +385,7 @@ function buildProvider(iss) {
       profile: ['name', 'given_name', 'family_name', 'preferred_username'],
     },
     responseTypes: ['code', 'code id_token', 'id_token', 'none'],
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none'],
     clientDefaults: {
       grant_types: ['authorization_code'],
       id_token_signed_response_alg: 'RS256',
@@ -421,6 +440,28 @@ function buildProvider(iss) {
       },
       userinfo: { enabled: true },
       deviceFlow: { enabled: true },
+      // Mutual TLS client authentication and certificate-bound access
+      // tokens (RFC 8705); certificates arrive only in --tls mode.
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        selfSignedTlsClientAuth: true,
+        tlsClientAuth: true,
+        getCertificate(ctx) {
+          const peer = ctx.socket?.getPeerCertificate?.();
+          if (!peer || !peer.raw) return undefined;
+          return new crypto.X509Certificate(peer.raw);
+        },
+        certificateAuthorized(ctx) {
+          return Boolean(ctx.socket?.authorized);
+        },
+        certificateSubjectMatches(ctx, property, expected) {
+          const peer = ctx.socket?.getPeerCertificate?.();
+          if (property !== 'tls_client_auth_subject_dn' || !peer?.subject) return false;
+          const dn = Object.entries(peer.subject).map(([k, v]) => `${k}=${v}`).join(',');
+          return dn === expected;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: async (_ctx, _client, oneOf) => oneOf,
@@ -1246,7 +1287,20 @@ function onRequest(req, res) {
   });
 }
 
-const server = http.createServer(onRequest);
+// With --tls: https with a certificate of the test CA (tls/ca.pem), asking
+// every client for a certificate without requiring one; oidc-provider
+// decides per client (tls_client_auth checks the chain, self-signed the
+// registered thumbprint).
+const tlsFile = (name) => fs.readFileSync(new URL(`./tls/${name}`, import.meta.url));
+const server = opts.tls
+  ? https.createServer({
+    key: tlsFile('server-key.pem'),
+    cert: tlsFile('server.pem'),
+    ca: tlsFile('ca.pem'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, onRequest)
+  : http.createServer(onRequest);
 let shuttingDown = false;
 
 function shutdown(reason, code = 0) {
@@ -1262,7 +1316,7 @@ function shutdown(reason, code = 0) {
 server.listen(opts.port, HOST, async () => {
   try {
     const { port } = server.address();
-    issuer = `http://${HOST}:${port}`;
+    issuer = `${opts.tls ? 'https' : 'http'}://${HOST}:${port}`;
     provider = buildProvider(issuer);
     callback = provider.callback();
 

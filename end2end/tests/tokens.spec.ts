@@ -53,7 +53,7 @@ test('an admin registers a provider by discovery', async ({ page }) => {
   await page.getByLabel('Issuer').fill(auth.issuer);
   await page.getByTestId('discover').click();
   await expect(page.getByLabel('Token endpoint')).toHaveValue(`${auth.issuer}/token`);
-  await expect(page.getByLabel('Authorization endpoint')).toHaveValue(`${auth.issuer}/auth`);
+  await expect(page.getByLabel('Authorization endpoint', { exact: true })).toHaveValue(`${auth.issuer}/auth`);
   await expect(page.getByLabel('Revocation endpoint')).toHaveValue(`${auth.issuer}/token/revocation`);
   await expect(page.getByTestId('notice').last()).toContainText('client_secret_basic');
   await page.getByLabel('Name', { exact: true }).fill(providerName);

@@ -24,6 +24,7 @@ async function pages(page: Page): Promise<[string, string][]> {
     ['providers', '/providers'],
     ['provider-edit', provider!],
     ['provider-new', '/providers/new'],
+    ['provider-template', '/providers/new/template'],
     ['import-export', '/import-export'],
     ['settings', '/settings'],
     ['users', '/users'],

@@ -169,6 +169,19 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
             "no user exists yet: create the first admin with `quiver user create --email you@example.com --admin`"
         );
     }
+    let outbound = crate::oauth::outbound::Outbound {
+        proxy: config.outbound_proxy.clone(),
+        roots: match &config.outbound_ca_file {
+            Some(path) => {
+                crate::oauth::outbound::Outbound::read_roots(path).map_err(|problem| {
+                    StartError::Other(format!(
+                        "invalid setting QUIVER_OUTBOUND_CA_FILE: {problem}"
+                    ))
+                })?
+            }
+            None => Vec::new(),
+        },
+    };
     let config = Arc::new(config);
     let sealer = Arc::new(sealer);
     let providers = Providers::new(
@@ -178,7 +191,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         ProviderSettings {
             public_url: config.public_url_text(),
             allow_insecure_loopback: config.allow_insecure_loopback,
-            outbound_proxy: config.outbound_proxy.clone(),
+            outbound: outbound.clone(),
         },
         accounts.audit.clone(),
     );
@@ -195,9 +208,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
         replica: uuid::Uuid::new_v4().to_string(),
         events: Events::new(db.clone(), clock.clone(), config.webhook_url.is_some()),
         metrics: Arc::default(),
-        http: Arc::new(crate::oauth::outbound::Clients::new(
-            config.outbound_proxy.clone(),
-        )),
+        http: Arc::new(crate::oauth::outbound::Clients::new(outbound)),
         fresh: Arc::new(FreshTokens::new(changes.clone())),
     };
     let transfer = Transfer::new(

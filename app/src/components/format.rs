@@ -116,6 +116,8 @@ pub fn auth_method_label(method: ClientAuthMethod) -> &'static str {
         ClientAuthMethod::ClientSecretPost => "Client secret (form body)",
         ClientAuthMethod::PrivateKeyJwt => "Private Key JWT",
         ClientAuthMethod::None => "None (public client)",
+        ClientAuthMethod::TlsClientAuth => "Mutual TLS (CA-issued certificate)",
+        ClientAuthMethod::SelfSignedTlsClientAuth => "Mutual TLS (self-signed certificate)",
     }
 }
 

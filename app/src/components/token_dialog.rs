@@ -90,6 +90,7 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
     };
     let pkjwt =
         move || chosen().is_some_and(|p| p.client_auth_method == ClientAuthMethod::PrivateKeyJwt);
+    let provider_key = move || chosen().is_some_and(|p| p.client_auth_method.uses_provider_key());
     let no_authorize = move || chosen().is_some_and(|p| !p.interactive);
     let no_device = move || chosen().is_some_and(|p| !p.device);
     // A provider's default scope fills an empty scope field.
@@ -99,6 +100,12 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
             && let Some(default) = p.default_scope
         {
             scope.set(default);
+        }
+    });
+    // A key or certificate of the provider proves the provider's client only.
+    Effect::new(move |_| {
+        if provider_key() {
+            use_default_keys.set(true);
         }
     });
     Effect::new(move |_| {
@@ -316,7 +323,7 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
                 <div class="field field-switch">
                     <input id="token-default-keys" type="checkbox" role="switch"
                         aria-describedby="token-default-keys-help token-default-keys-error"
-                        prop:checked=use_default_keys
+                        prop:checked=use_default_keys disabled=provider_key
                         on:change=move |ev| use_default_keys.set(event_target_checked(&ev)) />
                     <label for="token-default-keys">"Use Default Keys"</label>
                     <p class="help" id="token-default-keys-help">

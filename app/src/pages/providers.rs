@@ -319,7 +319,8 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                     return;
                 }
             };
-            let pkjwt = method.get_untracked() == ClientAuthMethod::PrivateKeyJwt;
+            // The key (and its certificate) serve Private Key JWT and mutual TLS.
+            let pkjwt = method.get_untracked().uses_provider_key();
             let source = key_source.get_untracked();
             let input = ProviderInput {
                 name: Some(name.get_untracked()),
@@ -492,11 +493,11 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                         <option value=m.as_str() selected=move || method.get() == m>{auth_method_label(m)}</option>
                     }).collect_view()}
                 </select>
-                <p class="help" id="provider-method-help">"How Quiver proves the client's identity at the token endpoint. Private Key JWT limits tokens to the Client Credentials flow."</p>
+                <p class="help" id="provider-method-help">"How Quiver proves the client's identity at the token endpoint. Private Key JWT limits tokens to the Client Credentials flow; mutual TLS presents the key's certificate in the TLS handshake (RFC 8705), and both keep tokens to the provider's client."</p>
                 <FieldError error=err field="client_auth_method" id="provider-method-error".into() />
             </div>
-            <fieldset class="field" hidden=move || method.get() != ClientAuthMethod::PrivateKeyJwt data-testid="pkjwt-settings">
-                <legend>"Private Key JWT"</legend>
+            <fieldset class="field" hidden=move || !method.get().uses_provider_key() data-testid="pkjwt-settings">
+                <legend>{move || if method.get().is_mutual_tls() { "Client certificate and key (mutual TLS)" } else { "Private Key JWT" }}</legend>
                 <div class="radio-row">
                     {has_key.then(|| view! {
                         <label><input type="radio" name="key-source" value="keep" prop:checked=move || key_source.get() == "keep"

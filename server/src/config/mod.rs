@@ -98,6 +98,8 @@ pub struct Config {
     /// The proxy every provider call goes through; none: direct, whatever
     /// the proxy environment variables say.
     pub outbound_proxy: Option<crate::oauth::outbound::OutboundProxy>,
+    /// Extra certificate authorities provider calls trust (checked readable).
+    pub outbound_ca_file: Option<PathBuf>,
 }
 
 /// Shortest `QUIVER_WEBHOOK_SECRET` accepted: the HMAC-SHA256 key of
@@ -276,8 +278,19 @@ impl Config {
             ),
         };
 
+        let outbound_ca_file = match src.text("outbound_ca_file")? {
+            None => None,
+            Some(text) => {
+                let path = PathBuf::from(text);
+                crate::oauth::outbound::Outbound::read_roots(&path)
+                    .map_err(|problem| src.error("outbound_ca_file", problem))?;
+                Some(path)
+            }
+        };
+
         Ok(Self {
             outbound_proxy,
+            outbound_ca_file,
             trusted_proxies,
             import_max_bytes,
             cache_ttl,

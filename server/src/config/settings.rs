@@ -190,6 +190,12 @@ pub const SETTINGS: &[Setting] = &[
         default: Unset::Described("none"),
         meaning: "An `http://` or `https://` proxy URL (`http://user:password@proxy.internal:3128`; the password is never logged) that every call to a provider goes through: discovery, token, revocation and JWKS requests. Unset, Quiver connects directly and ignores `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` (and their lowercase forms), because a proxy resolves names itself. With a proxy, Quiver still checks provider URLs (https, no link-local or metadata address written in a URL), follows no redirects and refuses answers over 1 MiB, but the proxy resolves the names: refusing names that lead to metadata addresses is then the proxy's job. Webhooks are not provider calls and do not use it.",
     },
+    Setting {
+        key: "outbound_ca_file",
+        kind: Kind::Path,
+        default: Unset::Described("none"),
+        meaning: "A PEM file of certificate authorities that provider calls trust besides the usual web ones: an internal identity provider whose certificate a private CA issued. A file that cannot be read, or holds no certificate, stops the start with a message naming it.",
+    },
 ];
 
 /// The declaration of `key`. Every key the reader asks for is declared;

@@ -281,3 +281,23 @@ fn the_file_takes_numbers_and_flags_and_names_an_unknown_key() {
     assert!(err.setting.starts_with("listen (in "), "{err}");
     assert!(err.to_string().contains("address and port"), "{err}");
 }
+
+#[test]
+fn outbound_ca_file_must_hold_certificates() {
+    assert!(load(&[]).unwrap().outbound_ca_file.is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for bad in [&empty, &missing] {
+        let err = load(&[("QUIVER_OUTBOUND_CA_FILE", bad.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.setting, "QUIVER_OUTBOUND_CA_FILE", "{err}");
+        assert!(err.to_string().contains(bad.to_str().unwrap()), "{err}");
+    }
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../end2end/authserver/tls/ca.pem"
+    );
+    let c = load(&[("QUIVER_OUTBOUND_CA_FILE", ca)]).unwrap();
+    assert!(c.outbound_ca_file.is_some());
+}

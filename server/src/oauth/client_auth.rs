@@ -1,6 +1,7 @@
 //! Client authentication at the token, refresh and revocation endpoints:
-//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523)
-//! and `none`. Refresh and revocation authenticate exactly as token
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523),
+//! `none`, and mutual TLS (RFC 8705: `tls_client_auth`,
+//! `self_signed_tls_client_auth`, whose certificate the HTTP client presents). Refresh and revocation authenticate exactly as token
 //! requests do.
 
 use base64::Engine;
@@ -95,7 +96,11 @@ impl ClientAuth {
                 form.push(("client_secret".into(), secret.expose().to_owned()));
                 Ok(None)
             }
-            ClientAuthMethod::None => {
+            // Mutual TLS proves the client in the handshake (the HTTP client
+            // carries the certificate); the request names the client.
+            ClientAuthMethod::None
+            | ClientAuthMethod::TlsClientAuth
+            | ClientAuthMethod::SelfSignedTlsClientAuth => {
                 form.push(("client_id".into(), self.client_id.clone()));
                 Ok(None)
             }

@@ -22,6 +22,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
 use url::Url;
 
+use crate::secret::SecretString;
+
 use super::url_policy::is_forbidden;
 
 /// Largest response body accepted from a provider.
@@ -158,19 +160,76 @@ pub fn allowed_addresses(
     Ok(allowed)
 }
 
-/// Clients by (connect, total) timeout in ms, built once, so that
-/// connections to a provider are kept alive and reused between calls.
+/// How every provider call leaves: through a proxy or direct, and which
+/// certificate authorities it trusts besides the usual web ones (an internal
+/// identity provider's private CA).
+#[derive(Clone, Default)]
+pub struct Outbound {
+    /// The proxy, if any.
+    pub proxy: Option<OutboundProxy>,
+    /// Extra trusted roots (`QUIVER_OUTBOUND_CA_FILE`).
+    pub roots: Vec<reqwest::Certificate>,
+}
+
+impl fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outbound")
+            .field("proxy", &self.proxy)
+            .field("extra_roots", &self.roots.len())
+            .finish()
+    }
+}
+
+impl Outbound {
+    /// Directly, trusting the web's usual authorities only.
+    pub fn direct() -> Self {
+        Self::default()
+    }
+
+    /// Reads a PEM file of trusted roots; every certificate in it is added.
+    pub fn read_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "{} is not a PEM bundle of certificates: {e}",
+                path.display()
+            )
+        })?;
+        if roots.is_empty() {
+            return Err(format!("{} holds no certificate", path.display()));
+        }
+        Ok(roots)
+    }
+}
+
+/// The certificate and key a client presents in the TLS handshake (mutual
+/// TLS, RFC 8705).
+pub struct TlsIdentity {
+    /// Names the identity among the built clients (provider and thumbprint).
+    pub name: String,
+    /// The certificate (PEM).
+    pub certificate_pem: String,
+    /// The private key (PKCS#8 PEM).
+    pub key_pem: SecretString,
+}
+
+type ClientKey = (u64, u64, Option<String>);
+
+/// Clients by (connect, total) timeout in ms and TLS identity, built once,
+/// so that connections to a provider are kept alive and reused between
+/// calls.
 #[derive(Default)]
 pub struct Clients {
-    proxy: Option<OutboundProxy>,
-    built: std::sync::Mutex<std::collections::HashMap<(u64, u64), reqwest::Client>>,
+    outbound: Outbound,
+    built: std::sync::Mutex<std::collections::HashMap<ClientKey, reqwest::Client>>,
 }
 
 impl Clients {
-    /// Clients that go through `proxy` when one is given, else direct.
-    pub fn new(proxy: Option<OutboundProxy>) -> Self {
+    /// Clients that leave as `outbound` says.
+    pub fn new(outbound: Outbound) -> Self {
         Self {
-            proxy,
+            outbound,
             built: Default::default(),
         }
     }
@@ -180,12 +239,45 @@ impl Clients {
         self.built
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((connect_ms, total_ms))
+            .entry((connect_ms, total_ms, None))
             .or_insert_with(|| {
                 client(
                     Duration::from_millis(connect_ms),
                     Duration::from_millis(total_ms),
-                    self.proxy.as_ref(),
+                    &self.outbound,
+                    None,
+                )
+            })
+            .clone()
+    }
+
+    /// The client for these timeouts that presents `identity`. An identity
+    /// that cannot be used (a key rustls does not take) gives a client
+    /// without one: the provider then refuses the client, and says so.
+    pub fn with_identity(
+        &self,
+        connect_ms: u64,
+        total_ms: u64,
+        identity: &TlsIdentity,
+    ) -> reqwest::Client {
+        self.built
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((connect_ms, total_ms, Some(identity.name.clone())))
+            .or_insert_with(|| {
+                let mut pem = identity.certificate_pem.clone().into_bytes();
+                pem.push(b'\n');
+                pem.extend_from_slice(identity.key_pem.expose().as_bytes());
+                let tls = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| {
+                        tracing::warn!(identity = %identity.name, error = %e, "the client certificate cannot be used for mutual TLS");
+                    })
+                    .ok();
+                client(
+                    Duration::from_millis(connect_ms),
+                    Duration::from_millis(total_ms),
+                    &self.outbound,
+                    tls,
                 )
             })
             .clone()
@@ -193,20 +285,28 @@ impl Clients {
 }
 
 /// Builds the client for one provider's timeouts: direct (whatever the
-/// proxy environment variables say), or through `proxy`.
+/// proxy environment variables say), or through the proxy; trusting the
+/// extra roots; presenting `identity` when given.
 pub fn client(
     connect_timeout: Duration,
     timeout: Duration,
-    proxy: Option<&OutboundProxy>,
+    outbound: &Outbound,
+    identity: Option<reqwest::Identity>,
 ) -> reqwest::Client {
-    let builder = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .dns_resolver(Arc::new(GuardedResolver))
         .user_agent(concat!("Quiver/", env!("CARGO_PKG_VERSION")));
-    match proxy {
+    for root in &outbound.roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    match &outbound.proxy {
         Some(proxy) => builder.proxy(proxy.proxy()),
         None => builder.no_proxy(),
     }
@@ -331,7 +431,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_literal_metadata_address_is_refused_before_connecting() {
-        let client = client(Duration::from_secs(1), Duration::from_secs(1), None);
+        let client = client(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            &Outbound::direct(),
+            None,
+        );
         for url in [
             "http://169.254.169.254/latest/meta-data",
             "http://[::ffff:169.254.169.254]/",
@@ -349,7 +454,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_without_an_address_is_refused_in_the_resolvers_words() {
-        let client = client(Duration::from_secs(5), Duration::from_secs(5), None);
+        let client = client(
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            &Outbound::direct(),
+            None,
+        );
         let request = client.get("http://quiver-test.invalid/").build().unwrap();
         match send(&client, request).await {
             Err(OutboundError::Refused(message)) => {

@@ -55,8 +55,8 @@ pub struct ProviderSettings {
     pub public_url: String,
     /// Provider URLs on loopback hosts may use plain http.
     pub allow_insecure_loopback: bool,
-    /// The proxy every provider call goes through, if any.
-    pub outbound_proxy: Option<outbound::OutboundProxy>,
+    /// How provider calls leave (proxy, extra trusted roots).
+    pub outbound: outbound::Outbound,
 }
 
 /// Whose words a rule's message is in.
@@ -365,7 +365,11 @@ impl Providers {
         }
     }
 
-    /// The provider with its secrets opened.
+    /// A provider's signing key (with its certificate), opened.
+    pub fn key_of(&self, m: &provider::Model) -> Option<SigningKey> {
+        self.open_key(m)
+    }
+
     /// A provider's name, for metrics and messages.
     pub async fn name_of(&self, id: &str) -> Option<String> {
         provider::Entity::find_by_id(id.to_owned())
@@ -517,7 +521,8 @@ impl Providers {
         let client = outbound::client(
             std::time::Duration::from_millis(u64::from(DEFAULT_CONNECT_TIMEOUT_MS)),
             std::time::Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
-            self.settings.outbound_proxy.as_ref(),
+            &self.settings.outbound,
+            None,
         );
         discovery::discover(
             &client,
@@ -780,10 +785,18 @@ impl Providers {
             }
         }
         self.apply_certificate(active, existing, new_key.as_ref(), &input)?;
-        if method == ClientAuthMethod::PrivateKeyJwt && !has_value(&active.private_key) {
+        if method.uses_provider_key() && !has_value(&active.private_key) {
             return Err(invalid(
                 "private_key_pem",
-                "private_key_jwt needs a private key: upload a PEM or set generate_key",
+                format!("{method} needs a private key: upload a PEM or set generate_key"),
+            ));
+        }
+        if method.is_mutual_tls() && !has_value(&active.certificate) {
+            return Err(invalid(
+                "certificate_pem",
+                format!(
+                    "{method} presents the key's certificate: upload it, or set generate_certificate for a self-signed one"
+                ),
             ));
         }
         if let Some(aud) = input.assertion_audience.clone() {

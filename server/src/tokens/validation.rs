@@ -95,26 +95,39 @@ pub fn flow_misfits(flow: Flow, provider: &ProviderShape, words: Wording) -> Vec
         .collect()
 }
 
-/// A token of a `private_key_jwt` provider uses the provider's keys: the
-/// key signs for the provider's client only.
+/// A token of a provider that proves its client with its own key
+/// (`private_key_jwt`, mutual TLS) uses the provider's keys: the key (and
+/// its certificate) are for the provider's client only.
 pub fn check_own_keys(
     use_default_keys: bool,
     provider: &ProviderShape,
     words: Wording,
 ) -> Result<(), FieldError> {
-    if use_default_keys || provider.method != Some(ClientAuthMethod::PrivateKeyJwt) {
+    let Some(method) = provider.method.filter(|m| m.uses_provider_key()) else {
+        return Ok(());
+    };
+    if use_default_keys {
         return Ok(());
     }
-    let message = match words {
-        Wording::Form => {
-            "this provider uses Private Key JWT: its key signs for the provider's client only, so its tokens use the provider's keys"
+    let message = match (method, words) {
+        (ClientAuthMethod::PrivateKeyJwt, Wording::Form) => {
+            "this provider uses Private Key JWT: its key signs for the provider's client only, so its tokens use the provider's keys".to_owned()
         }
-        Wording::Bundle => {
-            "must be true: the provider uses private_key_jwt, whose key signs for the provider's client only"
+        (ClientAuthMethod::PrivateKeyJwt, Wording::Bundle) => {
+            "must be true: the provider uses private_key_jwt, whose key signs for the provider's client only".to_owned()
         }
-        Wording::ExistingProvider => {
-            "must be true: the existing provider uses private_key_jwt, whose key signs for the provider's client only"
+        (ClientAuthMethod::PrivateKeyJwt, Wording::ExistingProvider) => {
+            "must be true: the existing provider uses private_key_jwt, whose key signs for the provider's client only".to_owned()
         }
+        (_, Wording::Form) => {
+            "this provider uses mutual TLS: its certificate is the provider's client's, so its tokens use the provider's keys".to_owned()
+        }
+        (_, Wording::Bundle) => format!(
+            "must be true: the provider uses {method}, whose certificate is the provider's client's"
+        ),
+        (_, Wording::ExistingProvider) => format!(
+            "must be true: the existing provider uses {method}, whose certificate is the provider's client's"
+        ),
     };
     Err(FieldError::new("use_default_keys", message))
 }

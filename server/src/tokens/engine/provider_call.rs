@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{RequestValues, TokenEngine};
 use crate::db::entity::token;
-use crate::oauth::client_auth::{ClientAuth, ClientAuthMethod};
+use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::grant::{GrantError, TokenEndpoint};
 use crate::oauth::outbound::OutboundError;
 use crate::oauth::params;
@@ -27,7 +27,7 @@ impl TokenEngine {
         // The provider's key signs for the provider's client only: a token
         // cannot make Quiver sign an assertion for another client (rows
         // stored before this was refused are sent as the provider's client).
-        let provider_keys = t.use_default_keys || method == ClientAuthMethod::PrivateKeyJwt;
+        let provider_keys = t.use_default_keys || method.uses_provider_key();
         let (client_id, client_secret) = if provider_keys {
             (
                 provider.model.client_id.clone().unwrap_or_default(),
@@ -64,10 +64,22 @@ impl TokenEngine {
         self.http_for(&provider.model)
     }
 
-    /// The reused HTTP client for a provider's timeouts.
+    /// The reused HTTP client for a provider's timeouts; with mutual TLS,
+    /// one that presents the provider's certificate and key.
     pub(crate) fn http_for(&self, model: &crate::db::entity::provider::Model) -> reqwest::Client {
         let connect = u64::try_from(model.connect_timeout_ms).unwrap_or(5_000);
         let total = u64::try_from(model.timeout_ms).unwrap_or(30_000);
+        if model.client_auth_method.is_mutual_tls()
+            && let Some(key) = self.providers.key_of(model)
+            && let Some(certificate) = &key.certificate
+        {
+            let identity = crate::oauth::outbound::TlsIdentity {
+                name: format!("{}:{}", model.id, certificate.x5t_s256()),
+                certificate_pem: certificate.pem.clone(),
+                key_pem: key.pem.clone(),
+            };
+            return self.http.with_identity(connect, total, &identity);
+        }
         self.http.get(connect, total)
     }
 

@@ -199,7 +199,10 @@ impl Transfer {
             if final_name != name {
                 it.new_name = Some(final_name.clone());
             }
-            let lacks_key = entry.client_auth_method.parse() == Ok(ClientAuthMethod::PrivateKeyJwt)
+            let lacks_key = entry
+                .client_auth_method
+                .parse::<ClientAuthMethod>()
+                .is_ok_and(ClientAuthMethod::uses_provider_key)
                 && !(with_secrets && entry.private_key.is_some());
             let kept_key = action == Action::Update
                 && !with_secrets
@@ -208,7 +211,10 @@ impl Transfer {
                 warn(
                     report,
                     format!("{path}.private_key"),
-                    "private_key_jwt without a private key: upload or generate one (PATCH the provider) before its tokens can be requested",
+                    format!(
+                        "{} without a private key: upload or generate one (PATCH the provider) before its tokens can be requested",
+                        entry.client_auth_method
+                    ),
                 );
             }
             if action == Action::Skip {

@@ -18,13 +18,32 @@ use serde_json::{Value, json};
 /// needs no other.
 pub const CALLBACK: &str = "http://127.0.0.1:3000/oauth/callback";
 
+/// The test CA (end2end/authserver/tls): it issued the server's certificate
+/// for `--tls` and the client certificate of `mtls-pki`.
+pub const TEST_CA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../end2end/authserver/tls/ca.pem"
+);
+
+/// A file of the test PKI, as text.
+pub fn tls_file(name: &str) -> String {
+    let path = format!(
+        "{}/../end2end/authserver/tls/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// Longest the server may take to report that it is ready.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A client for the server's admin API that never waits forever and goes
 /// straight to loopback, whatever the proxy variables say.
 fn client() -> reqwest::Client {
+    // Trusting the test CA too: the server serves https with --tls.
+    let ca = std::fs::read(TEST_CA).expect("the test CA certificate");
     reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM certificate"))
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
@@ -177,6 +196,20 @@ impl AuthServer {
 
     pub async fn stats(&self) -> Value {
         self.admin("GET", "/stats", None).await
+    }
+
+    /// The provider's introspection of a token (RFC 7662).
+    pub async fn introspection(&self, token: &str) -> Value {
+        client()
+            .post(self.endpoint("introspection"))
+            .basic_auth("cc-basic", Some("cc-basic-secret"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Whether the provider still considers a token active.
