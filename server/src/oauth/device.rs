@@ -1,15 +1,16 @@
 //! The Device Authorization Grant (RFC 8628): asking the provider for a
-//! device code, and the grant Quiver polls the token endpoint with.
+//! device code (the `oauth2` crate's request), and the grant Quiver polls
+//! the token endpoint with.
 
 use chrono::Duration;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use oauth2::{DeviceAuthorizationUrl, EmptyExtraDeviceAuthorizationFields};
 use serde_json::Value;
 use url::Url;
 
 use super::client_auth::ClientAuth;
-use super::grant::{Form, GrantError};
-use super::outbound::{self, OutboundError};
+use super::grant::{self, Form, GrantError};
 use super::token_response::{self, ProviderFault, ResponseShape};
+use super::transport::{self, Transport};
 use crate::secret::SecretString;
 
 /// The `grant_type` of the polls.
@@ -50,22 +51,18 @@ pub async fn request(
     request: Form,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<DeviceCode, GrantError> {
-    let mut form = request;
-    let authorization = auth.apply(&mut form, now)?;
-    let mut builder = client
-        .post(url.clone())
-        .header(ACCEPT, "application/json")
-        .form(&form);
-    if let Some(value) = authorization {
-        let mut header = HeaderValue::from_str(value.expose())
-            .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
-        header.set_sensitive(true);
-        builder = builder.header(AUTHORIZATION, header);
+    let (oauth, auth_extra) = grant::crate_client(auth, now)?;
+    let oauth = oauth.set_device_authorization_url(DeviceAuthorizationUrl::from_url(url.clone()));
+    // Scope goes as Quiver joins it (some providers want commas).
+    let mut device = oauth.exchange_device_code();
+    for (k, v) in request.into_iter().chain(auth_extra) {
+        device = device.add_extra_param(k, v);
     }
-    let request = builder
-        .build()
-        .map_err(|e| OutboundError::Other(e.to_string()))?;
-    let raw = outbound::send(client, request).await?;
+    let transport = Transport::new(client);
+    let result = device
+        .request_async::<_, EmptyExtraDeviceAuthorizationFields>(&transport)
+        .await;
+    let raw = transport::outcome(&transport, result)?;
     read(raw.status, &raw.body)
 }
 

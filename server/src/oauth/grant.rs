@@ -1,15 +1,25 @@
-//! Token endpoint requests (every grant), and revocation.
+//! Token endpoint requests (every grant), and revocation, built by the
+//! `oauth2` crate's client and sent through Quiver's guarded client
+//! ([`super::transport`]); the answers are read by Quiver's reader.
 
 use std::collections::BTreeMap;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use url::Url;
 
-use super::client_auth::{ClientAuth, ClientAuthError};
-use super::outbound::{self, OutboundError};
+use std::borrow::Cow;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AccessToken, AuthType, AuthorizationCode, ClientId, ClientSecret, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, ResourceOwnerPassword, ResourceOwnerUsername, RevocationUrl,
+    StandardDeviceAuthorizationResponse, StandardRevocableToken, TokenUrl,
+};
+
+use super::client_auth::{ClientAuth, ClientAuthError, ClientAuthMethod};
+use super::outbound::OutboundError;
 use super::params;
 use super::token_response::{self, ProviderFault, ResponseShape, TokenSet};
-use crate::secret::SecretString;
+use super::transport::{self, Transport};
 
 /// Why a token request failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +67,6 @@ pub fn retry_after(
     Some(secs.min(MAX_RETRY_AFTER_SECS))
 }
 
-/// A header value that HTTP logging and debugging never show.
-fn sensitive(value: &SecretString) -> Result<HeaderValue, OutboundError> {
-    let mut header = HeaderValue::from_str(value.expose())
-        .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
-    header.set_sensitive(true);
-    Ok(header)
-}
-
 /// The fields of a form body, in the order they are sent.
 pub type Form = Vec<(String, String)>;
 
@@ -85,43 +87,141 @@ pub struct TokenEndpoint<'a> {
 }
 
 impl TokenEndpoint<'_> {
-    /// The form of a token request: Quiver's `grant` (with scope and
-    /// resource), then the provider's extra parameters, then the token's
-    /// that the provider does not set, then the client authentication.
-    /// Extra values never repeat or replace a parameter Quiver sets
-    /// ([`params::merge`]), so the client is always the one
-    /// [`ClientAuth`] names. Answers the form and the Authorization header.
-    pub fn form(
+    /// The crate's client for this endpoint and client authentication,
+    /// and the extra parameters the authentication adds.
+    fn oauth_client(
         &self,
-        grant: Vec<(String, String)>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Form, Option<SecretString>), GrantError> {
-        let mut form = grant;
-        let extra = params::merge(&form, self.provider_params, self.token_params);
-        form.extend(extra);
-        let authorization = self.auth.apply(&mut form, now)?;
-        Ok((form, authorization))
+    ) -> Result<(OAuthClient, Form), GrantError> {
+        let (client, extra) = crate_client(self.auth, now)?;
+        Ok((
+            client.set_token_uri(TokenUrl::from_url(self.url.clone())),
+            extra,
+        ))
     }
 
-    /// Sends `grant` (the grant's own parameters) and parses the answer.
+    /// Sends `grant` (the grant's own parameters, then scope, resource and
+    /// the like) and parses the answer. The grant is built by the crate's
+    /// request for its type; the provider's and the token's extra values
+    /// follow, never repeating or replacing a parameter Quiver sets.
     pub async fn request(
         &self,
         grant: Vec<(String, String)>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<TokenSet, GrantError> {
-        let (form, authorization) = self.form(grant, now)?;
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .header(ACCEPT, "application/json")
-            .form(&form);
-        if let Some(value) = authorization {
-            request = request.header(AUTHORIZATION, sensitive(&value)?);
-        }
-        let request = request
-            .build()
-            .map_err(|e| OutboundError::Other(e.to_string()))?;
-        let raw = outbound::send(self.client, request).await?;
+        self.request_with(grant, now, &Transport::new(self.client))
+            .await
+    }
+
+    /// [`TokenEndpoint::request`] through `transport`.
+    async fn request_with(
+        &self,
+        grant: Vec<(String, String)>,
+        now: chrono::DateTime<chrono::Utc>,
+        transport: &Transport<'_>,
+    ) -> Result<TokenSet, GrantError> {
+        let extra_values = params::merge(&grant, self.provider_params, self.token_params);
+        let (client, auth_extra) = self.oauth_client(now)?;
+        let (typed, rest) = TypedGrant::split(grant);
+        let extra: Vec<(String, String)> = rest
+            .into_iter()
+            .chain(extra_values)
+            .chain(auth_extra)
+            .collect();
+        let http = transport;
+        let raw = match typed {
+            TypedGrant::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier,
+            } => {
+                let redirect = RedirectUrl::new(redirect_uri)
+                    .map_err(|e| OutboundError::Other(format!("the redirect URI: {e}")))?;
+                let mut request = client
+                    .exchange_code(AuthorizationCode::new(code))
+                    .set_redirect_uri(Cow::Owned(redirect));
+                if let Some(verifier) = verifier {
+                    request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier));
+                }
+                for (k, v) in extra {
+                    request = request.add_extra_param(k, v);
+                }
+                let result = request.request_async(http).await;
+                transport::outcome(transport, result)?
+            }
+            TypedGrant::ClientCredentials => {
+                let mut request = client.exchange_client_credentials();
+                for (k, v) in extra {
+                    request = request.add_extra_param(k, v);
+                }
+                let result = request.request_async(http).await;
+                transport::outcome(transport, result)?
+            }
+            TypedGrant::Password { username, password } => {
+                let username = ResourceOwnerUsername::new(username);
+                let password = ResourceOwnerPassword::new(password);
+                let mut request = client.exchange_password(&username, &password);
+                for (k, v) in extra {
+                    request = request.add_extra_param(k, v);
+                }
+                let result = request.request_async(http).await;
+                transport::outcome(transport, result)?
+            }
+            TypedGrant::RefreshToken { refresh_token } => {
+                let refresh_token = RefreshToken::new(refresh_token);
+                let mut request = client.exchange_refresh_token(&refresh_token);
+                for (k, v) in extra {
+                    request = request.add_extra_param(k, v);
+                }
+                let result = request.request_async(http).await;
+                transport::outcome(transport, result)?
+            }
+            TypedGrant::DeviceCode { device_code } => {
+                // The crate polls a device code in a loop of its own; the
+                // transport sends its first request only, and the
+                // scheduler polls again when the provider says.
+                let details: StandardDeviceAuthorizationResponse =
+                    serde_json::from_value(serde_json::json!({
+                        "device_code": device_code,
+                        "user_code": "-",
+                        "verification_uri": self.url.as_str(),
+                        "expires_in": 3600,
+                        "interval": 1,
+                    }))
+                    .map_err(|e| OutboundError::Other(e.to_string()))?;
+                let mut request = client.exchange_device_access_token(&details);
+                for (k, v) in extra {
+                    request = request.add_extra_param(k, v);
+                }
+                // Its loop ends after the one request: once it went out,
+                // the crate's clock is past any timeout.
+                let started = now;
+                let result = request
+                    .set_time_fn(move || {
+                        if transport.called() {
+                            started + chrono::Duration::days(3650)
+                        } else {
+                            started
+                        }
+                    })
+                    .request_async(
+                        http,
+                        |_| std::future::ready(()),
+                        Some(std::time::Duration::from_secs(3600)),
+                    )
+                    .await;
+                transport::outcome(transport, result)?
+            }
+            TypedGrant::Other(form) => {
+                return Err(GrantError::Outbound(OutboundError::Other(format!(
+                    "no grant of type {:?}",
+                    form.iter()
+                        .find(|(k, _)| k == "grant_type")
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or_default()
+                ))));
+            }
+        };
         token_response::parse(raw.status, &raw.body, self.shape).map_err(|fault| match retry_after(
             &raw.headers,
             now,
@@ -142,6 +242,38 @@ impl TokenEndpoint<'_> {
         hint: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), GrantError> {
+        if url.scheme() != "https" {
+            return self.revoke_on_loopback(url, token, hint, now).await;
+        }
+        let (client, auth_extra) = self.oauth_client(now)?;
+        let client = client.set_revocation_url(RevocationUrl::from_url(url.clone()));
+        let revocable = if hint == "refresh_token" {
+            StandardRevocableToken::RefreshToken(RefreshToken::new(token.to_owned()))
+        } else {
+            StandardRevocableToken::AccessToken(AccessToken::new(token.to_owned()))
+        };
+        let mut request = client
+            .revoke_token(revocable)
+            .map_err(|e| OutboundError::Other(e.to_string()))?;
+        for (k, v) in auth_extra {
+            request = request.add_extra_param(k, v);
+        }
+        let transport = Transport::new(self.client);
+        let result = request.request_async(&transport).await;
+        let raw = transport::outcome(&transport, result)?;
+        revocation_answer(&raw)
+    }
+
+    /// Revocation at a plain-http endpoint, which the crate refuses (RFC
+    /// 7009 asks for TLS) and Quiver allows on loopback hosts only, where
+    /// `QUIVER_ALLOW_INSECURE_LOOPBACK` says so: the same request, by hand.
+    async fn revoke_on_loopback(
+        &self,
+        url: &Url,
+        token: &str,
+        hint: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), GrantError> {
         let mut form = vec![
             ("token".to_owned(), token.to_owned()),
             ("token_type_hint".to_owned(), hint.to_owned()),
@@ -149,30 +281,161 @@ impl TokenEndpoint<'_> {
         let authorization = self.auth.apply(&mut form, now)?;
         let mut request = self.client.post(url.clone()).form(&form);
         if let Some(value) = authorization {
-            request = request.header(AUTHORIZATION, sensitive(&value)?);
+            let mut header = reqwest::header::HeaderValue::from_str(value.expose())
+                .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
+            header.set_sensitive(true);
+            request = request.header(reqwest::header::AUTHORIZATION, header);
         }
         let request = request
             .build()
             .map_err(|e| OutboundError::Other(e.to_string()))?;
-        let raw = outbound::send(self.client, request).await?;
-        if (200..300).contains(&raw.status) {
-            return Ok(());
+        let raw = super::outbound::send(self.client, request).await?;
+        revocation_answer(&raw)
+    }
+}
+
+/// A revocation answer: any 2xx is done; an error is reported the way
+/// token errors are.
+fn revocation_answer(raw: &super::outbound::RawResponse) -> Result<(), GrantError> {
+    if (200..300).contains(&raw.status) {
+        return Ok(());
+    }
+    match token_response::parse(raw.status, &raw.body, ResponseShape::default()) {
+        Err(fault) => Err(fault.into()),
+        Ok(_) => Err(ProviderFault::Malformed {
+            http_status: raw.status,
+            reason: "an unexpected body".into(),
         }
-        // An error answer: report it the way token errors are reported.
-        match token_response::parse(raw.status, &raw.body, ResponseShape::default()) {
-            Err(fault) => Err(fault.into()),
-            Ok(_) => Err(ProviderFault::Malformed {
-                http_status: raw.status,
-                reason: "an unexpected body".into(),
+        .into()),
+    }
+}
+
+/// The `oauth2` crate's client for `auth`, no endpoint set yet, and the
+/// extra parameters the authentication adds (a client assertion, which the
+/// crate does not make; `client_id` beside HTTP Basic where the provider
+/// wants it).
+pub fn crate_client(
+    auth: &ClientAuth,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(BasicClient, Form), GrantError> {
+    let mut assertion = Form::new();
+    // The checks and the assertion: what the method needs is there.
+    auth.apply(&mut assertion, now)?;
+    let client = BasicClient::new(ClientId::new(auth.client_id.clone()));
+    let secret = || {
+        auth.client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose().to_owned()))
+    };
+    let mut extra = Form::new();
+    let client = match auth.method {
+        ClientAuthMethod::ClientSecretBasic => {
+            if auth.client_id_in_body {
+                extra.push(("client_id".into(), auth.client_id.clone()));
             }
-            .into()),
+            let client = client.set_auth_type(AuthType::BasicAuth);
+            match secret() {
+                Some(s) => client.set_client_secret(s),
+                None => client,
+            }
         }
+        ClientAuthMethod::ClientSecretPost => {
+            let client = client.set_auth_type(AuthType::RequestBody);
+            match secret() {
+                Some(s) => client.set_client_secret(s),
+                None => client,
+            }
+        }
+        // The crate names the client in the body; the assertion comes as
+        // extra parameters.
+        ClientAuthMethod::PrivateKeyJwt => {
+            extra.extend(assertion.into_iter().filter(|(k, _)| k != "client_id"));
+            client.set_auth_type(AuthType::RequestBody)
+        }
+        // Mutual TLS proves the client in the handshake.
+        ClientAuthMethod::None
+        | ClientAuthMethod::TlsClientAuth
+        | ClientAuthMethod::SelfSignedTlsClientAuth => client.set_auth_type(AuthType::RequestBody),
+    };
+    Ok((client, extra))
+}
+
+/// The crate's client as Quiver uses it: the token endpoint set, the others
+/// per request.
+type OAuthClient = oauth2::basic::BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+/// A grant's own parameters, typed for the crate's request of its type;
+/// the parameters that follow (scope, resource, a code sent again at
+/// refresh) stay as they are.
+enum TypedGrant {
+    AuthorizationCode {
+        code: String,
+        redirect_uri: String,
+        verifier: Option<String>,
+    },
+    ClientCredentials,
+    Password {
+        username: String,
+        password: String,
+    },
+    RefreshToken {
+        refresh_token: String,
+    },
+    DeviceCode {
+        device_code: String,
+    },
+    /// A grant type Quiver does not send.
+    Other(Form),
+}
+
+impl TypedGrant {
+    /// Splits a grant's form into the typed grant and the rest.
+    fn split(form: Form) -> (Self, Form) {
+        let mut rest = Form::new();
+        fn take(name: &str, rest: &mut Form) -> Option<String> {
+            let at = rest.iter().position(|(k, _)| k == name)?;
+            Some(rest.remove(at).1)
+        }
+        rest.extend(form);
+        let Some(grant_type) = take("grant_type", &mut rest) else {
+            return (Self::Other(rest), Form::new());
+        };
+        let typed = match grant_type.as_str() {
+            "authorization_code" => Self::AuthorizationCode {
+                code: take("code", &mut rest).unwrap_or_default(),
+                redirect_uri: take("redirect_uri", &mut rest).unwrap_or_default(),
+                verifier: take("code_verifier", &mut rest),
+            },
+            "client_credentials" => Self::ClientCredentials,
+            "password" => Self::Password {
+                username: take("username", &mut rest).unwrap_or_default(),
+                password: take("password", &mut rest).unwrap_or_default(),
+            },
+            "refresh_token" => Self::RefreshToken {
+                refresh_token: take("refresh_token", &mut rest).unwrap_or_default(),
+            },
+            super::device::GRANT_TYPE => Self::DeviceCode {
+                device_code: take("device_code", &mut rest).unwrap_or_default(),
+            },
+            _ => {
+                rest.insert(0, ("grant_type".into(), grant_type));
+                return (Self::Other(rest), Form::new());
+            }
+        };
+        (typed, rest)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretString;
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
     fn headers(value: &str) -> HeaderMap {
@@ -189,8 +452,33 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_token_value_never_repeats_or_replaces_quivers_parameters() {
+    /// What the crate builds for `grant`: the form and the Authorization
+    /// header, answered with a token so that the exchange completes.
+    async fn sent(
+        endpoint: &TokenEndpoint<'_>,
+        grant: Vec<(String, String)>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (Vec<(String, String)>, Option<String>) {
+        let transport = Transport::answering(super::super::outbound::RawResponse {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: br#"{"access_token":"a","token_type":"Bearer"}"#.to_vec(),
+        });
+        let set = endpoint.request_with(grant, now, &transport).await.unwrap();
+        assert_eq!(set.access_token.expose(), "a");
+        let request = transport.sent().unwrap();
+        let form = url::form_urlencoded::parse(request.body())
+            .into_owned()
+            .collect();
+        let basic = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (form, basic)
+    }
+
+    #[tokio::test]
+    async fn a_token_value_never_repeats_or_replaces_quivers_parameters() {
         use super::super::client_auth::ClientAuthMethod;
         use super::super::signing_key::SigningKey;
 
@@ -236,7 +524,7 @@ mod tests {
                 shape: ResponseShape::default(),
             };
             let grant = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
-            let (form, basic) = endpoint.form(grant, now).unwrap();
+            let (form, basic) = sent(&endpoint, grant, now).await;
             assert_eq!(
                 all(&form, "grant_type"),
                 ["client_credentials"],

@@ -14,4 +14,5 @@ pub mod params;
 pub mod pushed;
 pub mod signing_key;
 pub mod token_response;
+pub mod transport;
 pub mod url_policy;

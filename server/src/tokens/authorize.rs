@@ -8,7 +8,8 @@
 use app::error::AppError;
 use app::tokens::{Identity, TokenError};
 use chrono::Duration;
-use oauth2::PkceCodeChallenge;
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, ResponseType};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use url::Url;
@@ -93,6 +94,35 @@ fn check_iss(
         ),
         (None, _) => Ok(()),
     }
+}
+
+/// The authorization request as the `oauth2` crate builds it: response
+/// type, client, redirect URI, state and PKCE challenge, then `rest`.
+fn authorization_request(
+    endpoint: &Url,
+    client_id: &str,
+    redirect_uri: &str,
+    state: String,
+    challenge: Option<PkceCodeChallenge>,
+    hybrid: bool,
+    rest: &[(String, String)],
+) -> Result<Url, AppError> {
+    let redirect = RedirectUrl::new(redirect_uri.to_owned())
+        .map_err(|e| AppError::invalid("redirect_uri", format!("is not a URL: {e}")))?;
+    let client = BasicClient::new(ClientId::new(client_id.to_owned()))
+        .set_auth_uri(AuthUrl::from_url(endpoint.clone()))
+        .set_redirect_uri(redirect);
+    let mut request = client.authorize_url(|| CsrfToken::new(state));
+    if let Some(challenge) = challenge {
+        request = request.set_pkce_challenge(challenge);
+    }
+    if hybrid {
+        request = request.set_response_type(&ResponseType::new("code id_token".into()));
+    }
+    for (k, v) in rest {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    Ok(request.url().0)
 }
 
 fn random_text(bytes: usize) -> String {
@@ -203,7 +233,7 @@ impl TokenEngine {
             ),
             ("client_id".into(), client_id.clone()),
             ("redirect_uri".into(), self.settings.redirect_uri.clone()),
-            ("state".into(), state),
+            ("state".into(), state.clone()),
         ];
         if let Some(scope) = &t.scope {
             let joined = scope
@@ -215,7 +245,10 @@ impl TokenEngine {
         }
         if provider.model.pkce {
             own.push(("code_challenge".into(), challenge.as_str().to_owned()));
-            own.push(("code_challenge_method".into(), "S256".into()));
+            own.push((
+                "code_challenge_method".into(),
+                challenge.method().to_string(),
+            ));
         }
         if let Some(nonce) = &nonce {
             own.push(("nonce".into(), nonce.clone()));
@@ -237,16 +270,46 @@ impl TokenEngine {
             );
         }
         let extra = params::merge(&own, &provider_params, &additional);
+        // The crate builds the request (response type, client, redirect,
+        // state, PKCE); scope goes as Quiver joins it (some providers want
+        // commas), with the rest after.
+        const BY_THE_CRATE: &[&str] = &[
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+        ];
+        let rest: Vec<(String, String)> = own
+            .iter()
+            .filter(|(k, _)| !BY_THE_CRATE.contains(&k.as_str()))
+            .cloned()
+            .chain(extra)
+            .collect();
+        let built = authorization_request(
+            &url,
+            &client_id_sent,
+            &self.settings.redirect_uri,
+            state,
+            provider.model.pkce.then_some(challenge),
+            flow == Flow::OidcHybrid,
+            &rest,
+        )?;
         match provider
             .model
             .pushed_authorization_request_endpoint
             .as_deref()
         {
             Some(par) => {
-                let pushed = match self
-                    .push_request(&t, &provider, par, own.into_iter().chain(extra).collect())
-                    .await
-                {
+                // The request's parameters go to the provider, not the link.
+                let before: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+                let request: Vec<(String, String)> = built
+                    .query_pairs()
+                    .into_owned()
+                    .filter(|pair| !before.contains(pair))
+                    .collect();
+                let pushed = match self.push_request(&t, &provider, par, request).await {
                     Ok(pushed) => pushed,
                     Err(e) => {
                         self.link_refused(&t, &e).await;
@@ -260,9 +323,7 @@ impl TokenEngine {
                     .append_pair("client_id", &client_id_sent)
                     .append_pair("request_uri", &pushed.request_uri);
             }
-            None => {
-                url.query_pairs_mut().extend_pairs(own.iter().chain(&extra));
-            }
+            None => url = built,
         }
         if t.access_token.is_none() {
             let mut active: token::ActiveModel = t.into();
