@@ -173,6 +173,16 @@ test('a Private Key JWT provider can make a certificate for its key and shows it
   await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: name });
   await dialog.getByRole('button', { name: 'Request Token' }).click();
   await expect(dialog.getByTestId('token-success')).toBeVisible();
+  // The certificate can be removed again; the key stays.
+  await page.goto('/providers');
+  await hydrated(page);
+  await page.getByRole('link', { name, exact: true }).click();
+  await hydrated(page);
+  await page.getByTestId('pkjwt-settings').getByLabel(/Remove the certificate/).check();
+  await page.getByTestId('save-provider').click();
+  await expect(page.getByTestId('notice').last()).toContainText('Saved');
+  await expect(page.getByTestId('certificate')).toHaveCount(0);
+  await expect(page.getByTestId('public-jwk')).toBeVisible();
 });
 
 test('a Client Credentials token is requested and shows as active', async ({ page }) => {

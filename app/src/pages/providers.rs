@@ -188,6 +188,7 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
     let pem = RwSignal::new(String::new());
     let cert_pem = RwSignal::new(String::new());
     let make_cert = RwSignal::new(false);
+    let remove_cert = RwSignal::new(false);
     let send_sha1 = RwSignal::new(e.as_ref().is_some_and(|p| p.send_sha1_thumbprint));
     let key_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.key_id.clone())));
     let audience = RwSignal::new(opt(e.as_ref().and_then(|p| p.assertion_audience.clone())));
@@ -339,8 +340,11 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                 generate_key: (pkjwt && source == "generate").then_some(true),
                 key_id: pkjwt.then(|| key_id.get_untracked()),
                 signing_alg: None,
-                certificate_pem: Some(cert_pem.get_untracked())
-                    .filter(|c| pkjwt && !c.trim().is_empty()),
+                certificate_pem: if pkjwt && remove_cert.get_untracked() {
+                    Some(String::new())
+                } else {
+                    Some(cert_pem.get_untracked()).filter(|c| pkjwt && !c.trim().is_empty())
+                },
                 generate_certificate: (pkjwt && make_cert.get_untracked()).then_some(true),
                 send_sha1_thumbprint: pkjwt.then(|| send_sha1.get_untracked()),
                 assertion_audience: pkjwt.then(|| audience.get_untracked()),
@@ -396,6 +400,7 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                             pem.set(String::new());
                             cert_pem.set(String::new());
                             make_cert.set(false);
+                            remove_cert.set(false);
                             key_source.set(if p.has_private_key {
                                 "keep".into()
                             } else {
@@ -549,6 +554,12 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
                             <button type="button" class="button button-secondary button-small"
                                 on:click=move |_| { if copy_to_clipboard(&copy_pem) { notices.ok("Copied the certificate."); } }>
                                 "Copy certificate (PEM)"</button>
+                            <div class="field-switch">
+                                <input id="provider-remove-cert" type="checkbox" prop:checked=remove_cert
+                                    disabled=move || readonly.get()
+                                    on:change=move |ev| remove_cert.set(event_target_checked(&ev)) />
+                                <label for="provider-remove-cert">"Remove the certificate when saving (the key stays)"</label>
+                            </div>
                         </div>
                     }
                 })}
