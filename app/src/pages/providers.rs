@@ -92,6 +92,9 @@ pub fn ProviderEditPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let version = RwSignal::new(0u32);
+    // Notices belong to the page, not the form: saving reloads the provider and
+    // renders a fresh form, and the "Saved" notice must outlive that.
+    let notices = Notices::new();
     let provider = Resource::new(
         move || (id(), version.get()),
         |(id, _)| async move {
@@ -108,7 +111,7 @@ pub fn ProviderEditPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" aria-busy="true">"Loading the provider…"</p> }>
             {move || Suspend::new(async move {
                 match provider.await {
-                    Ok(p) => view! { <ProviderForm existing=p version /> }.into_any(),
+                    Ok(p) => view! { <ProviderForm existing=p version notices /> }.into_any(),
                     Err(error) => view! { <ErrorBox error /> }.into_any(),
                 }
             })}
@@ -150,7 +153,11 @@ fn opt(s: Option<String>) -> String {
 }
 
 #[component]
-fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl IntoView {
+fn ProviderForm(
+    existing: Option<ProviderView>,
+    version: RwSignal<u32>,
+    notices: Notices,
+) -> impl IntoView {
     let admin = is_admin();
     let readonly = Signal::derive(move || !is_admin());
     let e = existing.clone();
@@ -246,7 +253,6 @@ fn ProviderForm(existing: Option<ProviderView>, version: RwSignal<u32>) -> impl 
     let error = RwSignal::new(None::<AppError>);
     let busy = RwSignal::new(false);
     let discovering = RwSignal::new(false);
-    let notices = Notices::new();
     let err = Signal::derive(move || error.get());
     let existing_id = e.as_ref().map(|p| p.id.clone());
     let has_secret = e.as_ref().is_some_and(|p| p.has_client_secret);
