@@ -165,6 +165,13 @@ pub struct ProviderInput {
     pub pushed_authorization_request_endpoint: Option<String>,
     /// Device authorization endpoint (RFC 8628), for the `device_code` flow.
     pub device_authorization_endpoint: Option<String>,
+    /// How long a refresh token lasts when the provider's answers do not
+    /// say (they may, with `refresh_token_expires_in` and the like); 0
+    /// clears it.
+    pub refresh_token_lifetime_seconds: Option<i64>,
+    /// That lifetime restarts with each renewal (else it counts from the
+    /// authorization).
+    pub refresh_token_lifetime_sliding: Option<bool>,
     /// Create only: the catalogue template to start from
     /// (`GET /api/v1/provider-templates`); the fields given here win over
     /// the template's.
@@ -222,6 +229,8 @@ pub struct ProviderView {
     pub send_client_id_in_body: bool,
     pub pushed_authorization_request_endpoint: Option<String>,
     pub device_authorization_endpoint: Option<String>,
+    pub refresh_token_lifetime_seconds: Option<i64>,
+    pub refresh_token_lifetime_sliding: bool,
     /// How many tokens use it.
     pub token_count: u64,
     pub created_at: String,

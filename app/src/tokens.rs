@@ -209,8 +209,58 @@ pub struct TokenView {
     pub next_refresh_at: Option<String>,
     /// Failed renewals in a row.
     pub failure_count: i64,
+    /// When the refresh token stops working (RFC 3339), as the provider
+    /// said or its settings assume; none when unknown or without one.
+    pub refresh_token_expires_at: Option<String>,
+    /// For the flows a person authorizes: by when they must authorize
+    /// again (the refresh token's expiry, or without one the access
+    /// token's).
+    pub reauthorization_due_at: Option<String>,
+    /// What the last grant left out that a later renewal may miss.
+    pub renewal_notes: Vec<RenewalNote>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Something a provider's token answer left out or changed, kept on the
+/// token until a later answer is whole again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RenewalNote {
+    /// A provider that rotates refresh tokens answered a renewal without a
+    /// new one: the token cannot be renewed again without a person.
+    RefreshTokenDropped,
+    /// A renewal granted less than before: these scopes are gone.
+    ScopeNarrowed { lost: Vec<String> },
+    /// The answer had no `expires_in`: the expiry is the provider's
+    /// assumed lifetime (in seconds), or unknown.
+    ExpiresInMissing { assumed_seconds: Option<i64> },
+}
+
+impl RenewalNote {
+    /// The note's kind as events name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RefreshTokenDropped => "refresh_token_dropped",
+            Self::ScopeNarrowed { .. } => "scope_narrowed",
+            Self::ExpiresInMissing { .. } => "expires_in_missing",
+        }
+    }
+
+    /// One sentence for people.
+    pub fn explain(&self) -> String {
+        match self {
+            Self::RefreshTokenDropped => "The last renewal returned no new refresh token although the provider rotates them: authorize the token again before the access token expires.".into(),
+            Self::ScopeNarrowed { lost } => format!(
+                "The last renewal granted less than before; no longer granted: {}.",
+                lost.join(", ")
+            ),
+            Self::ExpiresInMissing { assumed_seconds: Some(s) } => format!(
+                "The provider did not say when the access token expires; Quiver assumes {s} seconds (the provider's default lifetime)."
+            ),
+            Self::ExpiresInMissing { assumed_seconds: None } => "The provider did not say when the access token expires, and its settings assume no lifetime: Quiver renews it only when asked.".into(),
+        }
+    }
 }
 
 /// A device authorization in progress (RFC 8628).

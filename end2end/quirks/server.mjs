@@ -5,7 +5,8 @@
 // (Slack's authed_user), a form-encoded body (GitHub), expires_in as a
 // string, in milliseconds or missing (Salesforce), scopes joined by commas,
 // extra fields (instance_url), refresh tokens that rotate and are refused
-// when used twice. Routes under /<name>/:
+// when used twice, refresh-token lifetimes stated in the answer, renewals
+// that narrow the scope or leave out expires_in. Routes under /<name>/:
 //   GET  authorize  redirects back to redirect_uri with a code and the state
 //   POST token      the authorization_code and refresh_token grants
 //   POST revoke     accepts anything
@@ -68,7 +69,8 @@ function answer(res, shape, grant, scope) {
     token_type: shape.token_type || 'bearer',
   };
   const lifetime = expiresIn(shape, 3600);
-  if (lifetime !== undefined) inner.expires_in = lifetime;
+  const dropLifetime = grant === 'refresh_token' && shape.refresh_without_expires_in;
+  if (lifetime !== undefined && !dropLifetime) inner.expires_in = lifetime;
   let refresh;
   const rotate = grant === 'refresh_token' && shape.rotates;
   const firstIssue = grant === 'authorization_code';
@@ -77,8 +79,15 @@ function answer(res, shape, grant, scope) {
       refresh = token('rt');
       refreshTokens.set(refresh, { shape: shape.name, used: false });
       inner.refresh_token = refresh;
+      // What providers say of the refresh token's life, e.g.
+      // {"member": "x_refresh_token_expires_in", "seconds": 8726400}.
+      if (shape.refresh_lifetime) {
+        inner[shape.refresh_lifetime.member] = shape.refresh_lifetime.seconds;
+      }
     }
   }
+  // A renewal granting less than asked.
+  if (grant === 'refresh_token' && shape.refresh_scope !== undefined) scope = shape.refresh_scope;
   if (scope) inner.scope = scope.split(/[\s,]+/).filter(Boolean).join(shape.scope_separator || ' ');
   let top = { ...(shape.fields || {}) };
   const nest = shape.path && (grant === 'authorization_code' || shape.nested_on_refresh);

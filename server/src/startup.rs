@@ -203,6 +203,7 @@ pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<Insta
             redirect_uri: config.redirect_uri(),
             idle_refresh_interval: config.idle_refresh_interval,
             refresh_max_failures: config.refresh_max_failures,
+            reauthorization_notice: config.reauthorization_notice,
         }),
         flights: Default::default(),
         replica: uuid::Uuid::new_v4().to_string(),

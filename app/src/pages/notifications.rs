@@ -17,6 +17,10 @@ fn kind_label(kind: &str) -> &'static str {
         "token.recovered" => "Token recovered",
         "job.failed" => "Job failed",
         "provider.certificate_expiring" => "Certificate expiring",
+        "token.reauthorization_due" => "Re-authorization due",
+        "token.refresh_token_dropped" => "Refresh token dropped",
+        "token.scope_narrowed" => "Scope narrowed",
+        "token.expires_in_missing" => "No expiry given",
         _ => "Event",
     }
 }
@@ -24,7 +28,10 @@ fn kind_label(kind: &str) -> &'static str {
 fn kind_class(kind: &str) -> &'static str {
     match kind {
         "token.recovered" => "badge status-active",
-        "token.reauthorization_needed" => "badge status-expiring_soon",
+        "token.reauthorization_needed"
+        | "token.reauthorization_due"
+        | "token.scope_narrowed"
+        | "token.expires_in_missing" => "badge status-expiring_soon",
         _ => "badge status-failed",
     }
 }

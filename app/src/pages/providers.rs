@@ -245,6 +245,22 @@ fn ProviderForm(
             .unwrap_or_default(),
     );
     let rotates = RwSignal::new(e.as_ref().is_some_and(|p| p.refresh_token_rotates));
+    // Shown in days, as providers document it; stored in seconds.
+    let refresh_days = RwSignal::new(
+        e.as_ref()
+            .and_then(|p| p.refresh_token_lifetime_seconds)
+            .map(|s| {
+                let days = s as f64 / 86_400.0;
+                if s % 86_400 == 0 {
+                    format!("{}", s / 86_400)
+                } else {
+                    format!("{days:.3}")
+                }
+            })
+            .unwrap_or_default(),
+    );
+    let refresh_sliding =
+        RwSignal::new(e.as_ref().is_some_and(|p| p.refresh_token_lifetime_sliding));
     let omit_scope = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_scope_on_refresh));
     let omit_code = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_code_on_refresh));
     let encode_refresh = RwSignal::new(e.as_ref().is_some_and(|p| p.url_encode_refresh_token));
@@ -326,6 +342,26 @@ fn ProviderForm(
                     return;
                 }
             };
+            let refresh_lifetime = {
+                let text = refresh_days.get_untracked();
+                let t = text.trim();
+                if t.is_empty() {
+                    0
+                } else {
+                    match t.parse::<f64>() {
+                        Ok(days) if days.is_finite() && days >= 0.0 => {
+                            (days * 86_400.0).round() as i64
+                        }
+                        _ => {
+                            error.set(Some(AppError::invalid(
+                                "refresh_token_lifetime_seconds",
+                                "must be a number of days (empty: not known)",
+                            )));
+                            return;
+                        }
+                    }
+                }
+            };
             // The key (and its certificate) serve Private Key JWT and mutual TLS.
             let pkjwt = method.get_untracked().uses_provider_key();
             let source = key_source.get_untracked();
@@ -377,6 +413,8 @@ fn ProviderForm(
                         .collect(),
                 ),
                 refresh_token_rotates: Some(rotates.get_untracked()),
+                refresh_token_lifetime_seconds: Some(refresh_lifetime),
+                refresh_token_lifetime_sliding: Some(refresh_sliding.get_untracked()),
                 omit_scope_on_refresh: Some(omit_scope.get_untracked()),
                 omit_code_on_refresh: Some(omit_code.get_untracked()),
                 url_encode_refresh_token: Some(encode_refresh.get_untracked()),
@@ -629,6 +667,14 @@ fn ProviderForm(
                         <input id="provider-rotates" type="checkbox" prop:checked=rotates disabled=move || readonly.get()
                             on:change=move |ev| rotates.set(event_target_checked(&ev)) />
                         <label for="provider-rotates">"Refresh tokens rotate: a refresh ends the old refresh token"</label>
+                    </div>
+                    <TextField id="provider-refresh-lifetime" label="Refresh token lifetime (days)" value=refresh_days error=err
+                        field="refresh_token_lifetime_seconds" readonly
+                        help="When the provider's answers do not say (refresh_token_expires_in and the like win): Quiver warns before a person must authorize again. Empty: not known." />
+                    <div class="field-switch">
+                        <input id="provider-refresh-sliding" type="checkbox" prop:checked=refresh_sliding disabled=move || readonly.get()
+                            on:change=move |ev| refresh_sliding.set(event_target_checked(&ev)) />
+                        <label for="provider-refresh-sliding">"The lifetime restarts with each renewal (else it counts from the authorization)"</label>
                     </div>
                     <div class="field-switch">
                         <input id="provider-omit-scope" type="checkbox" prop:checked=omit_scope disabled=move || readonly.get()

@@ -58,6 +58,39 @@ pub fn TokenDetailPage() -> impl IntoView {
     }
 }
 
+/// Days ahead the token page warns of a due re-authorization (the
+/// `token.reauthorization_due` event's default notice).
+const REAUTHORIZATION_WARNING_DAYS: i64 = 14;
+
+/// The plain-words warning when a person must authorize `t` again soon.
+fn reauthorization_warning(t: &TokenView, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let due = t.reauthorization_due_at.as_deref()?;
+    let at = chrono::DateTime::parse_from_rfc3339(due)
+        .ok()?
+        .with_timezone(&chrono::Utc);
+    let left = at - now;
+    if left > chrono::Duration::days(REAUTHORIZATION_WARNING_DAYS) {
+        return None;
+    }
+    let what = if t.has_refresh_token {
+        "its refresh token expires"
+    } else {
+        "it has no refresh token and its access token expires"
+    };
+    Some(if left <= chrono::Duration::zero() {
+        format!(
+            "This token can no longer be renewed: {what} on {}. Authorize it again.",
+            when(due)
+        )
+    } else {
+        format!(
+            "A person must authorize this token again {}: {what} on {}. Authorize it again before then.",
+            expires_in(Some(due), now),
+            when(due)
+        )
+    })
+}
+
 #[component]
 fn TokenDetailView(
     detail: TokenDetail,
@@ -101,6 +134,9 @@ fn TokenDetailView(
     };
     let expires_at = t.expires_at.clone();
     let refreshed = t.last_refreshed_at.clone();
+    let refresh_expires = t.refresh_token_expires_at.clone();
+    let reauthorization = reauthorization_warning(&t, now.get_untracked());
+    let notes = t.renewal_notes.clone();
     view! {
         <div class="page-head">
             <h1 data-testid="token-title">{t.name.clone()}</h1>
@@ -119,6 +155,15 @@ fn TokenDetailView(
             </div>
         </div>
         {t.pending_authorization.clone().map(|device| view! { <DeviceCodePanel token_id=t.id.clone() device /> })}
+        {reauthorization.map(|text| view! {
+            <p class="alert alert-warning" role="status" data-testid="reauthorization-due">{text}</p>
+        })}
+        {(!notes.is_empty()).then(|| view! {
+            <div class="alert alert-warning" data-testid="renewal-notes">
+                <p><strong>"The provider's last answer left something out:"</strong></p>
+                <ul>{notes.iter().map(|n| view! { <li data-kind=n.kind()>{n.explain()}</li> }).collect_view()}</ul>
+            </div>
+        })}
         <section class="card" aria-labelledby="state-heading">
             <h2 id="state-heading">"State"</h2>
             <dl class="facts">
@@ -142,6 +187,16 @@ fn TokenDetailView(
                 <dt>"Token type"</dt><dd>{t.token_type.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Access token"</dt><dd>{set_label(t.has_access_token)}</dd>
                 <dt>"Refresh token"</dt><dd>{set_label(t.has_refresh_token)}</dd>
+                {t.has_refresh_token.then(|| view! {
+                    <dt>"Refresh token expires"</dt>
+                    <dd data-testid="refresh-token-expires">{match refresh_expires.clone() {
+                        Some(at) => format!("{} ({})", expires_in(Some(&at), now.get_untracked()), when(&at)),
+                        None => "not known: the provider does not say, and its settings give no lifetime".into(),
+                    }}</dd>
+                })}
+                {t.reauthorization_due_at.clone().map(|at| view! {
+                    <dt>"Authorize again by"</dt><dd data-testid="reauthorization-due-at">{when(&at)}</dd>
+                })}
                 <dt>"Token ID"</dt><dd><code data-testid="token-id">{t.id.clone()}</code></dd>
                 <dt>"Owner"</dt><dd>{t.owner_email.clone()}</dd>
                 <dt>"Created"</dt><dd>{when(&t.created_at)}</dd>

@@ -82,6 +82,8 @@ pub struct Config {
     pub scheduler_interval: chrono::Duration,
     /// Tokens with a refresh token but no expiry are renewed this often.
     pub idle_refresh_interval: chrono::Duration,
+    /// How far ahead a due re-authorization is announced.
+    pub reauthorization_notice: chrono::Duration,
     /// Failed background renewals in a row before a token is marked failed.
     pub refresh_max_failures: u32,
     /// Where events are POSTed, if anywhere.
@@ -194,6 +196,7 @@ impl Config {
         let scheduler = src.flag("scheduler")?;
         let scheduler_interval = src.duration("scheduler_interval")?;
         let idle_refresh_interval = src.duration("idle_refresh_interval")?;
+        let reauthorization_notice = src.duration("reauthorization_notice")?;
         let cache_ttl = match src.required("cache_ttl")?.as_str() {
             "0" | "0s" | "off" => std::time::Duration::ZERO,
             text => parse_duration(text)
@@ -298,6 +301,7 @@ impl Config {
             scheduler,
             scheduler_interval,
             idle_refresh_interval,
+            reauthorization_notice,
             refresh_max_failures,
             webhook_url,
             webhook_secret,

@@ -149,6 +149,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "A token that holds a refresh token but reports no expiry is renewed at least this often, so that unused refresh tokens do not lapse at the provider.",
     },
     Setting {
+        key: "reauthorization_notice",
+        kind: Kind::Duration,
+        default: Unset::Value("14d"),
+        meaning: "How long before a token a person authorizes must be authorized again (its refresh token expires) the `token.reauthorization_due` event is raised.",
+    },
+    Setting {
         key: "refresh_max_failures",
         kind: Kind::Count,
         default: Unset::Value("5"),
@@ -158,7 +164,7 @@ pub const SETTINGS: &[Setting] = &[
         key: "webhook_url",
         kind: Kind::Url,
         default: Unset::Described("—"),
-        meaning: "Where events (token failed, re-authorization needed, recovered, job failed, provider certificate expiring) are POSTed as JSON.",
+        meaning: "Where events (token failed, re-authorization needed or due, recovered, refresh token dropped, scope narrowed, no expiry given, job failed, provider certificate expiring) are POSTed as JSON.",
     },
     Setting {
         key: "webhook_secret",

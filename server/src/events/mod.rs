@@ -32,6 +32,15 @@ pub enum EventKind {
     JobFailed,
     /// A provider's certificate expires within 30 days (or has expired).
     CertificateExpiring,
+    /// A token a person authorizes must be authorized again soon (its
+    /// refresh token expires).
+    ReauthorizationDue,
+    /// A renewal answered no new refresh token at a provider that rotates them.
+    RefreshTokenDropped,
+    /// A renewal granted less scope than before.
+    ScopeNarrowed,
+    /// A renewal answered no `expires_in`.
+    ExpiresInMissing,
 }
 
 impl EventKind {
@@ -43,6 +52,10 @@ impl EventKind {
             Self::TokenRecovered => "token.recovered",
             Self::JobFailed => "job.failed",
             Self::CertificateExpiring => "provider.certificate_expiring",
+            Self::ReauthorizationDue => "token.reauthorization_due",
+            Self::RefreshTokenDropped => "token.refresh_token_dropped",
+            Self::ScopeNarrowed => "token.scope_narrowed",
+            Self::ExpiresInMissing => "token.expires_in_missing",
         }
     }
 }
@@ -65,7 +78,9 @@ pub struct EventView {
     /// Event id (also the webhook's idempotency key).
     pub id: String,
     /// `token.failed`, `token.reauthorization_needed`, `token.recovered`,
-    /// `job.failed`, `provider.certificate_expiring`.
+    /// `token.reauthorization_due`, `token.refresh_token_dropped`,
+    /// `token.scope_narrowed`, `token.expires_in_missing`, `job.failed`,
+    /// `provider.certificate_expiring`.
     pub kind: String,
     /// The token concerned, if any.
     pub token_id: Option<String>,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::secret::SecretString;
@@ -29,6 +29,64 @@ pub struct TokenSet {
     pub id_token: Option<String>,
     /// The extra fields the provider's settings keep, as text.
     pub fields: BTreeMap<String, String>,
+    /// What the answer says of the refresh token's lifetime, if anything.
+    pub refresh_token_expiry: Option<RefreshTokenExpiry>,
+}
+
+/// A refresh token's lifetime as a provider states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshTokenExpiry {
+    /// A lifetime from now: `refresh_token_expires_in` (LinkedIn, GitHub
+    /// Apps), `refresh_expires_in` (Keycloak), `x_refresh_token_expires_in`
+    /// (Intuit).
+    After(Duration),
+    /// An instant: the `exp` of a refresh token that is a JWT.
+    At(DateTime<Utc>),
+}
+
+/// The answer members that state a refresh token's lifetime, in seconds.
+const REFRESH_LIFETIME_MEMBERS: [&str; 3] = [
+    "refresh_token_expires_in",
+    "refresh_expires_in",
+    "x_refresh_token_expires_in",
+];
+
+/// What the answer says of the refresh token's lifetime: a stated lifetime
+/// first, else the `exp` of a JWT refresh token. A lifetime of 0 (what
+/// Keycloak sends for offline tokens) states none.
+fn refresh_token_expiry(
+    value: &Value,
+    refresh_token: Option<&str>,
+    in_millis: bool,
+) -> Option<RefreshTokenExpiry> {
+    let stated = REFRESH_LIFETIME_MEMBERS.iter().find_map(|member| {
+        lifetime_of(value, member, in_millis)
+            .ok()
+            .flatten()
+            .filter(|d| *d > Duration::zero())
+    });
+    stated
+        .map(RefreshTokenExpiry::After)
+        .or_else(|| refresh_token.and_then(jwt_exp).map(RefreshTokenExpiry::At))
+}
+
+/// The `exp` claim of a JWT, read without checking its signature: it only
+/// tells when the provider will stop taking the token.
+fn jwt_exp(token: &str) -> Option<DateTime<Utc>> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (_, claims, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims
+        .get("exp")?
+        .as_f64()
+        .filter(|e| e.is_finite() && *e > 0.0)?;
+    DateTime::from_timestamp(exp as i64, 0)
 }
 
 /// How a provider shapes its token answers (its settings).
@@ -92,7 +150,11 @@ fn text_field(value: &Value, key: &str) -> Option<String> {
 }
 
 fn lifetime(value: &Value, in_millis: bool) -> Result<Option<Duration>, String> {
-    let raw = match value.get("expires_in") {
+    lifetime_of(value, "expires_in", in_millis)
+}
+
+fn lifetime_of(value: &Value, member: &str, in_millis: bool) -> Result<Option<Duration>, String> {
+    let raw = match value.get(member) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
@@ -101,7 +163,7 @@ fn lifetime(value: &Value, in_millis: bool) -> Result<Option<Duration>, String> 
     };
     let raw = raw
         .filter(|n| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| "expires_in is not a number of seconds".to_owned())?;
+        .ok_or_else(|| format!("{member} is not a number of seconds"))?;
     let millis = if in_millis { raw } else { raw * 1000.0 };
     // Ten years is plenty; beyond is a provider bug.
     let millis = millis.min(10.0 * 365.0 * 86_400_000.0) as i64;
@@ -200,11 +262,15 @@ pub fn parse(
             Some((name.clone(), text))
         })
         .collect();
+    let refresh_token = text_field(value, "refresh_token");
+    let refresh_token_expiry =
+        refresh_token_expiry(value, refresh_token.as_deref(), shape.expires_in_millis);
     Ok(TokenSet {
         access_token: SecretString::new(access_token),
         token_type,
         expires_in,
-        refresh_token: text_field(value, "refresh_token").map(SecretString::new),
+        refresh_token: refresh_token.map(SecretString::new),
+        refresh_token_expiry,
         scope: text_field(value, "scope"),
         id_token: text_field(value, "id_token"),
         fields,
@@ -244,6 +310,56 @@ mod tests {
         assert_eq!(t.expires_in, Some(Duration::seconds(3600)));
         assert_eq!(t.refresh_token.unwrap().expose(), "r");
         assert_eq!(t.scope.as_deref(), Some("x y"));
+    }
+
+    #[test]
+    fn refresh_token_lifetimes_as_providers_state_them() {
+        for member in [
+            "refresh_token_expires_in",
+            "refresh_expires_in",
+            "x_refresh_token_expires_in",
+        ] {
+            let t = ok(&format!(
+                r#"{{"access_token":"a","refresh_token":"r","{member}":"8726400"}}"#
+            ));
+            assert_eq!(
+                t.refresh_token_expiry,
+                Some(RefreshTokenExpiry::After(Duration::days(101))),
+                "{member}"
+            );
+        }
+        // Keycloak's offline tokens: 0 states no lifetime.
+        let t = ok(r#"{"access_token":"a","refresh_token":"r","refresh_expires_in":0}"#);
+        assert_eq!(t.refresh_token_expiry, None);
+        // A JWT refresh token tells by its exp; a stated lifetime wins.
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"HS256"}"#),
+            b64(r#"{"exp":1900000000}"#)
+        );
+        let t = ok(&format!(
+            r#"{{"access_token":"a","refresh_token":"{jwt}"}}"#
+        ));
+        assert_eq!(
+            t.refresh_token_expiry,
+            Some(RefreshTokenExpiry::At(
+                DateTime::from_timestamp(1_900_000_000, 0).unwrap()
+            ))
+        );
+        let t = ok(&format!(
+            r#"{{"access_token":"a","refresh_token":"{jwt}","refresh_expires_in":60}}"#
+        ));
+        assert_eq!(
+            t.refresh_token_expiry,
+            Some(RefreshTokenExpiry::After(Duration::seconds(60)))
+        );
+        // An opaque token, or a JWT-looking one without exp, says nothing.
+        let t = ok(r#"{"access_token":"a","refresh_token":"a.b.c"}"#);
+        assert_eq!(t.refresh_token_expiry, None);
+        let t = ok(r#"{"access_token":"a"}"#);
+        assert_eq!(t.refresh_token_expiry, None);
     }
 
     #[test]

@@ -133,6 +133,21 @@ pub fn check_default_lifetime(secs: i64, words: Wording) -> Result<(), FieldErro
     Ok(())
 }
 
+/// A refresh token's assumed lifetime: none (0) or up to twenty years.
+pub fn check_refresh_token_lifetime(secs: i64, words: Wording) -> Result<(), FieldError> {
+    if !(0..=20 * 365 * 86_400).contains(&secs) {
+        let field = match words {
+            Wording::Form => "refresh_token_lifetime_seconds",
+            Wording::Bundle | Wording::ExistingProvider => "refresh_token_lifetime_secs",
+        };
+        return Err(FieldError::new(
+            field,
+            "must be a number of seconds from 0 (not known) to twenty years",
+        ));
+    }
+    Ok(())
+}
+
 /// Connect timeout of provider calls: 100 ms to a minute.
 pub fn check_connect_timeout_ms(ms: u32) -> Result<(), FieldError> {
     if !(100..=60_000).contains(&ms) {
@@ -471,6 +486,8 @@ impl Providers {
             send_client_id_in_body: m.send_client_id_in_body,
             pushed_authorization_request_endpoint: m.pushed_authorization_request_endpoint.clone(),
             device_authorization_endpoint: m.device_authorization_endpoint.clone(),
+            refresh_token_lifetime_seconds: m.refresh_token_lifetime_secs,
+            refresh_token_lifetime_sliding: m.refresh_token_lifetime_sliding,
             token_count: self.token_count(&m.id).await?,
             created_at: rfc3339(m.created_at),
             updated_at: rfc3339(m.updated_at),
@@ -601,6 +618,7 @@ impl Providers {
                 omit_code_on_refresh: Set(true),
                 url_encode_refresh_token: Set(false),
                 send_client_id_in_body: Set(false),
+                refresh_token_lifetime_sliding: Set(false),
                 ..Default::default()
             };
             let model = self.apply(&id, &mut active, None, input).await?;
@@ -931,10 +949,18 @@ impl Providers {
                 input.send_client_id_in_body,
                 &mut active.send_client_id_in_body,
             ),
+            (
+                input.refresh_token_lifetime_sliding,
+                &mut active.refresh_token_lifetime_sliding,
+            ),
         ] {
             if let Some(v) = value {
                 *column = Set(v);
             }
+        }
+        if let Some(secs) = input.refresh_token_lifetime_seconds {
+            check_refresh_token_lifetime(secs, Wording::Form)?;
+            active.refresh_token_lifetime_secs = Set((secs > 0).then_some(secs));
         }
         Ok(())
     }

@@ -204,6 +204,10 @@ pub fn settings(
         refresh_token_rotates: Some(template.refresh_token_rotates.unwrap_or(false)),
         omit_scope_on_refresh: Some(template.omit_scope_on_refresh.unwrap_or(true)),
         send_client_id_in_body: Some(template.send_client_id_in_body.unwrap_or(false)),
+        refresh_token_lifetime_seconds: template
+            .refresh_token_lifetime_days
+            .map(|days| i64::from(days) * 86_400),
+        refresh_token_lifetime_sliding: template.refresh_token_lifetime_sliding,
         template: Some(template.id.clone()),
         ..Default::default()
     })
@@ -257,6 +261,8 @@ pub fn overlay(base: ProviderInput, over: ProviderInput) -> ProviderInput {
         send_client_id_in_body,
         pushed_authorization_request_endpoint,
         device_authorization_endpoint,
+        refresh_token_lifetime_seconds,
+        refresh_token_lifetime_sliding,
         template,
         template_inputs,
     )

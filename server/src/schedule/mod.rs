@@ -1,7 +1,8 @@
 //! The scheduler: the background work each `quiver serve` replica runs
 //! (renewing tokens before they expire, running scheduled jobs,
-//! delivering webhooks, announcing provider certificates about to expire,
-//! polling device codes waiting for their person).
+//! delivering webhooks, announcing provider certificates about to expire
+//! and tokens due for re-authorization, polling device codes waiting for
+//! their person).
 //! Work is
 //! claimed with database leases, so any number of replicas share it and a
 //! replica that dies leaves nothing behind but leases that lapse.
@@ -21,8 +22,8 @@ use refresh::RefreshScheduler;
 /// Passes that may overlap (a slow provider must not hold up the next).
 const OVERLAPPING_PASSES: usize = 2;
 
-/// How often provider certificates are looked at: their warnings are days
-/// ahead.
+/// How often provider certificates and re-authorization dates are looked
+/// at: their warnings are days ahead.
 const CERTIFICATE_CHECK_EVERY: Duration = Duration::from_secs(3600);
 
 /// The background work of one replica: renewals, scheduled jobs and
@@ -57,6 +58,7 @@ impl CertificateWatch {
             .providers
             .announce_expiring_certificates(&self.tokens.events)
             .await;
+        self.tokens.announce_reauthorization_due().await;
     }
 }
 

@@ -235,7 +235,13 @@ impl TokenEngine {
         };
         match self.call(t, &provider, grant, &values, false).await {
             Ok(set) => {
-                let mut active = self.success_row(t, &provider, set, &Self::values(t));
+                let mut active = self.success_row(
+                    t,
+                    &provider,
+                    set,
+                    &Self::values(t),
+                    crate::tokens::lifetimes::Issued::Granted,
+                );
                 device_columns_cleared(&mut active);
                 let statement = token::Entity::update_many()
                     .set(active)

@@ -5,6 +5,8 @@ pub mod access;
 pub mod authorize;
 pub mod device;
 pub mod engine;
+pub mod lifetimes;
+pub mod reauthorization;
 pub mod renewal;
 pub mod validation;
 
@@ -246,6 +248,13 @@ impl Tokens {
             refresh_lead_seconds: i64::from(t.refresh_lead_secs),
             next_refresh_at: t.refresh_due_at.map(rfc3339),
             failure_count: i64::from(t.failure_count),
+            refresh_token_expires_at: t
+                .refresh_token
+                .as_ref()
+                .and(t.refresh_token_expires_at)
+                .map(rfc3339),
+            reauthorization_due_at: lifetimes::reauthorization_due_at(t).map(rfc3339),
+            renewal_notes: lifetimes::stored_notes(t),
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
         }

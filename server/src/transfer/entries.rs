@@ -130,6 +130,12 @@ pub struct ProviderEntry {
     /// RFC 8628 device authorization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_authorization_endpoint: Option<String>,
+    /// A refresh token's lifetime when answers do not say, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_lifetime_secs: Option<i64>,
+    /// That lifetime restarts with each use.
+    #[serde(default)]
+    pub refresh_token_lifetime_sliding: bool,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -203,6 +209,9 @@ pub struct TokenEntry {
     /// The extra answer fields kept with the access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_fields: Option<BTreeMap<String, String>>,
+    /// When the refresh token expires, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
     /// Sealed client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -272,6 +281,8 @@ impl From<&provider::Model> for ProviderEntry {
             send_client_id_in_body: p.send_client_id_in_body,
             pushed_authorization_request_endpoint: p.pushed_authorization_request_endpoint.clone(),
             device_authorization_endpoint: p.device_authorization_endpoint.clone(),
+            refresh_token_lifetime_secs: p.refresh_token_lifetime_secs,
+            refresh_token_lifetime_sliding: p.refresh_token_lifetime_sliding,
             client_secret: None,
             private_key: None,
         }
@@ -342,6 +353,8 @@ impl ProviderEntry {
                 .pushed_authorization_request_endpoint
                 .clone(),
             device_authorization_endpoint: self.device_authorization_endpoint.clone(),
+            refresh_token_lifetime_secs: self.refresh_token_lifetime_secs.filter(|s| *s > 0),
+            refresh_token_lifetime_sliding: self.refresh_token_lifetime_sliding,
             created_at: now,
             updated_at: now,
         })
@@ -371,6 +384,7 @@ impl From<&token::Model> for TokenEntry {
             expires_at: None,
             granted_scope: None,
             response_fields: None,
+            refresh_token_expires_at: None,
             client_secret: None,
             password: None,
             access_token: None,
@@ -440,6 +454,9 @@ impl TokenEntry {
             device_expires_at: None,
             device_interval_secs: None,
             device_next_poll_at: None,
+            refresh_token_expires_at: None,
+            reauthorization_announced_for: None,
+            renewal_notes: None,
             created_at: now,
             updated_at: now,
         })

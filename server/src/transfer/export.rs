@@ -602,6 +602,9 @@ impl Transfer {
                 entry.response_fields =
                     crate::tokens::response_fields(t.response_fields.as_deref());
             }
+            if entry.refresh_token.is_some() {
+                entry.refresh_token_expires_at = t.refresh_token_expires_at;
+            }
         }
         Ok(entry)
     }

@@ -118,6 +118,8 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         send_client_id_in_body: false,
         pushed_authorization_request_endpoint: None,
         device_authorization_endpoint: None,
+        refresh_token_lifetime_secs: None,
+        refresh_token_lifetime_sliding: false,
         client_secret: None,
         private_key: None,
     }
@@ -143,6 +145,7 @@ fn token(id: &str, name: &str, provider_id: &str, flow: &str) -> TokenEntry {
         expires_at: Some(Utc.with_ymd_and_hms(2025, 1, 2, 4, 4, 5).unwrap()),
         granted_scope: None,
         response_fields: None,
+        refresh_token_expires_at: None,
         client_secret: None,
         password: None,
         access_token: None,

@@ -13,6 +13,7 @@ mod edited_bundles;
 mod hardening;
 mod http;
 mod jobs;
+mod lifetimes;
 mod mtls;
 mod oauth_flows;
 mod oauth_interactive;

@@ -25,6 +25,7 @@ async fn migrations_are_idempotent(db: &DatabaseConnection) {
             "m0006_jobs".to_owned(),
             "m0007_provider_certificates".to_owned(),
             "m0008_provider_quirks".to_owned(),
+            "m0009_refresh_token_lifetimes".to_owned(),
         ]
     );
     db::ping(db).await.unwrap();

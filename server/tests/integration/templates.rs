@@ -8,79 +8,9 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use server::account::Role;
 
-use crate::support::quirks::QuirksServer;
-use crate::support::{Auth, TestApp, json_request, request};
-
-const CALLBACK_ORIGIN: &str = "http://127.0.0.1:3000";
-
-struct World {
-    app: TestApp,
-    quirks: QuirksServer,
-    key: Option<Auth>,
-}
-
-impl World {
-    async fn new() -> Self {
-        let app = TestApp::with_env(&[("QUIVER_ALLOW_INSECURE_LOOPBACK", "true")]).await;
-        let pw = app.user("admin@example.com", Role::Admin).await;
-        let cookie = app.login("admin@example.com", &pw).await;
-        let (key, _) = app.api_key(&cookie, "robot").await;
-        Self {
-            app,
-            quirks: QuirksServer::start(),
-            key: Some(Auth::Bearer(key)),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> crate::support::Reply {
-        self.app
-            .send(json_request("POST", path, self.key.clone(), body))
-            .await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let r = self.app.send(request("GET", path, self.key.clone())).await;
-        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
-        r.json()
-    }
-
-    /// Creates an Authorization Code token, authorizes it at the quirks
-    /// server and answers the token's view.
-    async fn authorized_token(&self, provider: &str, name: &str) -> Value {
-        let r = self
-            .post(
-                "/api/v1/tokens",
-                json!({"name": name, "provider_id": provider, "flow": "authorization_code"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let t = r.json();
-        let location = self
-            .quirks
-            .authorize(t["auth_url"].as_str().expect("an auth link"))
-            .await;
-        let path = location
-            .strip_prefix(CALLBACK_ORIGIN)
-            .unwrap_or_else(|| panic!("back to Quiver: {location}"));
-        let page = self.app.send(request("GET", path, None)).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        self.get(&format!("/api/v1/tokens/{}", t["id"].as_str().unwrap()))
-            .await
-    }
-
-    async fn access_token(&self, id: &str) -> Value {
-        self.get(&format!("/api/v1/tokens/{id}/access-token")).await
-    }
-
-    async fn refresh(&self, id: &str) -> Value {
-        let r = self
-            .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
-            .await;
-        r.json()
-    }
-}
+use crate::support::quirks::{QuirksWorld as World, hand_made};
+use crate::support::{json_request, request};
 
 /// A value for each input a template has no default for.
 fn inputs(template: &Value) -> serde_json::Map<String, Value> {
@@ -377,26 +307,6 @@ async fn template_inputs_are_checked_and_named() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-}
-
-/// A provider outside the catalogue with the quirks set by hand.
-async fn hand_made(w: &World, shape: &str, settings: Value) -> String {
-    let base = format!("{}/{shape}", w.quirks.url);
-    let mut body = json!({
-        "name": shape,
-        "client_id": "hand",
-        "client_secret": "s3cret",
-        "client_auth_method": "client_secret_basic",
-        "authorization_endpoint": format!("{base}/authorize"),
-        "token_endpoint": format!("{base}/token"),
-        "default_scope": "read write",
-    });
-    body.as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
-    let r = w.post("/api/v1/providers", body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.json()["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

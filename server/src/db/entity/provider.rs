@@ -78,6 +78,10 @@ pub struct Model {
     pub pushed_authorization_request_endpoint: Option<String>,
     /// RFC 8628: where the Device Authorization flow asks for a code.
     pub device_authorization_endpoint: Option<String>,
+    /// How long a refresh token lasts when the provider's answer does not say.
+    pub refresh_token_lifetime_secs: Option<i64>,
+    /// That lifetime restarts with each use (else it counts from authorization).
+    pub refresh_token_lifetime_sliding: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -82,6 +82,14 @@ pub struct Model {
     pub device_interval_secs: Option<i32>,
     /// When the device code is polled next; the poll that moves it owns it.
     pub device_next_poll_at: Option<DateTimeUtc>,
+    /// When the refresh token stops working, as the provider said or its
+    /// settings assume.
+    pub refresh_token_expires_at: Option<DateTimeUtc>,
+    /// The re-authorization date last announced by an event.
+    pub reauthorization_announced_for: Option<DateTimeUtc>,
+    /// JSON array of what the last grant left out ([`app::tokens::RenewalNote`]).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub renewal_notes: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

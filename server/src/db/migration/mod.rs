@@ -9,6 +9,7 @@ mod m0005_background_refresh;
 mod m0006_jobs;
 mod m0007_provider_certificates;
 mod m0008_provider_quirks;
+mod m0009_refresh_token_lifetimes;
 
 use sea_orm_migration::prelude::*;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_jobs::Migration),
             Box::new(m0007_provider_certificates::Migration),
             Box::new(m0008_provider_quirks::Migration),
+            Box::new(m0009_refresh_token_lifetimes::Migration),
         ]
     }
 }

@@ -60,6 +60,8 @@ pub struct TokenSettings {
     pub idle_refresh_interval: chrono::Duration,
     /// Background failures in a row before a token is marked failed.
     pub refresh_max_failures: u32,
+    /// How far ahead a due re-authorization is announced.
+    pub reauthorization_notice: chrono::Duration,
 }
 
 /// Default lead time of background renewals.

@@ -66,7 +66,13 @@ impl TokenEngine {
         set: TokenSet,
         code: &str,
     ) -> Result<token::Model, AppError> {
-        let mut active = self.success_row(t, provider, set, &Self::values(t));
+        let mut active = self.success_row(
+            t,
+            provider,
+            set,
+            &Self::values(t),
+            crate::tokens::lifetimes::Issued::Granted,
+        );
         active.authorization_code = sea_orm::ActiveValue::Set(
             (!provider.model.omit_code_on_refresh)
                 .then(|| self.seal(&t.id, "authorization_code", code)),

@@ -15,6 +15,7 @@ use crate::oauth::token_response::{ProviderFault, TokenSet};
 use crate::providers::OpenedProvider;
 use crate::secret::SecretString;
 use crate::tokens::engine::{Mode, RequestValues, TokenEngine, token_error};
+use crate::tokens::lifetimes::Issued;
 use crate::tokens::{Flow, db_error, open_secret};
 
 impl TokenEngine {
@@ -49,9 +50,10 @@ impl TokenEngine {
                 )?;
                 match refresh_token {
                     Some(refresh) => self.refresh_grant(&t, provider, flow, refresh).await,
-                    None if !flow.needs_person() => {
-                        self.obtain(&t, provider, &Self::values(&t)).await
-                    }
+                    None if !flow.needs_person() => self
+                        .obtain(&t, provider, &Self::values(&t))
+                        .await
+                        .map(|set| (set, Issued::Granted)),
                     None => {
                         if mode == Mode::Background {
                             self.needs_person(&t, claim).await?;
@@ -71,7 +73,10 @@ impl TokenEngine {
                     }
                 }
             }
-            Renewal::Request => self.obtain(&t, provider, &Self::values(&t)).await,
+            Renewal::Request => self
+                .obtain(&t, provider, &Self::values(&t))
+                .await
+                .map(|set| (set, Issued::Granted)),
             Renewal::Reset(overrides) => {
                 if overrides.scope.is_some()
                     || overrides.resource.is_some()
@@ -99,7 +104,9 @@ impl TokenEngine {
                     "revocation: {done}{}",
                     error.map(|e| format!(" ({e})")).unwrap_or_default()
                 ));
-                self.obtain(&t, provider, &Self::values(&t)).await
+                self.obtain(&t, provider, &Self::values(&t))
+                    .await
+                    .map(|set| (set, Issued::Granted))
             }
         };
         // The provider is done with: the next renewal may call it while
@@ -108,7 +115,7 @@ impl TokenEngine {
         let failed = outcome.as_ref().err().map(|e| format!("failed: {e}"));
         let failure = outcome.as_ref().err().map(token_error);
         let stored = match outcome {
-            Ok(set) => self.store_success(&t, provider, set, claim).await,
+            Ok((set, issued)) => self.store_success(&t, provider, set, issued, claim).await,
             Err(e) => self.store_failure(&t, &e, mode, claim).await,
         };
         if action == "token.refresh" {
@@ -150,14 +157,14 @@ impl TokenEngine {
     /// it) unless the provider wants it, the authorization code again for
     /// the providers that want it, the refresh token URL-encoded once more
     /// for those that expect it so. Password falls back to its saved
-    /// credentials when the refresh token is refused.
+    /// credentials when the refresh token is refused (a new grant then).
     async fn refresh_grant(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
         flow: Flow,
         refresh: SecretString,
-    ) -> Result<TokenSet, GrantError> {
+    ) -> Result<(TokenSet, Issued), GrantError> {
         let values = Self::values(t);
         let settings = &provider.model;
         let refresh_value = if settings.url_encode_refresh_token {
@@ -194,9 +201,11 @@ impl TokenEngine {
             Err(GrantError::Provider(ProviderFault::Refused { ref error, .. }))
                 if error == "invalid_grant" && flow == Flow::Password =>
             {
-                self.obtain(t, provider, &values).await
+                self.obtain(t, provider, &values)
+                    .await
+                    .map(|set| (set, Issued::Granted))
             }
-            other => other,
+            other => other.map(|set| (set, Issued::Refreshed)),
         }
     }
 

@@ -110,6 +110,9 @@ mod tests {
             device_expires_at: None,
             device_interval_secs: None,
             device_next_poll_at: None,
+            refresh_token_expires_at: None,
+            reauthorization_announced_for: None,
+            renewal_notes: None,
             created_at: now,
             updated_at: now,
         }

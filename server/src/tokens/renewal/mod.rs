@@ -45,7 +45,7 @@ pub mod due;
 mod flight;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

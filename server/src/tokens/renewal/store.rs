@@ -15,20 +15,27 @@ use crate::oauth::grant::GrantError;
 use crate::oauth::token_response::TokenSet;
 use crate::providers::OpenedProvider;
 use crate::tokens::engine::{Mode, RequestValues, TokenEngine, token_error};
+use crate::tokens::lifetimes::{self, Issued, RefreshLifetime};
 use crate::tokens::{TokenStatus, db_error};
+use app::tokens::RenewalNote;
 
 impl TokenEngine {
-    /// Stores a successful response and releases `claim`, in one update.
+    /// Stores a successful response and releases `claim`, in one update;
+    /// announces what a renewal newly left out.
     pub(super) async fn store_success(
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
         set: TokenSet,
+        issued: Issued,
         claim: &Claim,
     ) -> Result<token::Model, AppError> {
-        let active = self.success_row(t, provider, set, &Self::values(t));
+        let active = self.success_row(t, provider, set, &Self::values(t), issued);
         let recovered = t.status == TokenStatus::Failed && t.failure_count > 0;
         let stored = self.store_claimed(t, active, claim).await?;
+        if issued == Issued::Refreshed {
+            self.announce_new_notes(t, &stored).await;
+        }
         if recovered && stored.status == TokenStatus::Active {
             self.events
                 .raise(
@@ -52,6 +59,7 @@ impl TokenEngine {
         provider: &OpenedProvider,
         set: TokenSet,
         values: &RequestValues,
+        issued: Issued,
     ) -> token::ActiveModel {
         let now = self.tokens.clock.now();
         let lifetime = set.expires_in.or_else(|| {
@@ -80,6 +88,24 @@ impl TokenEngine {
         if !set.fields.is_empty() {
             active.response_fields = Set(serde_json::to_string(&set.fields).ok());
         }
+        let keeps_refresh =
+            set.refresh_token.is_some() || (!rotated_away && t.refresh_token.is_some());
+        active.refresh_token_expires_at = Set(lifetimes::refresh_token_expires_at(
+            t,
+            &set,
+            keeps_refresh,
+            RefreshLifetime::from(&provider.model),
+            issued,
+            now,
+        ));
+        active.renewal_notes = Set(lifetimes::notes_json(&lifetimes::renewal_notes(
+            t,
+            &set,
+            issued,
+            rotated_away,
+            provider.model.default_lifetime_secs,
+            &provider.model.scope_separator,
+        )));
         active.token_type = Set(Some(set.token_type.clone()));
         active.expires_at = Set(lifetime.map(|l| now + l));
         active.granted_scope = Set(set.scope.clone().or_else(|| values.scope.clone()));
@@ -102,6 +128,31 @@ impl TokenEngine {
         }
         active.refresh_due_at = Set(due::next_due(&after, self.settings.idle_refresh_interval));
         active
+    }
+
+    /// Raises an event for each note `stored` has that `before` had not:
+    /// a renewal newly left something out.
+    async fn announce_new_notes(&self, before: &token::Model, stored: &token::Model) {
+        let had = lifetimes::stored_notes(before);
+        for note in lifetimes::stored_notes(stored) {
+            if had.iter().any(|h| h.kind() == note.kind()) {
+                continue;
+            }
+            let kind = match note {
+                RenewalNote::RefreshTokenDropped => EventKind::RefreshTokenDropped,
+                RenewalNote::ScopeNarrowed { .. } => EventKind::ScopeNarrowed,
+                RenewalNote::ExpiresInMissing { .. } => EventKind::ExpiresInMissing,
+            };
+            self.events
+                .raise(
+                    kind,
+                    Some(&stored.id),
+                    None,
+                    format!("Token {}: {}", stored.name, note.explain()),
+                    serde_json::json!({"token_name": stored.name, "note": note}),
+                )
+                .await;
+        }
     }
 
     /// Writes `active` and releases the claim in one statement, only while

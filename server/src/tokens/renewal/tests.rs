@@ -31,7 +31,7 @@ fn rng() -> rand::rngs::StdRng {
 }
 
 /// A token renewed at noon, valid for an hour, holding sealed tokens.
-fn token(flow: Flow) -> token::Model {
+pub(crate) fn token(flow: Flow) -> token::Model {
     let renewed = now();
     token::Model {
         id: "t1".into(),
@@ -72,6 +72,9 @@ fn token(flow: Flow) -> token::Model {
         device_expires_at: None,
         device_interval_secs: None,
         device_next_poll_at: None,
+        refresh_token_expires_at: None,
+        reauthorization_announced_for: None,
+        renewal_notes: None,
         created_at: renewed,
         updated_at: renewed,
     }

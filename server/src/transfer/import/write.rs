@@ -326,6 +326,9 @@ impl Transfer {
         model.password = seal(TokenSecret::Password)?;
         model.refresh_token = seal(TokenSecret::RefreshToken)?;
         model.access_token = seal(TokenSecret::AccessToken)?;
+        if model.refresh_token.is_some() {
+            model.refresh_token_expires_at = t.refresh_token_expires_at;
+        }
         // The access token's facts arrive with it.
         if model.access_token.is_some() {
             model.status = TokenStatus::Active;
@@ -362,6 +365,8 @@ impl Transfer {
             if here.provider_id == plan.provider_id {
                 new.access_token = here.access_token.clone();
                 new.refresh_token = here.refresh_token.clone();
+                new.refresh_token_expires_at = here.refresh_token_expires_at;
+                new.renewal_notes = here.renewal_notes.clone();
                 new.token_type = here.token_type.clone();
                 new.expires_at = here.expires_at;
                 new.granted_scope = here.granted_scope.clone();

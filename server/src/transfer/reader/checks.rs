@@ -13,8 +13,9 @@ use crate::oauth::signing_key::SigningAlg;
 use crate::oauth::{params, url_policy};
 use crate::providers::{
     Wording, check_connect_timeout_ms, check_default_lifetime, check_keep_response_fields,
-    check_name, check_refresh_concurrency, check_refresh_rate_per_minute, check_scope_separator,
-    check_timeout_ms, check_token_response_path,
+    check_name, check_refresh_concurrency, check_refresh_rate_per_minute,
+    check_refresh_token_lifetime, check_scope_separator, check_timeout_ms,
+    check_token_response_path,
 };
 use crate::tokens::Flow;
 use crate::tokens::validation::{
@@ -195,6 +196,8 @@ fn check_providers<'b>(
             check_scope_separator(&pr.scope_separator),
             pr.default_lifetime_secs
                 .map_or(Ok(()), |s| check_default_lifetime(s, Wording::Bundle)),
+            pr.refresh_token_lifetime_secs
+                .map_or(Ok(()), |s| check_refresh_token_lifetime(s, Wording::Bundle)),
             check_connect_timeout_ms(pr.connect_timeout_ms),
             check_timeout_ms(pr.timeout_ms),
             check_refresh_concurrency(pr.refresh_concurrency),

@@ -7,7 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use server::account::Role;
+
+use super::{Auth, TestApp, json_request, request};
 
 pub struct QuirksServer {
     pub url: String,
@@ -118,4 +122,101 @@ impl QuirksServer {
         assert_eq!(r.status().as_u16(), 302, "{auth_url}");
         r.headers()["location"].to_str().unwrap().to_owned()
     }
+}
+
+const CALLBACK_ORIGIN: &str = "http://127.0.0.1:3000";
+
+/// An instance with an admin's API key, and the quirks server.
+pub struct QuirksWorld {
+    pub app: TestApp,
+    pub quirks: QuirksServer,
+    pub key: Option<Auth>,
+}
+
+impl QuirksWorld {
+    pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    /// With settings beside the loopback allowance.
+    pub async fn with_env(extra: &[(&str, &str)]) -> Self {
+        let mut env = vec![("QUIVER_ALLOW_INSECURE_LOOPBACK", "true")];
+        env.extend_from_slice(extra);
+        let app = TestApp::with_env(&env).await;
+        let pw = app.user("admin@example.com", Role::Admin).await;
+        let cookie = app.login("admin@example.com", &pw).await;
+        let (key, _) = app.api_key(&cookie, "robot").await;
+        Self {
+            app,
+            quirks: QuirksServer::start(),
+            key: Some(Auth::Bearer(key)),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> crate::support::Reply {
+        self.app
+            .send(json_request("POST", path, self.key.clone(), body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let r = self.app.send(request("GET", path, self.key.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        r.json()
+    }
+
+    /// Creates an Authorization Code token, authorizes it at the quirks
+    /// server and answers the token's view.
+    pub async fn authorized_token(&self, provider: &str, name: &str) -> Value {
+        let r = self
+            .post(
+                "/api/v1/tokens",
+                json!({"name": name, "provider_id": provider, "flow": "authorization_code"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let t = r.json();
+        let location = self
+            .quirks
+            .authorize(t["auth_url"].as_str().expect("an auth link"))
+            .await;
+        let path = location
+            .strip_prefix(CALLBACK_ORIGIN)
+            .unwrap_or_else(|| panic!("back to Quiver: {location}"));
+        let page = self.app.send(request("GET", path, None)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        self.get(&format!("/api/v1/tokens/{}", t["id"].as_str().unwrap()))
+            .await
+    }
+
+    pub async fn access_token(&self, id: &str) -> Value {
+        self.get(&format!("/api/v1/tokens/{id}/access-token")).await
+    }
+
+    pub async fn refresh(&self, id: &str) -> Value {
+        let r = self
+            .post(&format!("/api/v1/tokens/{id}/refresh"), json!({}))
+            .await;
+        r.json()
+    }
+}
+
+/// A provider outside the catalogue with the quirks set by hand.
+pub async fn hand_made(w: &QuirksWorld, shape: &str, settings: Value) -> String {
+    let base = format!("{}/{shape}", w.quirks.url);
+    let mut body = json!({
+        "name": shape,
+        "client_id": "hand",
+        "client_secret": "s3cret",
+        "client_auth_method": "client_secret_basic",
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "default_scope": "read write",
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let r = w.post("/api/v1/providers", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_owned()
 }
