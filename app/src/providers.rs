@@ -172,6 +172,15 @@ pub struct ProviderInput {
     /// That lifetime restarts with each renewal (else it counts from the
     /// authorization).
     pub refresh_token_lifetime_sliding: Option<bool>,
+    /// A request the provider's API answers with the access token as
+    /// bearer (its userinfo endpoint, a cheap API call): the connection
+    /// test. Empty clears it.
+    pub test_request_url: Option<String>,
+    /// `GET` (default), `POST` or `HEAD`.
+    pub test_request_method: Option<String>,
+    /// Run the connection test after every renewal; a refusal raises
+    /// `token.test_failed`.
+    pub test_after_renewal: Option<bool>,
     /// Create only: the catalogue template to start from
     /// (`GET /api/v1/provider-templates`); the fields given here win over
     /// the template's.
@@ -231,6 +240,9 @@ pub struct ProviderView {
     pub device_authorization_endpoint: Option<String>,
     pub refresh_token_lifetime_seconds: Option<i64>,
     pub refresh_token_lifetime_sliding: bool,
+    pub test_request_url: Option<String>,
+    pub test_request_method: crate::tokens::TestMethod,
+    pub test_after_renewal: bool,
     /// How many tokens use it.
     pub token_count: u64,
     pub created_at: String,

@@ -48,6 +48,53 @@ impl WireName for Flow {
 }
 wire_name_impls!(Flow);
 
+/// The HTTP method of a connection test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TestMethod {
+    #[default]
+    Get,
+    Post,
+    Head,
+}
+
+impl WireName for TestMethod {
+    const ALL: &'static [Self] = &[Self::Get, Self::Post, Self::Head];
+    const FIELD: &'static str = "test_request_method";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Head => "HEAD",
+        }
+    }
+}
+wire_name_impls!(TestMethod);
+
+/// What a connection test saw: the API's answer to a request made with
+/// the access token as bearer. The token itself never appears in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    /// The API accepted the token (a 2xx answer).
+    pub ok: bool,
+    pub method: TestMethod,
+    pub url: String,
+    /// The HTTP status, when the API answered.
+    pub status: Option<u16>,
+    /// From sending the request to the end of the excerpt, in ms.
+    pub duration_ms: u64,
+    pub content_type: Option<String>,
+    /// The first bytes of the answer, as text (the token masked).
+    pub excerpt: String,
+    /// Why there was no answer (refused, timed out), when there was none.
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub tested_at: String,
+}
+
 impl Flow {
     /// Whether a person authorizes in a browser redirected back to Quiver.
     pub fn is_interactive(self) -> bool {
@@ -135,6 +182,11 @@ pub struct TokenInput {
     pub auto_refresh: Option<bool>,
     /// How long before expiry the scheduler renews it (default 300 s).
     pub refresh_lead_seconds: Option<i64>,
+    /// Admins only: this token's connection test request, instead of the
+    /// provider's; empty clears it.
+    pub test_request_url: Option<String>,
+    /// `GET` (default), `POST` or `HEAD`; empty clears it.
+    pub test_request_method: Option<String>,
 }
 
 /// The provider's words about the last failure.
@@ -218,6 +270,13 @@ pub struct TokenView {
     pub reauthorization_due_at: Option<String>,
     /// What the last grant left out that a later renewal may miss.
     pub renewal_notes: Vec<RenewalNote>,
+    /// This token's own connection test request, if it has one.
+    pub test_request_url: Option<String>,
+    pub test_request_method: Option<TestMethod>,
+    /// Whether a connection test can run (the token's or the provider's request).
+    pub can_test: bool,
+    /// The last connection test's outcome.
+    pub last_test: Option<ConnectionTest>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -394,6 +453,8 @@ pub trait TokensService: Send + Sync + 'static {
     async fn delete(&self, parts: &Parts, id: String) -> Result<DeleteOutcome, AppError>;
     /// A fresh authorization link (interactive flows).
     async fn auth_link(&self, parts: &Parts, id: String) -> Result<String, AppError>;
+    /// Runs the token's connection test.
+    async fn test(&self, parts: &Parts, id: String) -> Result<ConnectionTest, AppError>;
 }
 
 #[cfg(feature = "ssr")]
@@ -478,6 +539,13 @@ mod server_fns {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.auth_link(&p, id).await)
     }
+
+    /// Runs the token's connection test.
+    #[server(prefix = "/rpc")]
+    pub async fn test_token_connection(id: String) -> Result<ConnectionTest, AppError> {
+        let (s, p) = crate::service::<dyn TokensService>()?;
+        crate::error::respond(s.test(&p, id).await)
+    }
 }
 
 pub use server_fns::*;
@@ -508,5 +576,6 @@ mod tests {
         round_trips::<TokenStatus>(
             "active, failed, pending_authorization, needs_credentials or expired",
         );
+        round_trips::<TestMethod>("GET, POST or HEAD");
     }
 }

@@ -238,6 +238,28 @@ test('a Password token uses the saved username and password', async ({ page }) =
   await expect(dialog.getByTestId('token-success-scope')).toContainText('api:read');
 });
 
+test('the connection test calls the provider API with the token and shows its answer', async ({ page }) => {
+  await signIn(page, ADMIN, '/providers');
+  await page.getByRole('link', { name: providerName, exact: true }).click();
+  await hydrated(page);
+  await page.getByLabel('Test request URL').fill(`${auth.issuer}/me`);
+  await page.getByTestId('save-provider').click();
+  await expect(page.getByTestId('notice').last()).toContainText('Saved');
+  await page.goto('/tokens');
+  await hydrated(page);
+  await page.getByRole('link', { name: 'Alice mailbox', exact: true }).click();
+  await hydrated(page);
+  await page.getByTestId('test-connection').click();
+  const result = page.getByTestId('test-result');
+  await expect(result).toHaveAttribute('data-ok', 'true');
+  await expect(result.getByTestId('test-status')).toHaveText('HTTP 200');
+  await expect(result.getByTestId('test-excerpt')).toContainText('alice@example.com');
+  // Kept: the page shows it again after a reload.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByTestId('test-result').getByTestId('test-status')).toHaveText('HTTP 200');
+});
+
 async function authorizeInPopup(page: Page, dialog: ReturnType<Page['getByRole']>) {
   const popupOpened = page.waitForEvent('popup');
   await dialog.getByRole('button', { name: 'Request Token' }).click();

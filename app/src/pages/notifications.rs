@@ -21,6 +21,7 @@ fn kind_label(kind: &str) -> &'static str {
         "token.refresh_token_dropped" => "Refresh token dropped",
         "token.scope_narrowed" => "Scope narrowed",
         "token.expires_in_missing" => "No expiry given",
+        "token.test_failed" => "Connection test failed",
         _ => "Event",
     }
 }

@@ -261,6 +261,13 @@ fn ProviderForm(
     );
     let refresh_sliding =
         RwSignal::new(e.as_ref().is_some_and(|p| p.refresh_token_lifetime_sliding));
+    let test_url = RwSignal::new(opt(e.as_ref().and_then(|p| p.test_request_url.clone())));
+    let test_method = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.test_request_method.to_string())
+            .unwrap_or_else(|| "GET".into()),
+    );
+    let test_after = RwSignal::new(e.as_ref().is_some_and(|p| p.test_after_renewal));
     let omit_scope = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_scope_on_refresh));
     let omit_code = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_code_on_refresh));
     let encode_refresh = RwSignal::new(e.as_ref().is_some_and(|p| p.url_encode_refresh_token));
@@ -415,6 +422,9 @@ fn ProviderForm(
                 refresh_token_rotates: Some(rotates.get_untracked()),
                 refresh_token_lifetime_seconds: Some(refresh_lifetime),
                 refresh_token_lifetime_sliding: Some(refresh_sliding.get_untracked()),
+                test_request_url: Some(test_url.get_untracked()),
+                test_request_method: Some(test_method.get_untracked()),
+                test_after_renewal: Some(test_after.get_untracked()),
                 omit_scope_on_refresh: Some(omit_scope.get_untracked()),
                 omit_code_on_refresh: Some(omit_code.get_untracked()),
                 url_encode_refresh_token: Some(encode_refresh.get_untracked()),
@@ -695,6 +705,27 @@ fn ProviderForm(
                         <input id="provider-id-in-body" type="checkbox" prop:checked=id_in_body disabled=move || readonly.get()
                             on:change=move |ev| id_in_body.set(event_target_checked(&ev)) />
                         <label for="provider-id-in-body">"Send the client id in the body with HTTP Basic too"</label>
+                    </div>
+                </fieldset>
+                <fieldset class="field" data-testid="provider-connection-test">
+                    <legend>"Connection test"</legend>
+                    <TextField id="provider-test-url" label="Test request URL" value=test_url error=err
+                        field="test_request_url" readonly kind="url"
+                        help="A request the provider's API answers with the access token as bearer, e.g. its userinfo endpoint or a cheap API call. Empty: no test." />
+                    <div class="field">
+                        <label for="provider-test-method">"Test request method"</label>
+                        <select id="provider-test-method" prop:value=test_method disabled=move || readonly.get()
+                            on:change=move |ev| test_method.set(event_target_value(&ev))>
+                            {["GET", "POST", "HEAD"].into_iter().map(|m| view! {
+                                <option value=m selected=move || test_method.get() == m>{m}</option>
+                            }).collect_view()}
+                        </select>
+                        <FieldError error=err field="test_request_method" id="provider-test-method-error".into() />
+                    </div>
+                    <div class="field-switch">
+                        <input id="provider-test-after" type="checkbox" prop:checked=test_after disabled=move || readonly.get()
+                            on:change=move |ev| test_after.set(event_target_checked(&ev)) />
+                        <label for="provider-test-after">"Test each token after every renewal (a refusal raises an event)"</label>
                     </div>
                 </fieldset>
                 <fieldset class="field">

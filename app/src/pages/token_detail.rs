@@ -15,7 +15,8 @@ use crate::components::{
 };
 use crate::error::AppError;
 use crate::tokens::{
-    Flow, TokenDetail, TokenInput, TokenStatus, TokenView, get_token, update_token,
+    ConnectionTest, Flow, TokenDetail, TokenInput, TokenStatus, TokenView, get_token,
+    test_token_connection, update_token,
 };
 
 /// `/tokens/{id}`: one token's settings (secrets only as set / not set, and
@@ -55,6 +56,77 @@ pub fn TokenDetailPage() -> impl IntoView {
             })}
         </Transition>
         <ActionMenu target=menu notices hooks />
+    }
+}
+
+/// "Test connection": the provider's test request with the token, and
+/// what the API answered (the last test until a new one is run).
+#[component]
+fn ConnectionTestPanel(
+    token_id: String,
+    can_test: bool,
+    last: Option<ConnectionTest>,
+) -> impl IntoView {
+    let result = RwSignal::new(last);
+    let running = RwSignal::new(false);
+    let error = RwSignal::new(None::<AppError>);
+    let run = move |_| {
+        let id = token_id.clone();
+        running.set(true);
+        spawn_local(async move {
+            match test_token_connection(id).await {
+                Ok(test) => {
+                    error.set(None);
+                    result.set(Some(test));
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            running.set(false);
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="test-heading" data-testid="connection-test">
+            <h2 id="test-heading">"Connection test"</h2>
+            {if can_test {
+                view! {
+                    <p class="help">"Calls the provider's API with this token as bearer and shows what it answers (never the token)."</p>
+                    <button type="button" class="button button-secondary" on:click=run disabled=running
+                        data-testid="test-connection">
+                        {move || if running.get() { "Testing…" } else { "Test connection" }}
+                    </button>
+                }.into_any()
+            } else {
+                view! {
+                    <p class="help">"No test request: an admin names one on the provider (Connection test), e.g. its userinfo endpoint."</p>
+                }.into_any()
+            }}
+            {move || error.get().map(|e| view! {
+                <p class="alert alert-error" role="alert" data-testid="test-error">{e.to_string()}</p>
+            })}
+            {move || result.get().map(|test| {
+                let class = if test.ok { "alert alert-success" } else { "alert alert-error" };
+                let verdict = if test.ok { "The API accepted the token." } else { "The API did not accept the token." };
+                view! {
+                    <div class=class role="status" data-testid="test-result" data-ok=test.ok.to_string()>
+                        <p><strong>{verdict}</strong></p>
+                        <dl class="facts">
+                            <dt>"Request"</dt><dd><code>{format!("{} {}", test.method, test.url)}</code></dd>
+                            <dt>"Answer"</dt>
+                            <dd data-testid="test-status">{match (test.status, test.error.clone()) {
+                                (Some(s), _) => format!("HTTP {s}"),
+                                (None, Some(e)) => e,
+                                (None, None) => "no answer".into(),
+                            }}</dd>
+                            <dt>"Time"</dt><dd>{format!("{} ms", test.duration_ms)}</dd>
+                            <dt>"Tested"</dt><dd>{when(&test.tested_at)}</dd>
+                        </dl>
+                        {(!test.excerpt.is_empty()).then(|| view! {
+                            <pre class="excerpt" tabindex="0" data-testid="test-excerpt">{test.excerpt.clone()}</pre>
+                        })}
+                    </div>
+                }
+            })}
+        </section>
     }
 }
 
@@ -223,6 +295,7 @@ fn TokenDetailView(
                 </div>
             })}
         </section>
+        <ConnectionTestPanel token_id=t.id.clone() can_test=t.can_test last=t.last_test.clone() />
         <SettingsForm token=t notices changed />
         <section class="card" aria-labelledby="history-heading">
             <h2 id="history-heading">"History"</h2>

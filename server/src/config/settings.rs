@@ -164,7 +164,7 @@ pub const SETTINGS: &[Setting] = &[
         key: "webhook_url",
         kind: Kind::Url,
         default: Unset::Described("—"),
-        meaning: "Where events (token failed, re-authorization needed or due, recovered, refresh token dropped, scope narrowed, no expiry given, job failed, provider certificate expiring) are POSTed as JSON.",
+        meaning: "Where events (token failed, re-authorization needed or due, recovered, refresh token dropped, scope narrowed, no expiry given, connection test failed, job failed, provider certificate expiring) are POSTed as JSON.",
     },
     Setting {
         key: "webhook_secret",

@@ -41,6 +41,8 @@ pub enum EventKind {
     ScopeNarrowed,
     /// A renewal answered no `expires_in`.
     ExpiresInMissing,
+    /// A renewed token's connection test failed: the API refused it.
+    TokenTestFailed,
 }
 
 impl EventKind {
@@ -56,6 +58,7 @@ impl EventKind {
             Self::RefreshTokenDropped => "token.refresh_token_dropped",
             Self::ScopeNarrowed => "token.scope_narrowed",
             Self::ExpiresInMissing => "token.expires_in_missing",
+            Self::TokenTestFailed => "token.test_failed",
         }
     }
 }
@@ -79,7 +82,7 @@ pub struct EventView {
     pub id: String,
     /// `token.failed`, `token.reauthorization_needed`, `token.recovered`,
     /// `token.reauthorization_due`, `token.refresh_token_dropped`,
-    /// `token.scope_narrowed`, `token.expires_in_missing`, `job.failed`,
+    /// `token.scope_narrowed`, `token.expires_in_missing`, `token.test_failed`, `job.failed`,
     /// `provider.certificate_expiring`.
     pub kind: String,
     /// The token concerned, if any.

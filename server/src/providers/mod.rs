@@ -133,6 +133,14 @@ pub fn check_default_lifetime(secs: i64, words: Wording) -> Result<(), FieldErro
     Ok(())
 }
 
+/// A connection test URL: a URL Quiver may reach (https; http on
+/// loopback when allowed).
+pub fn check_test_request_url(url: &str, allow_insecure_loopback: bool) -> Result<(), FieldError> {
+    crate::oauth::url_policy::check_url(url, allow_insecure_loopback)
+        .map(|_| ())
+        .map_err(|why| FieldError::new("test_request_url", why))
+}
+
 /// A refresh token's assumed lifetime: none (0) or up to twenty years.
 pub fn check_refresh_token_lifetime(secs: i64, words: Wording) -> Result<(), FieldError> {
     if !(0..=20 * 365 * 86_400).contains(&secs) {
@@ -326,6 +334,11 @@ pub struct OpenedProvider {
 }
 
 impl Providers {
+    /// Whether provider URLs on loopback hosts may use plain http.
+    pub fn allows_insecure_loopback(&self) -> bool {
+        self.settings.allow_insecure_loopback
+    }
+
     /// Builds the service.
     pub fn new(
         db: DatabaseConnection,
@@ -488,6 +501,9 @@ impl Providers {
             device_authorization_endpoint: m.device_authorization_endpoint.clone(),
             refresh_token_lifetime_seconds: m.refresh_token_lifetime_secs,
             refresh_token_lifetime_sliding: m.refresh_token_lifetime_sliding,
+            test_request_url: m.test_request_url.clone(),
+            test_request_method: m.test_request_method.unwrap_or_default(),
+            test_after_renewal: m.test_after_renewal,
             token_count: self.token_count(&m.id).await?,
             created_at: rfc3339(m.created_at),
             updated_at: rfc3339(m.updated_at),
@@ -619,6 +635,7 @@ impl Providers {
                 url_encode_refresh_token: Set(false),
                 send_client_id_in_body: Set(false),
                 refresh_token_lifetime_sliding: Set(false),
+                test_after_renewal: Set(false),
                 ..Default::default()
             };
             let model = self.apply(&id, &mut active, None, input).await?;
@@ -879,7 +896,7 @@ impl Providers {
             check_refresh_rate_per_minute(n)?;
             active.refresh_rate_per_minute = Set(n as i32);
         }
-        Self::apply_quirks(active, &input)?;
+        Self::apply_quirks(active, &input, self.settings.allow_insecure_loopback)?;
         if creating {
             active.template = Set(clean(input.template.clone()));
         } else if input.template.is_some() || input.template_inputs.is_some() {
@@ -905,6 +922,7 @@ impl Providers {
     fn apply_quirks(
         active: &mut provider::ActiveModel,
         input: &ProviderInput,
+        allow_insecure_loopback: bool,
     ) -> Result<(), AppError> {
         if let Some(scope) = input.default_scope.clone() {
             let scope = clean(Some(scope));
@@ -953,10 +971,25 @@ impl Providers {
                 input.refresh_token_lifetime_sliding,
                 &mut active.refresh_token_lifetime_sliding,
             ),
+            (input.test_after_renewal, &mut active.test_after_renewal),
         ] {
             if let Some(v) = value {
                 *column = Set(v);
             }
+        }
+        if let Some(url) = input.test_request_url.clone() {
+            let url = clean(Some(url));
+            if let Some(u) = &url {
+                check_test_request_url(u, allow_insecure_loopback)?;
+            }
+            active.test_request_url = Set(url);
+        }
+        if let Some(method) = input.test_request_method.as_deref().map(str::trim) {
+            active.test_request_method = Set(if method.is_empty() {
+                None
+            } else {
+                Some(method.parse::<app::tokens::TestMethod>()?)
+            });
         }
         if let Some(secs) = input.refresh_token_lifetime_seconds {
             check_refresh_token_lifetime(secs, Wording::Form)?;

@@ -263,6 +263,9 @@ pub fn overlay(base: ProviderInput, over: ProviderInput) -> ProviderInput {
         device_authorization_endpoint,
         refresh_token_lifetime_seconds,
         refresh_token_lifetime_sliding,
+        test_request_url,
+        test_request_method,
+        test_after_renewal,
         template,
         template_inputs,
     )

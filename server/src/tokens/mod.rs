@@ -47,6 +47,23 @@ pub struct StoredIdentity {
     pub verified: bool,
 }
 
+/// What a token's view shows of its provider.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProviderFacts {
+    name: String,
+    /// It names a connection test request.
+    has_test: bool,
+}
+
+impl From<&provider::Model> for ProviderFacts {
+    fn from(p: &provider::Model) -> Self {
+        Self {
+            name: p.name.clone(),
+            has_test: p.test_request_url.is_some(),
+        }
+    }
+}
+
 /// Filters for the token list.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct TokenQuery {
@@ -176,11 +193,11 @@ impl Tokens {
         t: &token::Model,
         auth_url: Option<String>,
     ) -> Result<TokenView, AppError> {
-        let provider_name = provider::Entity::find_by_id(t.provider_id.clone())
+        let provider = provider::Entity::find_by_id(t.provider_id.clone())
             .one(&self.db)
             .await
             .map_err(db_error)?
-            .map(|p| p.name)
+            .map(|p| ProviderFacts::from(&p))
             .unwrap_or_default();
         let owner_email = user::Entity::find_by_id(t.owner_id.clone())
             .one(&self.db)
@@ -188,13 +205,13 @@ impl Tokens {
             .map_err(db_error)?
             .map(|u| u.email)
             .unwrap_or_default();
-        Ok(self.view_with(t, provider_name, owner_email, auth_url))
+        Ok(self.view_with(t, provider, owner_email, auth_url))
     }
 
     pub(crate) fn view_with(
         &self,
         t: &token::Model,
-        provider_name: String,
+        provider: ProviderFacts,
         owner_email: String,
         auth_url: Option<String>,
     ) -> TokenView {
@@ -203,7 +220,7 @@ impl Tokens {
             id: t.id.clone(),
             name: t.name.clone(),
             provider_id: t.provider_id.clone(),
-            provider_name,
+            provider_name: provider.name,
             flow: t.flow,
             use_default_keys: t.use_default_keys,
             client_id: t.client_id.clone(),
@@ -255,6 +272,13 @@ impl Tokens {
                 .map(rfc3339),
             reauthorization_due_at: lifetimes::reauthorization_due_at(t).map(rfc3339),
             renewal_notes: lifetimes::stored_notes(t),
+            test_request_url: t.test_request_url.clone(),
+            test_request_method: t.test_request_method,
+            can_test: t.test_request_url.is_some() || provider.has_test,
+            last_test: t
+                .last_test_result
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
         }
@@ -386,13 +410,13 @@ impl Tokens {
         // Names of the providers and owners on this page, in two queries.
         let provider_ids: Vec<String> = models.iter().map(|t| t.provider_id.clone()).collect();
         let owner_ids: Vec<String> = models.iter().map(|t| t.owner_id.clone()).collect();
-        let providers: BTreeMap<String, String> = provider::Entity::find()
+        let providers: BTreeMap<String, ProviderFacts> = provider::Entity::find()
             .filter(provider::Column::Id.is_in(provider_ids))
             .all(&self.db)
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(|p| (p.id, p.name))
+            .map(|p| (p.id.clone(), ProviderFacts::from(&p)))
             .collect();
         let owners: BTreeMap<String, String> = user::Entity::find()
             .filter(user::Column::Id.is_in(owner_ids))

@@ -136,6 +136,15 @@ pub struct ProviderEntry {
     /// That lifetime restarts with each use.
     #[serde(default)]
     pub refresh_token_lifetime_sliding: bool,
+    /// The connection test request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_request_url: Option<String>,
+    /// Its method (`GET`, `POST`, `HEAD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_request_method: Option<String>,
+    /// Test each token after every renewal.
+    #[serde(default)]
+    pub test_after_renewal: bool,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -283,6 +292,9 @@ impl From<&provider::Model> for ProviderEntry {
             device_authorization_endpoint: p.device_authorization_endpoint.clone(),
             refresh_token_lifetime_secs: p.refresh_token_lifetime_secs,
             refresh_token_lifetime_sliding: p.refresh_token_lifetime_sliding,
+            test_request_url: p.test_request_url.clone(),
+            test_request_method: p.test_request_method.map(|m| m.to_string()),
+            test_after_renewal: p.test_after_renewal,
             client_secret: None,
             private_key: None,
         }
@@ -355,6 +367,12 @@ impl ProviderEntry {
             device_authorization_endpoint: self.device_authorization_endpoint.clone(),
             refresh_token_lifetime_secs: self.refresh_token_lifetime_secs.filter(|s| *s > 0),
             refresh_token_lifetime_sliding: self.refresh_token_lifetime_sliding,
+            test_request_url: self.test_request_url.clone(),
+            test_request_method: self
+                .test_request_method
+                .as_deref()
+                .and_then(|m| m.parse().ok()),
+            test_after_renewal: self.test_after_renewal,
             created_at: now,
             updated_at: now,
         })
@@ -457,6 +475,11 @@ impl TokenEntry {
             refresh_token_expires_at: None,
             reauthorization_announced_for: None,
             renewal_notes: None,
+            test_request_url: None,
+            test_request_method: None,
+            last_test_at: None,
+            last_test_status: None,
+            last_test_result: None,
             created_at: now,
             updated_at: now,
         })

@@ -120,6 +120,9 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         device_authorization_endpoint: None,
         refresh_token_lifetime_secs: None,
         refresh_token_lifetime_sliding: false,
+        test_request_url: None,
+        test_request_method: None,
+        test_after_renewal: false,
         client_secret: None,
         private_key: None,
     }

@@ -3,8 +3,8 @@
 
 use app::error::AppError;
 use app::tokens::{
-    DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions, TokenHistoryEntry, TokenInput,
-    TokenListQuery, TokenPage, TokenView, TokensService,
+    ConnectionTest, DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions,
+    TokenHistoryEntry, TokenInput, TokenListQuery, TokenPage, TokenView, TokensService,
 };
 use leptos::server_fn::http_export::request::Parts;
 
@@ -185,6 +185,17 @@ impl TokensService for TokensFacade {
             client_addr: addr,
         } = Authenticated::from_parts(parts)?;
         self.instance.tokens.auth_link(&caller, &id, addr).await
+    }
+
+    async fn test(&self, parts: &Parts, id: String) -> Result<ConnectionTest, AppError> {
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance
+            .tokens
+            .test_connection(&caller, &id, addr)
+            .await
     }
 }
 

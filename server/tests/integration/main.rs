@@ -8,6 +8,7 @@ mod accounts;
 mod authz;
 mod binary;
 mod bodies;
+mod connection_test;
 mod device_flow;
 mod edited_bundles;
 mod hardening;

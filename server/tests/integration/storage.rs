@@ -26,6 +26,7 @@ async fn migrations_are_idempotent(db: &DatabaseConnection) {
             "m0007_provider_certificates".to_owned(),
             "m0008_provider_quirks".to_owned(),
             "m0009_refresh_token_lifetimes".to_owned(),
+            "m0010_connection_tests".to_owned(),
         ]
     );
     db::ping(db).await.unwrap();

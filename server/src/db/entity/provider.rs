@@ -82,6 +82,12 @@ pub struct Model {
     pub refresh_token_lifetime_secs: Option<i64>,
     /// That lifetime restarts with each use (else it counts from authorization).
     pub refresh_token_lifetime_sliding: bool,
+    /// The connection test: a request its API answers with a token as bearer.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub test_request_url: Option<String>,
+    pub test_request_method: Option<app::tokens::TestMethod>,
+    /// Test each token after every renewal.
+    pub test_after_renewal: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -90,6 +90,16 @@ pub struct Model {
     /// JSON array of what the last grant left out ([`app::tokens::RenewalNote`]).
     #[sea_orm(column_type = "Text", nullable)]
     pub renewal_notes: Option<String>,
+    /// This token's own connection test request (set by an admin).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub test_request_url: Option<String>,
+    pub test_request_method: Option<app::tokens::TestMethod>,
+    /// The last connection test: when, the HTTP status (0: no answer), and
+    /// what it saw ([`app::tokens::ConnectionTest`] as JSON).
+    pub last_test_at: Option<DateTimeUtc>,
+    pub last_test_status: Option<i32>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_test_result: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -10,6 +10,7 @@ mod m0006_jobs;
 mod m0007_provider_certificates;
 mod m0008_provider_quirks;
 mod m0009_refresh_token_lifetimes;
+mod m0010_connection_tests;
 
 use sea_orm_migration::prelude::*;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_provider_certificates::Migration),
             Box::new(m0008_provider_quirks::Migration),
             Box::new(m0009_refresh_token_lifetimes::Migration),
+            Box::new(m0010_connection_tests::Migration),
         ]
     }
 }

@@ -69,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/refresh", post(oauth::refresh_token))
         .route("/tokens/{id}/reset", post(oauth::reset_token))
         .route("/tokens/{id}/auth-link", post(oauth::auth_link))
+        .route("/tokens/{id}/test", post(oauth::test_connection))
         .route("/tokens/{id}/verification-qr", get(oauth::verification_qr))
         // `/tokens/{id}/access-token` is served beside these routes, see
         // `crate::http::router`.

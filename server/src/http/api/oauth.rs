@@ -334,6 +334,20 @@ pub(super) async fn auth_link(
     Ok(Json(json!({ "url": url })))
 }
 
+/// `POST /api/v1/tokens/{id}/test`: the token's connection test.
+pub(super) async fn test_connection(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<app::tokens::ConnectionTest>> {
+    let test = state
+        .instance
+        .tokens
+        .test_connection(&who.caller, &id, who.client_addr)
+        .await?;
+    Ok(Json(test))
+}
+
 /// `GET /api/v1/tokens/{id}/access-token`, served outside the router's
 /// layers (see [`crate::http::router`]): it identifies the caller as the
 /// identity middleware does and adds the same security headers.

@@ -81,6 +81,7 @@ impl TokenEngine {
             ..Default::default()
         };
         self.apply_settings(&id, &mut active, &provider, flow, &input, true)?;
+        self.apply_test_request(caller, &mut active, &input)?;
         let model = active.insert(&self.tokens.db).await.map_err(db_error)?;
         Ok(model)
     }
@@ -119,6 +120,7 @@ impl TokenEngine {
             }
             active.flow = Set(flow);
             self.apply_settings(id, &mut active, &provider, flow, &input, false)?;
+            self.apply_test_request(caller, &mut active, &input)?;
             active.updated_at = Set(self.now());
             let mut model = active.update(&self.tokens.db).await.map_err(db_error)?;
             // New auto-refresh settings move the next renewal, unless the

@@ -6,6 +6,7 @@
 //! provider failure records the provider's words and never loses the last
 //! good access and refresh tokens.
 
+mod connection_test;
 mod lifecycle;
 mod provider_call;
 mod store;
@@ -23,6 +24,7 @@ use crate::oauth::outbound;
 use crate::providers::Providers;
 use crate::seal::SealSlot;
 
+pub use connection_test::test_request;
 pub use store::token_error;
 
 /// Everything the token actions need.

@@ -115,7 +115,13 @@ impl TokenEngine {
         let failed = outcome.as_ref().err().map(|e| format!("failed: {e}"));
         let failure = outcome.as_ref().err().map(token_error);
         let stored = match outcome {
-            Ok((set, issued)) => self.store_success(&t, provider, set, issued, claim).await,
+            Ok((set, issued)) => {
+                let stored = self.store_success(&t, provider, set, issued, claim).await;
+                if let Ok(renewed) = &stored {
+                    self.test_after_renewal(renewed, provider);
+                }
+                stored
+            }
             Err(e) => self.store_failure(&t, &e, mode, claim).await,
         };
         if action == "token.refresh" {

@@ -113,6 +113,11 @@ mod tests {
             refresh_token_expires_at: None,
             reauthorization_announced_for: None,
             renewal_notes: None,
+            test_request_url: None,
+            test_request_method: None,
+            last_test_at: None,
+            last_test_status: None,
+            last_test_result: None,
             created_at: now,
             updated_at: now,
         }

@@ -172,8 +172,16 @@ fn check_providers<'b>(
                 "device_authorization_endpoint",
                 &pr.device_authorization_endpoint,
             ),
+            ("test_request_url", &pr.test_request_url),
         ] {
             check_url(value.as_deref(), &at(field), p);
+        }
+        if let Some(Err(e)) = pr
+            .test_request_method
+            .as_deref()
+            .map(str::parse::<app::tokens::TestMethod>)
+        {
+            p.push(at("test_request_method"), e.to_string());
         }
         if let Err(e) = pr.client_auth_method.parse::<ClientAuthMethod>() {
             p.push(
