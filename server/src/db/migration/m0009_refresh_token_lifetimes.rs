@@ -31,36 +31,27 @@ enum Tokens {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite's ALTER TABLE adds one at a time.
-        for column in [
-            big_integer_null(Providers::RefreshTokenLifetimeSecs),
-            boolean(Providers::RefreshTokenLifetimeSliding)
-                .default(false)
-                .to_owned(),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Providers::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        for column in [
-            timestamp_with_time_zone_null(Tokens::RefreshTokenExpiresAt),
-            timestamp_with_time_zone_null(Tokens::ReauthorizationAnnouncedFor),
-            text_null(Tokens::RenewalNotes),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Tokens::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        super::add_columns(
+            manager,
+            Providers::Table,
+            [
+                big_integer_null(Providers::RefreshTokenLifetimeSecs),
+                boolean(Providers::RefreshTokenLifetimeSliding)
+                    .default(false)
+                    .to_owned(),
+            ],
+        )
+        .await?;
+        super::add_columns(
+            manager,
+            Tokens::Table,
+            [
+                timestamp_with_time_zone_null(Tokens::RefreshTokenExpiresAt),
+                timestamp_with_time_zone_null(Tokens::ReauthorizationAnnouncedFor),
+                text_null(Tokens::RenewalNotes),
+            ],
+        )
+        .await?;
         manager
             .create_index(
                 Index::create()
@@ -82,33 +73,25 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for column in [
-            Tokens::RefreshTokenExpiresAt,
-            Tokens::ReauthorizationAnnouncedFor,
-            Tokens::RenewalNotes,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Tokens::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        for column in [
-            Providers::RefreshTokenLifetimeSecs,
-            Providers::RefreshTokenLifetimeSliding,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Providers::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        super::drop_columns(
+            manager,
+            Tokens::Table,
+            [
+                Tokens::RefreshTokenExpiresAt,
+                Tokens::ReauthorizationAnnouncedFor,
+                Tokens::RenewalNotes,
+            ],
+        )
+        .await?;
+        super::drop_columns(
+            manager,
+            Providers::Table,
+            [
+                Providers::RefreshTokenLifetimeSecs,
+                Providers::RefreshTokenLifetimeSliding,
+            ],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -32,73 +32,56 @@ enum Tokens {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite's ALTER TABLE adds one at a time.
-        for column in [
-            text_null(Providers::TestRequestUrl),
-            string_null(Providers::TestRequestMethod),
-            boolean(Providers::TestAfterRenewal)
-                .default(false)
-                .to_owned(),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Providers::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        for column in [
-            text_null(Tokens::TestRequestUrl),
-            string_null(Tokens::TestRequestMethod),
-            timestamp_with_time_zone_null(Tokens::LastTestAt),
-            integer_null(Tokens::LastTestStatus),
-            text_null(Tokens::LastTestResult),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Tokens::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        super::add_columns(
+            manager,
+            Providers::Table,
+            [
+                text_null(Providers::TestRequestUrl),
+                string_null(Providers::TestRequestMethod),
+                boolean(Providers::TestAfterRenewal)
+                    .default(false)
+                    .to_owned(),
+            ],
+        )
+        .await?;
+        super::add_columns(
+            manager,
+            Tokens::Table,
+            [
+                text_null(Tokens::TestRequestUrl),
+                string_null(Tokens::TestRequestMethod),
+                timestamp_with_time_zone_null(Tokens::LastTestAt),
+                integer_null(Tokens::LastTestStatus),
+                text_null(Tokens::LastTestResult),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            Tokens::TestRequestUrl,
-            Tokens::TestRequestMethod,
-            Tokens::LastTestAt,
-            Tokens::LastTestStatus,
-            Tokens::LastTestResult,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Tokens::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        for column in [
-            Providers::TestRequestUrl,
-            Providers::TestRequestMethod,
-            Providers::TestAfterRenewal,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Providers::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        super::drop_columns(
+            manager,
+            Tokens::Table,
+            [
+                Tokens::TestRequestUrl,
+                Tokens::TestRequestMethod,
+                Tokens::LastTestAt,
+                Tokens::LastTestStatus,
+                Tokens::LastTestResult,
+            ],
+        )
+        .await?;
+        super::drop_columns(
+            manager,
+            Providers::Table,
+            [
+                Providers::TestRequestUrl,
+                Providers::TestRequestMethod,
+                Providers::TestAfterRenewal,
+            ],
+        )
+        .await?;
         Ok(())
     }
 }
