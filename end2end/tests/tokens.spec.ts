@@ -242,6 +242,7 @@ test('the connection test calls the provider API with the token and shows its an
   await signIn(page, ADMIN, '/providers');
   await page.getByRole('link', { name: providerName, exact: true }).click();
   await hydrated(page);
+  await page.getByText('Advanced settings').click();
   await page.getByLabel('Test request URL').fill(`${auth.issuer}/me`);
   await page.getByTestId('save-provider').click();
   await expect(page.getByTestId('notice').last()).toContainText('Saved');
