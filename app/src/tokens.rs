@@ -277,6 +277,12 @@ pub struct TokenView {
     pub can_test: bool,
     /// The last connection test's outcome.
     pub last_test: Option<ConnectionTest>,
+    /// When a program (or person) last fetched the access token, and who:
+    /// an API key's name or a person's email.
+    pub last_used_at: Option<String>,
+    pub last_used_by: Option<String>,
+    /// Access tokens handed out in the last 24 hours.
+    pub uses_24h: u64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -376,8 +382,11 @@ pub struct TokenListQuery {
     pub provider_id: String,
     /// A flow; empty: all.
     pub flow: String,
-    /// `name`, `expires_at`, `last_refreshed_at` or `created_at`; empty: name.
+    /// `name`, `expires_at`, `last_refreshed_at`, `last_used_at` or
+    /// `created_at`; empty: name.
     pub sort: String,
+    /// Only tokens not used for this many days; 0: all.
+    pub unused_days: u32,
     /// Descending order.
     pub desc: bool,
     /// First row.
@@ -400,6 +409,18 @@ pub struct TokenDetail {
     pub token: TokenView,
     /// Newest first, at most 100 entries.
     pub history: Vec<TokenHistoryEntry>,
+    /// Hand-outs per day over the last 30 days, oldest first.
+    pub usage: Vec<DayUses>,
+    /// The same as a chart: SVG drawn by the server.
+    pub usage_chart: String,
+}
+
+/// Access tokens handed out on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayUses {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub uses: u64,
 }
 
 /// A provider as the token form needs it.

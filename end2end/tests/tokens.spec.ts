@@ -205,6 +205,33 @@ test('a Client Credentials token is requested and shows as active', async ({ pag
   await expect(r.getByTestId('expires-in')).toHaveText(/^in /);
 });
 
+test('the token page shows how often its access token was fetched, and the list finds unused tokens', async ({ page }) => {
+  await signIn(page);
+  await page.goto('/tokens');
+  await hydrated(page);
+  const href = await row(page, 'Reports API').getByRole('link').getAttribute('href');
+  const id = href!.split('/').pop();
+  for (let i = 0; i < 3; i++) {
+    const r = await page.request.get(`/api/v1/tokens/${id}/access-token`);
+    expect(r.status()).toBe(200);
+  }
+  await page.goto(href!);
+  await hydrated(page);
+  const usage = page.getByTestId('usage');
+  await expect(usage.getByTestId('uses-24h')).toHaveText('3 access tokens handed out');
+  await expect(usage.getByTestId('last-used')).toContainText(`by ${ADMIN.email}`);
+  // The chart is drawn by the server: one bar per day, a summary read aloud.
+  const chart = usage.getByTestId('usage-chart').locator('svg');
+  await expect(chart.locator('rect')).toHaveCount(30);
+  await expect(chart).toHaveAttribute('aria-label', /: 3 in all/);
+  await page.goto('/tokens');
+  await hydrated(page);
+  await expect(row(page, 'Reports API').getByTestId('last-used')).not.toHaveText('never');
+  await page.getByLabel('Unused for').selectOption('1');
+  await expect(page.getByTestId('token-total')).toBeVisible();
+  await expect(row(page, 'Reports API')).toHaveCount(0);
+});
+
 test('a failed request shows the provider error and succeeds when requested again', async ({ page }) => {
   await signIn(page);
   const dialog = await openCreate(page, 'Billing API', 'Client Credentials');

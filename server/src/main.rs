@@ -150,6 +150,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let change_listener = instance.changes.follow(&instance.db);
     let api_keys = instance.accounts.api_keys.clone();
     let key_uses = api_keys.write_uses_regularly();
+    let token_usage = instance.tokens.tokens.usage.clone();
+    let token_uses = token_usage.write_regularly();
     let app = server::http::router(AppState {
         instance: instance.into(),
         leptos_options,
@@ -179,6 +181,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     key_uses.abort();
     if let Err(e) = api_keys.write_uses().await {
         tracing::warn!(error = %e, "could not store when API keys were last used");
+    }
+    token_uses.abort();
+    if let Err(e) = token_usage.write().await {
+        tracing::warn!(error = %e, "could not store how tokens were used");
     }
     db.close().await?;
     tracing::info!("stopped");

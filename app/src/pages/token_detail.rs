@@ -163,6 +163,14 @@ fn reauthorization_warning(t: &TokenView, now: chrono::DateTime<chrono::Utc>) ->
     })
 }
 
+/// "1 access token handed out", "12 access tokens handed out".
+fn count_label(n: u64) -> String {
+    format!(
+        "{n} access token{} handed out",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 #[component]
 fn TokenDetailView(
     detail: TokenDetail,
@@ -209,6 +217,8 @@ fn TokenDetailView(
     let refresh_expires = t.refresh_token_expires_at.clone();
     let reauthorization = reauthorization_warning(&t, now.get_untracked());
     let notes = t.renewal_notes.clone();
+    let used = t.last_used_at.clone();
+    let used_30d: u64 = detail.usage.iter().map(|d| d.uses).sum();
     view! {
         <div class="page-head">
             <h1 data-testid="token-title">{t.name.clone()}</h1>
@@ -296,6 +306,18 @@ fn TokenDetailView(
             })}
         </section>
         <ConnectionTestPanel token_id=t.id.clone() can_test=t.can_test last=t.last_test.clone() />
+        <section class="card" aria-labelledby="usage-heading" data-testid="usage">
+            <h2 id="usage-heading">"Usage"</h2>
+            <dl class="facts">
+                <dt>"Last used"</dt>
+                <dd data-testid="last-used">{move || ago(used.as_deref(), now.get())}
+                    {t.last_used_by.clone().map(|by| format!(" by {by}"))}</dd>
+                <dt>"Last 24 hours"</dt><dd data-testid="uses-24h">{count_label(t.uses_24h)}</dd>
+                <dt>"Last 30 days"</dt><dd data-testid="uses-30d">{count_label(used_30d)}</dd>
+            </dl>
+            // Drawn by the server: numbers and dates only, escaped there.
+            <figure class="chart-figure" data-testid="usage-chart" inner_html=detail.usage_chart.clone()></figure>
+        </section>
         <SettingsForm token=t notices changed />
         <section class="card" aria-labelledby="history-heading">
             <h2 id="history-heading">"History"</h2>

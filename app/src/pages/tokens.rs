@@ -40,6 +40,7 @@ pub fn TokensPage() -> impl IntoView {
     let status = RwSignal::new(String::new());
     let provider = RwSignal::new(String::new());
     let flow = RwSignal::new(String::new());
+    let unused = RwSignal::new(0u32);
     let sort = RwSignal::new("name".to_owned());
     let desc = RwSignal::new(false);
     let offset = RwSignal::new(0u64);
@@ -49,6 +50,7 @@ pub fn TokensPage() -> impl IntoView {
         status: status.get(),
         provider_id: provider.get(),
         flow: flow.get(),
+        unused_days: unused.get(),
         sort: sort.get(),
         desc: desc.get(),
         offset: offset.get(),
@@ -78,7 +80,8 @@ pub fn TokensPage() -> impl IntoView {
         !(search.get().is_empty()
             && status.get().is_empty()
             && provider.get().is_empty()
-            && flow.get().is_empty())
+            && flow.get().is_empty()
+            && unused.get() == 0)
     };
     let reset_page = move || offset.set(0);
     view! {
@@ -129,11 +132,23 @@ pub fn TokensPage() -> impl IntoView {
                 </select>
             </div>
             <div class="control">
+                <label for="filter-unused">"Unused for"</label>
+                <select id="filter-unused" prop:value=move || unused.get().to_string()
+                    on:change=move |ev| { reset_page(); unused.set(event_target_value(&ev).parse().unwrap_or(0)); }>
+                    <option value="0">"Any time"</option>
+                    <option value="1">"1 day or more"</option>
+                    <option value="7">"7 days or more"</option>
+                    <option value="30">"30 days or more"</option>
+                    <option value="90">"90 days or more"</option>
+                </select>
+            </div>
+            <div class="control">
                 <label for="token-sort">"Sort by"</label>
                 <select id="token-sort" prop:value=sort on:change=move |ev| { reset_page(); sort.set(event_target_value(&ev)); }>
                     <option value="name">"Name"</option>
                     <option value="expires_at">"Expiry"</option>
                     <option value="last_refreshed_at">"Last refreshed"</option>
+                    <option value="last_used_at">"Last used"</option>
                     <option value="created_at">"Created"</option>
                 </select>
             </div>
@@ -175,6 +190,7 @@ pub fn TokensPage() -> impl IntoView {
                                     <thead><tr>
                                         <th scope="col">"Name"</th><th scope="col">"Provider"</th><th scope="col">"Flow"</th>
                                         <th scope="col">"Status"</th><th scope="col">"Expires"</th><th scope="col">"Last refreshed"</th>
+                                        <th scope="col">"Last used"</th>
                                         {admin.then(|| view! { <th scope="col">"Owner"</th> })}
                                         <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                                     </tr></thead>
@@ -216,6 +232,11 @@ fn TokenRow(
     let button_id = format!("menu-{}", token.id);
     let expires = token.expires_at.clone();
     let refreshed = token.last_refreshed_at.clone();
+    let used = token.last_used_at.clone();
+    let used_title = token
+        .last_used_by
+        .clone()
+        .map(|by| format!("{} in the last 24 hours; last by {by}", token.uses_24h));
     let status = token.status;
     let badge = {
         let expires = expires.clone();
@@ -280,6 +301,7 @@ fn TokenRow(
                 move || expires_in(expires.as_deref(), now.get())
             }</td>
             <td>{move || ago(refreshed.as_deref(), now.get())}</td>
+            <td data-testid="last-used" title=used_title>{move || ago(used.as_deref(), now.get())}</td>
             {admin.then(|| view! { <td>{token.owner_email.clone()}</td> })}
             <td class="cell-actions">
                 <button type="button" class="button button-ghost button-small menu-button" id=button_id

@@ -95,8 +95,22 @@ impl TokenEngine {
         Ok(self.opened(t)?.view())
     }
 
-    /// A fresh access token for the caller, refreshing first when needed.
+    /// A fresh access token for the caller, refreshing first when needed;
+    /// each one handed out is counted (see [`super::usage`]).
     pub async fn access_token(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<AccessTokenView, AppError> {
+        let served = self.serve(caller, id, addr).await;
+        if served.is_ok() {
+            self.tokens.usage.note(id, caller);
+        }
+        served
+    }
+
+    async fn serve(
         &self,
         caller: &Caller,
         id: &str,

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod lifetimes;
 pub mod reauthorization;
 pub mod renewal;
+pub mod usage;
 pub mod validation;
 
 pub(crate) use crate::db::db_error;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use app::error::AppError;
 use app::tokens::{Identity, TokenError, TokenPage, TokenView};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, NullOrdering};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -31,6 +32,7 @@ use crate::clock::SharedClock;
 use crate::db::entity::{provider, token, user};
 use crate::seal::{SealSlot, Sealer};
 use crate::secret::SecretString;
+use usage::{TokenUsage, Usage};
 
 pub use app::tokens::{Flow, TokenStatus};
 
@@ -79,8 +81,12 @@ pub struct TokenQuery {
     pub provider_id: Option<String>,
     /// A flow.
     pub flow: Option<String>,
-    /// `name` (default), `expires_at`, `last_refreshed_at` or `created_at`.
+    /// `name` (default), `expires_at`, `last_refreshed_at`, `last_used_at`
+    /// or `created_at`.
     pub sort: Option<String>,
+    /// Only tokens not handed out for this many days (never used: created
+    /// that long ago).
+    pub unused_days: Option<u32>,
     /// `asc` (default) or `desc`.
     pub order: Option<String>,
 }
@@ -96,6 +102,8 @@ pub struct Tokens {
     pub(crate) writes: Writes,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) clock: SharedClock,
+    /// Access tokens handed out, counted and written in batches.
+    pub usage: Arc<Usage>,
 }
 
 /// A token's sealed column opened.
@@ -157,6 +165,7 @@ impl Tokens {
         clock: SharedClock,
     ) -> Self {
         Self {
+            usage: Arc::new(Usage::new(db.clone(), clock.clone())),
             db,
             writes,
             sealer,
@@ -187,6 +196,23 @@ impl Tokens {
         }
     }
 
+    /// How token `t` was used: its last use, uses in the last 24 hours,
+    /// and uses per day over the last [`usage::CHART_DAYS`] days.
+    pub async fn usage_of(
+        &self,
+        t: &token::Model,
+    ) -> Result<(TokenUsage, Vec<(chrono::NaiveDate, u64)>), AppError> {
+        let usage = self
+            .usage
+            .of(&self.db, std::slice::from_ref(t))
+            .await
+            .map_err(db_error)?
+            .remove(&t.id)
+            .unwrap_or_default();
+        let days = self.usage.daily(&t.id).await.map_err(db_error)?;
+        Ok((usage, days))
+    }
+
     /// The wire view of a token.
     pub async fn view(
         &self,
@@ -205,7 +231,14 @@ impl Tokens {
             .map_err(db_error)?
             .map(|u| u.email)
             .unwrap_or_default();
-        Ok(self.view_with(t, provider, owner_email, auth_url))
+        let usage = self
+            .usage
+            .of(&self.db, std::slice::from_ref(t))
+            .await
+            .map_err(db_error)?
+            .remove(&t.id)
+            .unwrap_or_default();
+        Ok(self.view_with(t, provider, owner_email, auth_url, usage))
     }
 
     pub(crate) fn view_with(
@@ -214,6 +247,7 @@ impl Tokens {
         provider: ProviderFacts,
         owner_email: String,
         auth_url: Option<String>,
+        usage: TokenUsage,
     ) -> TokenView {
         let pending = device_authorization(t);
         TokenView {
@@ -279,6 +313,9 @@ impl Tokens {
                 .last_test_result
                 .as_deref()
                 .and_then(|j| serde_json::from_str(j).ok()),
+            last_used_at: usage.last_used_at.map(rfc3339),
+            last_used_by: usage.last_used_by,
+            uses_24h: usage.uses_24h,
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
         }
@@ -381,26 +418,59 @@ impl Tokens {
                 }
             },
         }
-        let total = query.clone().count(&self.db).await.map_err(db_error)?;
-        let column = match q.sort.as_deref().filter(|s| !s.is_empty()) {
+        let sort = q.sort.as_deref().filter(|s| !s.is_empty());
+        let column = match sort {
             None | Some("name") => token::Column::Name,
             Some("expires_at") => token::Column::ExpiresAt,
             Some("last_refreshed_at") => token::Column::LastRefreshedAt,
+            Some("last_used_at") => token::Column::LastUsedAt,
             Some("created_at") => token::Column::CreatedAt,
             Some(_) => {
                 return Err(AppError::invalid(
                     "sort",
-                    "must be name, expires_at, last_refreshed_at or created_at",
+                    "must be name, expires_at, last_refreshed_at, last_used_at or created_at",
                 ));
             }
         };
+        if let Some(days) = q.unused_days {
+            if !(1..=3650).contains(&days) {
+                return Err(AppError::invalid(
+                    "unused_days",
+                    "must be a number of days from 1 to 3650",
+                ));
+            }
+            // Unused: its last use, or without one its creation, is older.
+            let cutoff = now - chrono::Duration::days(i64::from(days));
+            query = query.filter(
+                Condition::any()
+                    .add(token::Column::LastUsedAt.lt(cutoff))
+                    .add(
+                        Condition::all()
+                            .add(token::Column::LastUsedAt.is_null())
+                            .add(token::Column::CreatedAt.lt(cutoff)),
+                    ),
+            );
+        }
+        // Filtering or sorting by use reads the stored last uses: the
+        // uses counted here are written first.
+        if (q.unused_days.is_some() || sort == Some("last_used_at"))
+            && let Err(e) = self.usage.write().await
+        {
+            tracing::warn!(error = %e, "could not store how tokens were used");
+        }
+        let total = query.clone().count(&self.db).await.map_err(db_error)?;
         let order = match q.order.as_deref().filter(|s| !s.is_empty()) {
             None | Some("asc") => Order::Asc,
             Some("desc") => Order::Desc,
             Some(_) => return Err(AppError::invalid("order", "must be asc or desc")),
         };
+        // Never used sorts as the oldest use on both databases.
+        let nulls = match order {
+            Order::Desc => NullOrdering::Last,
+            _ => NullOrdering::First,
+        };
         let models = query
-            .order_by(column, order.clone())
+            .order_by_with_nulls(column, order.clone(), nulls)
             .order_by(token::Column::Id, order)
             .offset(q.offset.unwrap_or(0))
             .limit(Ord::clamp(q.limit.unwrap_or(50), 1, 500))
@@ -426,6 +496,7 @@ impl Tokens {
             .into_iter()
             .map(|u| (u.id, u.email))
             .collect();
+        let mut usage = self.usage.of(&self.db, &models).await.map_err(db_error)?;
         let items = models
             .iter()
             .map(|t| {
@@ -434,6 +505,7 @@ impl Tokens {
                     providers.get(&t.provider_id).cloned().unwrap_or_default(),
                     owners.get(&t.owner_id).cloned().unwrap_or_default(),
                     None,
+                    usage.remove(&t.id).unwrap_or_default(),
                 )
             })
             .collect();

@@ -480,6 +480,8 @@ impl TokenEntry {
             last_test_at: None,
             last_test_status: None,
             last_test_result: None,
+            last_used_at: None,
+            last_used_by: None,
             created_at: now,
             updated_at: now,
         })

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+pub mod charts;
 mod instance;
 mod jobs;
 mod providers;

@@ -3,7 +3,7 @@
 
 use app::error::AppError;
 use app::tokens::{
-    ConnectionTest, DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions,
+    ConnectionTest, DayUses, DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions,
     TokenHistoryEntry, TokenInput, TokenListQuery, TokenPage, TokenView, TokensService,
 };
 use leptos::server_fn::http_export::request::Parts;
@@ -45,6 +45,7 @@ impl TokensService for TokensFacade {
                     provider_id: none_if_empty(query.provider_id),
                     flow: none_if_empty(query.flow),
                     sort: none_if_empty(query.sort),
+                    unused_days: (query.unused_days > 0).then_some(query.unused_days),
                     order: query.desc.then(|| "desc".to_owned()),
                     offset: Some(query.offset),
                     limit: Some(50),
@@ -94,7 +95,17 @@ impl TokensService for TokensFacade {
                 detail: e.detail,
             })
             .collect();
-        Ok(TokenDetail { token, history })
+        let (_, usage) = tokens.usage_of(&model).await?;
+        let bars: Vec<(String, u64)> = usage.iter().map(|(d, n)| (d.to_string(), *n)).collect();
+        Ok(TokenDetail {
+            token,
+            history,
+            usage_chart: super::charts::bar_chart("Access tokens handed out per day", &bars),
+            usage: bars
+                .into_iter()
+                .map(|(date, uses)| DayUses { date, uses })
+                .collect(),
+        })
     }
 
     async fn form_options(&self, parts: &Parts) -> Result<TokenFormOptions, AppError> {

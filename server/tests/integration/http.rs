@@ -104,7 +104,7 @@ async fn server_functions_answer_over_http() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["reachable"], true);
-    assert_eq!(r.json()["migrations"], 10);
+    assert_eq!(r.json()["migrations"], 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,6 +145,7 @@ async fn the_openapi_document_describes_every_rest_route() {
         ("post", "/tokens/{id}/reset"),
         ("post", "/tokens/{id}/auth-link"),
         ("post", "/tokens/{id}/test"),
+        ("get", "/tokens/{id}/usage"),
         ("get", "/tokens/{id}/access-token"),
         ("get", "/tokens/{id}/verification-qr"),
         ("get", "/events"),

@@ -28,3 +28,4 @@ mod soak;
 mod storage;
 mod templates;
 mod transfer;
+mod usage;

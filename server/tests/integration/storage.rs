@@ -27,12 +27,13 @@ async fn migrations_are_idempotent(db: &DatabaseConnection) {
             "m0008_provider_quirks".to_owned(),
             "m0009_refresh_token_lifetimes".to_owned(),
             "m0010_connection_tests".to_owned(),
+            "m0011_token_usage".to_owned(),
         ]
     );
     // The newest migrations roll back and apply again.
     {
         use sea_orm_migration::MigratorTrait as _;
-        server::db::migration::Migrator::down(db, Some(2))
+        server::db::migration::Migrator::down(db, Some(3))
             .await
             .unwrap();
         assert_eq!(db::applied_migrations(db).await.unwrap(), first[..8]);

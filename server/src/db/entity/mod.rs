@@ -10,6 +10,7 @@ pub mod job_run;
 pub mod provider;
 pub mod session;
 pub mod token;
+pub mod token_use;
 pub mod user;
 
 #[cfg(test)]

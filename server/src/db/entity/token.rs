@@ -100,6 +100,10 @@ pub struct Model {
     pub last_test_status: Option<i32>,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_test_result: Option<String>,
+    /// When the access token was last handed out, and to whom (an API
+    /// key's name or a person's email), as of the last usage write.
+    pub last_used_at: Option<DateTimeUtc>,
+    pub last_used_by: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

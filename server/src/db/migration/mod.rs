@@ -11,6 +11,7 @@ mod m0007_provider_certificates;
 mod m0008_provider_quirks;
 mod m0009_refresh_token_lifetimes;
 mod m0010_connection_tests;
+mod m0011_token_usage;
 
 use sea_orm_migration::prelude::*;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_provider_quirks::Migration),
             Box::new(m0009_refresh_token_lifetimes::Migration),
             Box::new(m0010_connection_tests::Migration),
+            Box::new(m0011_token_usage::Migration),
         ]
     }
 }

@@ -70,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/reset", post(oauth::reset_token))
         .route("/tokens/{id}/auth-link", post(oauth::auth_link))
         .route("/tokens/{id}/test", post(oauth::test_connection))
+        .route("/tokens/{id}/usage", get(oauth::token_usage))
         .route("/tokens/{id}/verification-qr", get(oauth::verification_qr))
         // `/tokens/{id}/access-token` is served beside these routes, see
         // `crate::http::router`.

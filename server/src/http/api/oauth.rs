@@ -348,6 +348,29 @@ pub(super) async fn test_connection(
     Ok(Json(test))
 }
 
+/// `GET /api/v1/tokens/{id}/usage`: when the token was last handed out and
+/// to whom, and how often per day over the last 30 days.
+pub(super) async fn token_usage(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let tokens = &state.instance.tokens.tokens;
+    let model = tokens.visible(&who.caller, &id).await?;
+    let (usage, days) = tokens.usage_of(&model).await?;
+    let days: Vec<Value> = days
+        .into_iter()
+        .map(|(date, uses)| json!({ "date": date.to_string(), "uses": uses }))
+        .collect();
+    Ok(Json(json!({
+        "token_id": model.id,
+        "last_used_at": usage.last_used_at.map(crate::account::ops::rfc3339),
+        "last_used_by": usage.last_used_by,
+        "uses_24h": usage.uses_24h,
+        "days": days,
+    })))
+}
+
 /// `GET /api/v1/tokens/{id}/access-token`, served outside the router's
 /// layers (see [`crate::http::router`]): it identifies the caller as the
 /// identity middleware does and adds the same security headers.

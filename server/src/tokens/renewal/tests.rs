@@ -80,6 +80,8 @@ pub(crate) fn token(flow: Flow) -> token::Model {
         last_test_at: None,
         last_test_status: None,
         last_test_result: None,
+        last_used_at: None,
+        last_used_by: None,
         created_at: renewed,
         updated_at: renewed,
     }
