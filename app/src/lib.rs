@@ -13,6 +13,7 @@ pub mod error;
 pub mod instance;
 pub mod jobs;
 pub mod names;
+pub mod overview;
 pub mod pages;
 pub mod providers;
 pub mod redirect;

@@ -71,6 +71,53 @@ impl WireName for ClientAuthMethod {
 }
 wire_name_impls!(ClientAuthMethod);
 
+/// Which of a client's two secrets: the current one, or the next one an
+/// admin added ahead of a rotation at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSlot {
+    Current,
+    Next,
+}
+
+impl SecretSlot {
+    /// The other secret.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Current => Self::Next,
+            Self::Next => Self::Current,
+        }
+    }
+}
+
+impl WireName for SecretSlot {
+    const ALL: &'static [Self] = &[Self::Current, Self::Next];
+    const FIELD: &'static str = "secret";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Next => "next",
+        }
+    }
+}
+wire_name_impls!(SecretSlot);
+
+/// A client's secrets as shown: whether each is set, their expiry, and
+/// which one the provider last accepted. Never a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRotation {
+    pub has_next_client_secret: bool,
+    /// RFC 3339.
+    pub client_secret_expires_at: Option<String>,
+    pub next_client_secret_expires_at: Option<String>,
+    /// The secret the provider last accepted, once known.
+    pub secret_in_use: Option<SecretSlot>,
+    pub secret_in_use_since: Option<String>,
+}
+
 /// Creating a provider (all fields) or changing one (absent = unchanged;
 /// an empty string clears an optional field).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +141,14 @@ pub struct ProviderInput {
     pub client_id: Option<String>,
     /// Default client secret (the Secret Key); write-only.
     pub client_secret: Option<String>,
+    /// The secret that replaces it at the provider's next rotation; tried
+    /// when the current one is refused (`invalid_client`). Write-only.
+    pub next_client_secret: Option<String>,
+    /// When the current secret expires at the provider (RFC 3339 or
+    /// `YYYY-MM-DD`); empty clears.
+    pub client_secret_expires_at: Option<String>,
+    /// When the next secret expires.
+    pub next_client_secret_expires_at: Option<String>,
     /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`,
     /// `none`, `tls_client_auth` or `self_signed_tls_client_auth`.
     pub client_auth_method: Option<String>,
@@ -202,6 +257,9 @@ pub struct ProviderView {
     pub jwks_uri: Option<String>,
     pub client_id: Option<String>,
     pub has_client_secret: bool,
+    /// The next secret, expiries, and which secret works.
+    #[serde(flatten)]
+    pub rotation: SecretRotation,
     pub client_auth_method: ClientAuthMethod,
     pub has_private_key: bool,
     pub key_id: Option<String>,
@@ -459,6 +517,8 @@ pub trait ProvidersService: Send + Sync + 'static {
         id: String,
         input: ProviderInput,
     ) -> Result<ProviderView, AppError>;
+    /// Admin: makes the next client secret the current one.
+    async fn promote_secret(&self, parts: &Parts, id: String) -> Result<ProviderView, AppError>;
     /// Admin: deletes a provider; refused while tokens use it unless `force`.
     async fn delete(
         &self,
@@ -514,6 +574,13 @@ mod server_fns {
     ) -> Result<ProviderView, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.update(&p, id, input).await)
+    }
+
+    /// Admin: makes the next client secret the current one.
+    #[server(prefix = "/rpc")]
+    pub async fn promote_provider_secret(id: String) -> Result<ProviderView, AppError> {
+        let (s, p) = crate::service::<dyn ProvidersService>()?;
+        crate::error::respond(s.promote_secret(&p, id).await)
     }
 
     /// Admin: deletes a provider.

@@ -3,14 +3,14 @@
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
-use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::use_location;
 use leptos_router::{SsrMode, path};
 
 use crate::auth::{Logout, get_current_user};
 use crate::components::{FailedCallNotice, Protected, Session};
 use crate::pages::{
-    AuditPage, ImportExportPage, JobsPage, LoginPage, NotFound, NotificationsPage,
+    AuditPage, ImportExportPage, JobsPage, LoginPage, NotFound, NotificationsPage, OverviewPage,
     ProviderEditPage, ProviderTemplatePage, ProvidersPage, SettingsPage, TokenDetailPage,
     TokensPage, UsersPage,
 };
@@ -71,9 +71,22 @@ pub fn App() -> impl IntoView {
                     {move || Suspend::new(async move {
                         session.0.await.ok().flatten().map(|user| {
                             let admin = user.is_admin();
+                            // On a phone the links fold behind a menu button;
+                            // following one folds them again.
+                            let open = RwSignal::new(false);
+                            let location = use_location();
+                            Effect::new(move |_| {
+                                location.pathname.track();
+                                open.set(false);
+                            });
                             view! {
-                                <nav aria-label="Main">
-                                    <ul class="nav">
+                                <nav aria-label="Main" class="main-nav">
+                                    <button type="button" class="button button-secondary button-small nav-toggle"
+                                        aria-controls="main-nav-links" aria-expanded=move || open.get().to_string()
+                                        data-testid="nav-toggle"
+                                        on:click=move |_| open.update(|o| *o = !*o)>"Menu"</button>
+                                    <ul class="nav" id="main-nav-links" class:open=move || open.get()>
+                                        <NavLink href="/" label="Overview" />
                                         <NavLink href="/tokens" label="Tokens" />
                                         <NavLink href="/providers" label="Providers" />
                                         <NavLink href="/notifications" label="Notifications" />
@@ -95,7 +108,7 @@ pub fn App() -> impl IntoView {
             <FailedCallNotice />
             <main id="main" class="content">
                 <Routes fallback=NotFound>
-                    <Route path=path!("") view=|| view! { <Redirect path="/tokens" /> } />
+                    <Route path=path!("") ssr=SsrMode::Async view=|| view! { <Protected><OverviewPage /></Protected> } />
                     <Route path=path!("/login") ssr=SsrMode::Async view=LoginPage />
                     <Route path=path!("/tokens") ssr=SsrMode::Async view=|| view! { <Protected><TokensPage /></Protected> } />
                     <Route path=path!("/tokens/:id") ssr=SsrMode::Async view=|| view! { <Protected><TokenDetailPage /></Protected> } />

@@ -164,6 +164,14 @@ pub struct TokenInput {
     pub client_id: Option<String>,
     /// Write-only.
     pub client_secret: Option<String>,
+    /// Own keys: the secret that replaces it at the next rotation,
+    /// tried when the current one is refused. Write-only.
+    pub next_client_secret: Option<String>,
+    /// Own keys: when the current secret expires (RFC 3339 or
+    /// `YYYY-MM-DD`); empty clears.
+    pub client_secret_expires_at: Option<String>,
+    /// Own keys: when the next secret expires.
+    pub next_client_secret_expires_at: Option<String>,
     /// Password flow.
     pub username: Option<String>,
     /// Password flow; write-only.
@@ -222,6 +230,9 @@ pub struct TokenView {
     pub use_default_keys: bool,
     pub client_id: Option<String>,
     pub has_client_secret: bool,
+    /// Own keys: the next secret, expiries, and which secret works.
+    #[serde(flatten)]
+    pub rotation: crate::providers::SecretRotation,
     pub username: Option<String>,
     pub has_password: bool,
     pub resource: Option<String>,
@@ -476,6 +487,8 @@ pub trait TokensService: Send + Sync + 'static {
     async fn auth_link(&self, parts: &Parts, id: String) -> Result<String, AppError>;
     /// Runs the token's connection test.
     async fn test(&self, parts: &Parts, id: String) -> Result<ConnectionTest, AppError>;
+    /// Makes the token's own next client secret the current one.
+    async fn promote_secret(&self, parts: &Parts, id: String) -> Result<TokenView, AppError>;
 }
 
 #[cfg(feature = "ssr")]
@@ -566,6 +579,13 @@ mod server_fns {
     pub async fn test_token_connection(id: String) -> Result<ConnectionTest, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.test(&p, id).await)
+    }
+
+    /// Makes the token's own next client secret the current one.
+    #[server(prefix = "/rpc")]
+    pub async fn promote_token_secret(id: String) -> Result<TokenView, AppError> {
+        let (s, p) = crate::service::<dyn TokensService>()?;
+        crate::error::respond(s.promote_secret(&p, id).await)
     }
 }
 

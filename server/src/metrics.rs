@@ -123,8 +123,13 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The exposition text, with `tokens` (status → count) read at scrape time.
-    pub fn render(&self, tokens: &BTreeMap<String, u64>) -> String {
+    /// The exposition text, with `tokens` (status → count) and `attention`
+    /// (reason → tokens needing attention for it) read at scrape time.
+    pub fn render(
+        &self,
+        tokens: &BTreeMap<String, u64>,
+        attention: &BTreeMap<&'static str, u64>,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP quiver_token_refreshes_total Token renewals at the provider, by provider, outcome and trigger (background or asked).\n# TYPE quiver_token_refreshes_total counter\n");
         for ((provider, outcome, trigger), n) in self
@@ -155,6 +160,14 @@ impl Metrics {
         out.push_str("# HELP quiver_tokens Tokens by status.\n# TYPE quiver_tokens gauge\n");
         for (status, n) in tokens {
             let _ = writeln!(out, "quiver_tokens{{status=\"{}\"}} {n}", label(status));
+        }
+        out.push_str("# HELP quiver_tokens_attention Tokens that need a person, by reason (a token may count under several).\n# TYPE quiver_tokens_attention gauge\n");
+        for (reason, n) in attention {
+            let _ = writeln!(
+                out,
+                "quiver_tokens_attention{{reason=\"{}\"}} {n}",
+                label(reason)
+            );
         }
         out.push_str("# HELP quiver_access_token_requests_total Requests to GET /api/v1/tokens/{id}/access-token, by outcome.\n# TYPE quiver_access_token_requests_total counter\n");
         for (outcome, n) in self.access.lock().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -195,7 +208,11 @@ mod tests {
         );
         m.refresh("Acme \"prod\"", false, "asked", Duration::from_millis(700));
         m.access_token("ok", Duration::from_micros(800));
-        let text = m.render(&BTreeMap::from([("active".to_owned(), 3)]));
+        let text = m.render(
+            &BTreeMap::from([("active".to_owned(), 3)]),
+            &BTreeMap::from([("unused", 2)]),
+        );
+        assert!(text.contains("quiver_tokens_attention{reason=\"unused\"} 2"));
         assert!(text.contains(
             "quiver_token_refreshes_total{provider=\"Acme \\\"prod\\\"\",outcome=\"success\",trigger=\"background\"} 1"
         ), "{text}");

@@ -12,12 +12,17 @@ use crate::seal::{SealSlot, Sealer};
 /// secret column must be added here, or rotation would leave it behind.
 pub const SEALED_COLUMNS: &[(&str, &str, &[&str])] = &[
     ("instance_settings", "name", &["value"]),
-    ("providers", "id", &["client_secret", "private_key"]),
+    (
+        "providers",
+        "id",
+        &["client_secret", "next_client_secret", "private_key"],
+    ),
     (
         "tokens",
         "id",
         &[
             "client_secret",
+            "next_client_secret",
             "password",
             "access_token",
             "refresh_token",

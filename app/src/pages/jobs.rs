@@ -58,7 +58,7 @@ pub fn JobsPage() -> impl IntoView {
                     }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">
-                            <table class="table" data-testid="jobs-table">
+                            <table class="table table-cards" data-testid="jobs-table">
                                 <thead><tr>
                                     <th scope="col">"Name"</th><th scope="col">"Action"</th><th scope="col">"Targets"</th>
                                     <th scope="col">"Schedule"</th><th scope="col">"Next run"</th><th scope="col">"Last run"</th>
@@ -148,12 +148,12 @@ fn JobRow(job: JobView, notices: Notices, changed: Callback<()>) -> impl IntoVie
                     on:click=move |_| runs_open.update(|o| *o = !*o)>{job.name.clone()}</button>
                 {job.paused.then(|| view! { <span class="badge status-pending_authorization">"Paused"</span> })}
             </th>
-            <td>{action_label(job.action)}</td>
-            <td>{job.target_label.clone()}</td>
-            <td>{schedule_label(&job)}</td>
-            <td data-testid="job-next-run">{job.next_run_at.as_deref().map_or_else(|| "—".to_owned(), when)}</td>
-            <td data-testid="job-last-run">{last.map_or_else(|| "never".to_owned(), |r| format!("{} — {} ({} of {} succeeded)", when(&r.started_at), r.status, r.succeeded, r.total))}</td>
-            <td class="row-actions">
+            <td data-label="Action">{action_label(job.action)}</td>
+            <td data-label="Targets">{job.target_label.clone()}</td>
+            <td data-label="Schedule">{schedule_label(&job)}</td>
+            <td data-testid="job-next-run" data-label="Next run">{job.next_run_at.as_deref().map_or_else(|| "—".to_owned(), when)}</td>
+            <td data-testid="job-last-run" data-label="Last run">{last.map_or_else(|| "never".to_owned(), |r| format!("{} — {} ({} of {} succeeded)", when(&r.started_at), r.status, r.succeeded, r.total))}</td>
+            <td class="row-actions row-actions-card">
                 <button type="button" class="button button-small" disabled=busy on:click=run_now>"Run now"</button>
                 <button type="button" class="button button-small button-secondary" on:click=toggle>
                     {if job.paused { "Resume" } else { "Pause" }}

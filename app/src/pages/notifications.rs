@@ -22,6 +22,7 @@ fn kind_label(kind: &str) -> &'static str {
         "token.scope_narrowed" => "Scope narrowed",
         "token.expires_in_missing" => "No expiry given",
         "token.test_failed" => "Connection test failed",
+        "provider.secret_expiring" => "Client secret expiring",
         _ => "Event",
     }
 }

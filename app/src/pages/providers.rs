@@ -14,8 +14,9 @@ use crate::components::{
 use crate::error::AppError;
 use crate::names::WireName;
 use crate::providers::{
-    ClientAuthMethod, ProviderInput, ProviderView, create_provider, delete_provider,
-    discover_provider, get_provider, list_providers, update_provider,
+    ClientAuthMethod, ProviderInput, ProviderView, SecretRotation, SecretSlot, create_provider,
+    delete_provider, discover_provider, get_provider, list_providers, promote_provider_secret,
+    update_provider,
 };
 
 fn is_admin() -> bool {
@@ -61,7 +62,7 @@ pub fn ProvidersPage() -> impl IntoView {
                     }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">
-                            <table class="table">
+                            <table class="table table-cards">
                                 <thead><tr>
                                     <th scope="col">"Name"</th><th scope="col">"Issuer / token endpoint"</th>
                                     <th scope="col">"Client authentication"</th><th scope="col">"Tokens"</th>
@@ -70,9 +71,9 @@ pub fn ProvidersPage() -> impl IntoView {
                                     {list.into_iter().map(|p| view! {
                                         <tr data-testid="provider-row">
                                             <th scope="row"><a href=format!("/providers/{}", p.id)>{p.name}</a></th>
-                                            <td><code>{p.issuer.unwrap_or(p.token_endpoint)}</code></td>
-                                            <td>{auth_method_label(p.client_auth_method)}</td>
-                                            <td>{p.token_count}</td>
+                                            <td class="cell-wrap"><code>{p.issuer.unwrap_or(p.token_endpoint)}</code></td>
+                                            <td data-label="Client authentication">{auth_method_label(p.client_auth_method)}</td>
+                                            <td data-label="Tokens">{p.token_count}</td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>
@@ -152,6 +153,51 @@ fn opt(s: Option<String>) -> String {
     s.unwrap_or_default()
 }
 
+/// Which of the two client secrets the provider accepts, and promoting the
+/// next one once the provider has retired the current one.
+#[component]
+fn SecretRotationPanel(
+    id: String,
+    rotation: SecretRotation,
+    notices: Notices,
+    version: RwSignal<u32>,
+) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    rotation.has_next_client_secret.then(|| {
+        let text = match (rotation.secret_in_use, rotation.secret_in_use_since.as_deref()) {
+            (Some(SecretSlot::Next), since) => format!(
+                "The provider refused the current secret and accepts the next one (since {}): promote it.",
+                since.map(crate::components::format::when).unwrap_or_default()
+            ),
+            (Some(SecretSlot::Current), _) => {
+                "The provider accepts the current secret; the next one waits.".to_owned()
+            }
+            (None, _) => "Which secret the provider accepts is known after the next request.".to_owned(),
+        };
+        let promote = move |_| {
+            let id = id.clone();
+            busy.set(true);
+            spawn_local(async move {
+                match promote_provider_secret(id).await {
+                    Ok(_) => {
+                        notices.ok("The next secret is now the current one.");
+                        version.update(|v| *v += 1);
+                    }
+                    Err(e) => notices.error(e.to_string()),
+                }
+                busy.set(false);
+            });
+        };
+        view! {
+            <div class="field" data-testid="secret-rotation">
+                <p class="help" data-testid="secret-in-use">{text}</p>
+                <button type="button" class="button button-secondary button-small" data-testid="promote-secret"
+                    disabled=move || busy.get() || !is_admin() on:click=promote>"Promote next secret"</button>
+            </div>
+        }
+    })
+}
+
 #[component]
 fn ProviderForm(
     existing: Option<ProviderView>,
@@ -182,6 +228,15 @@ fn ProviderForm(
         .and_then(|p| p.device_authorization_endpoint.clone())));
     let client_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.client_id.clone())));
     let client_secret = RwSignal::new(String::new());
+    let next_secret = RwSignal::new(String::new());
+    // Expiries as the date inputs hold them (YYYY-MM-DD).
+    let day = |at: Option<String>| at.map(|a| a.chars().take(10).collect()).unwrap_or_default();
+    let secret_expires = RwSignal::new(day(e
+        .as_ref()
+        .and_then(|p| p.rotation.client_secret_expires_at.clone())));
+    let next_expires = RwSignal::new(day(e
+        .as_ref()
+        .and_then(|p| p.rotation.next_client_secret_expires_at.clone())));
     let method = RwSignal::new(
         e.as_ref()
             .map(|p| p.client_auth_method)
@@ -279,6 +334,8 @@ fn ProviderForm(
     let err = Signal::derive(move || error.get());
     let existing_id = e.as_ref().map(|p| p.id.clone());
     let has_secret = e.as_ref().is_some_and(|p| p.has_client_secret);
+    let rotation = e.as_ref().map(|p| p.rotation.clone()).unwrap_or_default();
+    let has_next = rotation.has_next_client_secret;
     let has_key = e.as_ref().is_some_and(|p| p.has_private_key);
     let token_count = e.as_ref().map_or(0, |p| p.token_count);
 
@@ -384,6 +441,9 @@ fn ProviderForm(
                 device_authorization_endpoint: Some(device.get_untracked()),
                 client_id: Some(client_id.get_untracked()),
                 client_secret: Some(client_secret.get_untracked()).filter(|s| !s.is_empty()),
+                next_client_secret: Some(next_secret.get_untracked()).filter(|s| !s.is_empty()),
+                client_secret_expires_at: Some(secret_expires.get_untracked()),
+                next_client_secret_expires_at: Some(next_expires.get_untracked()),
                 client_auth_method: Some(method.get_untracked().to_string()),
                 private_key_pem: (pkjwt && source == "upload").then(|| pem.get_untracked()),
                 generate_key: (pkjwt && source == "generate").then_some(true),
@@ -543,6 +603,16 @@ fn ProviderForm(
                 kind="password" readonly
                 placeholder=if has_secret { "Set; type to replace".to_owned() } else { "Not set".to_owned() }
                 help=if has_secret { "Secret: set. Stored encrypted and never shown." } else { "Secret: not set." } />
+            <TextField id="provider-secret-expires" label="Secret Key expires" value=secret_expires error=err
+                field="client_secret_expires_at" kind="date" readonly
+                help="When the provider retires this secret, if it says; Quiver warns 30 days before." />
+            <TextField id="provider-next-secret" label="Next Secret Key" value=next_secret error=err field="next_client_secret"
+                kind="password" readonly
+                placeholder=if has_next { "Set; type to replace".to_owned() } else { "Not set".to_owned() }
+                help="For a rotation: add the provider's new secret here before it retires the old one. When the provider refuses a secret (invalid_client), Quiver tries the other one once and remembers which works." />
+            <TextField id="provider-next-secret-expires" label="Next Secret Key expires" value=next_expires error=err
+                field="next_client_secret_expires_at" kind="date" readonly />
+            {existing_id.clone().map(|id| view! { <SecretRotationPanel id rotation=rotation.clone() notices version /> })}
             <div class="field">
                 <label for="provider-method">"Client authentication"</label>
                 <select id="provider-method" prop:value=move || method.get().as_str() disabled=move || readonly.get()

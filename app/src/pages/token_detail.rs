@@ -14,9 +14,10 @@ use crate::components::{
     MenuTarget, Notices, form_level,
 };
 use crate::error::AppError;
+use crate::providers::SecretSlot;
 use crate::tokens::{
     ConnectionTest, Flow, TokenDetail, TokenInput, TokenStatus, TokenView, get_token,
-    test_token_connection, update_token,
+    promote_token_secret, test_token_connection, update_token,
 };
 
 /// `/tokens/{id}`: one token's settings (secrets only as set / not set, and
@@ -354,6 +355,15 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
     let use_default_keys = RwSignal::new(token.use_default_keys);
     let client_id = RwSignal::new(token.client_id.clone().unwrap_or_default());
     let client_secret = RwSignal::new(String::new());
+    let next_secret = RwSignal::new(String::new());
+    // Expiries as the date inputs hold them (YYYY-MM-DD).
+    let day = |at: &Option<String>| {
+        at.as_deref()
+            .map(|a| a.chars().take(10).collect())
+            .unwrap_or_default()
+    };
+    let secret_expires = RwSignal::new(day(&token.rotation.client_secret_expires_at));
+    let next_expires = RwSignal::new(day(&token.rotation.next_client_secret_expires_at));
     let username = RwSignal::new(token.username.clone().unwrap_or_default());
     let password = RwSignal::new(String::new());
     let resource = RwSignal::new(token.resource.clone().unwrap_or_default());
@@ -394,6 +404,11 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
             use_default_keys: Some(use_default_keys.get_untracked()),
             client_id: (!use_default_keys.get_untracked()).then(|| client_id.get_untracked()),
             client_secret: Some(client_secret.get_untracked()).filter(|s| !s.is_empty()),
+            next_client_secret: Some(next_secret.get_untracked()).filter(|s| !s.is_empty()),
+            client_secret_expires_at: (!use_default_keys.get_untracked())
+                .then(|| secret_expires.get_untracked()),
+            next_client_secret_expires_at: (!use_default_keys.get_untracked())
+                .then(|| next_expires.get_untracked()),
             username: password_flow.then(|| username.get_untracked()),
             password: Some(password.get_untracked()).filter(|s| !s.is_empty()),
             resource: Some(resource.get_untracked()),
@@ -448,6 +463,45 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
                         prop:value=client_secret on:input=move |ev| client_secret.set(event_target_value(&ev)) />
                     <p class="help" data-testid="client-secret-state">{if token.has_client_secret { "Secret Key: set" } else { "Secret Key: not set" }}</p>
                     <FieldError error=err field="client_secret" id="edit-client-secret-error".into() />
+                    <label for="edit-secret-expires">"Secret Key expires"</label>
+                    <input id="edit-secret-expires" type="date" prop:value=secret_expires aria-describedby="edit-secret-expires-error"
+                        on:input=move |ev| secret_expires.set(event_target_value(&ev)) />
+                    <FieldError error=err field="client_secret_expires_at" id="edit-secret-expires-error".into() />
+                    <label for="edit-next-secret">"Next Secret Key"</label>
+                    <input id="edit-next-secret" type="password" autocomplete="new-password" aria-describedby="edit-next-secret-help"
+                        placeholder=if token.rotation.has_next_client_secret { "Set; type to replace" } else { "Not set" }
+                        prop:value=next_secret on:input=move |ev| next_secret.set(event_target_value(&ev)) />
+                    <p class="help" id="edit-next-secret-help">"For a rotation: the provider's new secret, tried when the current one is refused (invalid_client)."</p>
+                    <FieldError error=err field="next_client_secret" id="edit-next-secret-error".into() />
+                    <label for="edit-next-secret-expires">"Next Secret Key expires"</label>
+                    <input id="edit-next-secret-expires" type="date" prop:value=next_expires aria-describedby="edit-next-secret-expires-error"
+                        on:input=move |ev| next_expires.set(event_target_value(&ev)) />
+                    <FieldError error=err field="next_client_secret_expires_at" id="edit-next-secret-expires-error".into() />
+                    {token.rotation.has_next_client_secret.then(|| {
+                        let id = token.id.clone();
+                        let in_use = match token.rotation.secret_in_use {
+                            Some(SecretSlot::Next) => "The provider refused the current secret and accepts the next one: promote it.",
+                            Some(SecretSlot::Current) => "The provider accepts the current secret; the next one waits.",
+                            None => "Which secret the provider accepts is known after the next request.",
+                        };
+                        let promote = move |_| {
+                            let id = id.clone();
+                            spawn_local(async move {
+                                match promote_token_secret(id).await {
+                                    Ok(_) => {
+                                        notices.ok("The next secret is now the current one.");
+                                        changed.run(());
+                                    }
+                                    Err(e) => notices.error(e.to_string()),
+                                }
+                            });
+                        };
+                        view! {
+                            <p class="help" data-testid="secret-in-use">{in_use}</p>
+                            <button type="button" class="button button-secondary button-small" data-testid="promote-secret"
+                                on:click=promote>"Promote next secret"</button>
+                        }
+                    })}
                 </div>
                 {password_flow.then(|| view! {
                     <label for="edit-username">"Username"</label>

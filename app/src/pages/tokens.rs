@@ -36,11 +36,18 @@ pub fn ticking_now() -> RwSignal<chrono::DateTime<Utc>> {
 /// dialog and each token's actions.
 #[component]
 pub fn TokensPage() -> impl IntoView {
+    // Filters can come in the link (from the overview): `?status=failed`.
+    let query_map = leptos_router::hooks::use_query_map();
+    let from_link = move |name: &str| {
+        query_map
+            .with_untracked(|q| q.get(name))
+            .unwrap_or_default()
+    };
     let search = RwSignal::new(String::new());
-    let status = RwSignal::new(String::new());
+    let status = RwSignal::new(from_link("status"));
     let provider = RwSignal::new(String::new());
     let flow = RwSignal::new(String::new());
-    let unused = RwSignal::new(0u32);
+    let unused = RwSignal::new(from_link("unused_days").parse::<u32>().unwrap_or(0));
     let sort = RwSignal::new("name".to_owned());
     let desc = RwSignal::new(false);
     let offset = RwSignal::new(0u64);
@@ -185,7 +192,7 @@ pub fn TokensPage() -> impl IntoView {
                         view! {
                             <p data-testid="token-total" class="muted">{range}</p>
                             <div class="table-wrap">
-                                <table class="table tokens-table">
+                                <table class="table tokens-table table-cards">
                                     <caption class="visually-hidden">"OAuth tokens; right-click a row or use its menu button for actions"</caption>
                                     <thead><tr>
                                         <th scope="col">"Name"</th><th scope="col">"Provider"</th><th scope="col">"Flow"</th>
@@ -291,18 +298,18 @@ fn TokenRow(
                     view! { <a href=href.clone() class="token-name">{name.clone()}</a> }.into_any()
                 }}
             </th>
-            <td>{token.provider_name.clone()}</td>
-            <td>{flow_label(token.flow)}</td>
-            <td>
+            <td class="hide-narrow">{token.provider_name.clone()}</td>
+            <td class="hide-narrow">{flow_label(token.flow)}</td>
+            <td data-label="Status">
                 <span class=move || format!("badge status-{}", badge.get().0) data-testid="status-badge">{move || badge.get().1}</span>
             </td>
-            <td data-testid="expires-in">{
+            <td data-testid="expires-in" data-label="Expires">{
                 let expires = expires.clone();
                 move || expires_in(expires.as_deref(), now.get())
             }</td>
-            <td>{move || ago(refreshed.as_deref(), now.get())}</td>
-            <td data-testid="last-used" title=used_title>{move || ago(used.as_deref(), now.get())}</td>
-            {admin.then(|| view! { <td>{token.owner_email.clone()}</td> })}
+            <td class="hide-narrow">{move || ago(refreshed.as_deref(), now.get())}</td>
+            <td class="hide-narrow" data-testid="last-used" title=used_title>{move || ago(used.as_deref(), now.get())}</td>
+            {admin.then(|| view! { <td class="hide-narrow">{token.owner_email.clone()}</td> })}
             <td class="cell-actions">
                 <button type="button" class="button button-ghost button-small menu-button" id=button_id
                     aria-haspopup="menu" aria-label=format!("Actions for {}", token.name) data-testid="row-menu"

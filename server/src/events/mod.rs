@@ -43,6 +43,9 @@ pub enum EventKind {
     ExpiresInMissing,
     /// A renewed token's connection test failed: the API refused it.
     TokenTestFailed,
+    /// A client secret (a provider's default client's, or a token's own)
+    /// expires within 30 days (or has expired).
+    SecretExpiring,
 }
 
 impl EventKind {
@@ -59,6 +62,7 @@ impl EventKind {
             Self::ScopeNarrowed => "token.scope_narrowed",
             Self::ExpiresInMissing => "token.expires_in_missing",
             Self::TokenTestFailed => "token.test_failed",
+            Self::SecretExpiring => "provider.secret_expiring",
         }
     }
 }

@@ -14,8 +14,16 @@ pub(super) async fn metrics(
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
     let tokens = state.instance.tokens.tokens.count_by_status().await?;
+    let attention = state
+        .instance
+        .tokens
+        .attention_counts(None)
+        .await?
+        .into_iter()
+        .map(|(reason, n)| (reason.as_str(), n))
+        .collect();
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.instance.tokens.metrics.render(&tokens),
+        state.instance.tokens.metrics.render(&tokens, &attention),
     ))
 }

@@ -26,6 +26,7 @@ use app::accounts::AccountsService;
 use app::auth::AuthService;
 use app::instance::InstanceService;
 use app::jobs::JobsService;
+use app::overview::OverviewService;
 use app::providers::ProvidersService;
 use app::tokens::TokensService;
 use app::transfer::TransferService;
@@ -33,8 +34,8 @@ use app::transfer::TransferService;
 use crate::auth;
 use crate::startup::Instance;
 use crate::ui::{
-    AccountsFacade, AuthFacade, InstanceFacts, JobsFacade, ProvidersFacade, TokensFacade,
-    TransferFacade,
+    AccountsFacade, AuthFacade, InstanceFacts, JobsFacade, OverviewFacade, ProvidersFacade,
+    TokensFacade, TransferFacade,
 };
 
 /// Largest request body the API and server functions accept.
@@ -68,12 +69,15 @@ pub fn router(state: AppState) -> Router {
     let providers_service: Arc<dyn ProvidersService> =
         Arc::new(ProvidersFacade::new((*state.instance).clone()));
     let jobs_service: Arc<dyn JobsService> = Arc::new(JobsFacade::new((*state.instance).clone()));
+    let overview_service: Arc<dyn OverviewService> =
+        Arc::new(OverviewFacade::new((*state.instance).clone()));
     let transfer_service: Arc<dyn TransferService> =
         Arc::new(TransferFacade::new((*state.instance).clone()));
     let context = move || {
         provide_context(tokens_service.clone());
         provide_context(providers_service.clone());
         provide_context(jobs_service.clone());
+        provide_context(overview_service.clone());
         provide_context(transfer_service.clone());
         provide_context(instance_service.clone());
         provide_context(accounts_service.clone());

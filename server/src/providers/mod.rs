@@ -2,6 +2,7 @@
 //! discovery, the public JWKS, and the guard on deleting a provider that
 //! tokens use. Every change is audited.
 
+pub mod secrets;
 pub mod templates;
 
 use crate::db::db_error;
@@ -329,6 +330,8 @@ pub struct OpenedProvider {
     pub model: provider::Model,
     /// The default client secret.
     pub client_secret: Option<SecretString>,
+    /// The secret that replaces it at the next rotation.
+    pub next_client_secret: Option<SecretString>,
     /// The signing key.
     pub key: Option<SigningKey>,
 }
@@ -415,25 +418,91 @@ impl Providers {
             .await
             .map_err(db_error)?
             .ok_or_else(|| AppError::NotFound("the provider".into()))?;
-        let client_secret = match &model.client_secret {
-            Some(sealed) => Some(
-                self.sealer
-                    .open(SealSlot::new("providers", &model.id, "client_secret"), sealed)
-                    .map_err(|e| {
-                        tracing::error!(provider = %model.id, error = %e, "cannot open a sealed provider column");
-                        AppError::Internal
-                    })?
-                    .into_secret_string()
-                    .map_err(|_| AppError::Internal)?,
-            ),
-            None => None,
-        };
+        let client_secret = self.open_column(&model, "client_secret", &model.client_secret)?;
+        let next_client_secret =
+            self.open_column(&model, "next_client_secret", &model.next_client_secret)?;
         let key = self.open_key(&model);
         Ok(OpenedProvider {
             model,
             client_secret,
+            next_client_secret,
             key,
         })
+    }
+
+    /// A sealed column of `model`, opened.
+    fn open_column(
+        &self,
+        model: &provider::Model,
+        column: &str,
+        sealed: &Option<String>,
+    ) -> Result<Option<SecretString>, AppError> {
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        self.sealer
+            .open(SealSlot::new("providers", &model.id, column), sealed)
+            .map_err(|e| {
+                tracing::error!(provider = %model.id, column, error = %e, "cannot open a sealed provider column");
+                AppError::Internal
+            })?
+            .into_secret_string()
+            .map(Some)
+            .map_err(|_| AppError::Internal)
+    }
+
+    /// Makes the next client secret the current one (with its expiry), as
+    /// an admin does once the provider retired the old secret.
+    pub async fn promote_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<ProviderView, AppError> {
+        let result = async {
+            require_admin(caller)?;
+            let existing = provider::Entity::find_by_id(id.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| AppError::NotFound("the provider".into()))?;
+            let next = self
+                .open_column(
+                    &existing,
+                    "next_client_secret",
+                    &existing.next_client_secret,
+                )?
+                .ok_or_else(|| {
+                    invalid(
+                        "next_client_secret",
+                        "is not set: there is no next secret to promote",
+                    )
+                })?;
+            let mut active: provider::ActiveModel = existing.clone().into();
+            active.client_secret = Set(Some(self.sealer.seal(
+                SealSlot::new("providers", id, "client_secret"),
+                next.expose().as_bytes(),
+            )));
+            active.client_secret_expires_at = Set(existing.next_client_secret_expires_at);
+            active.secret_expiry_announced_for = Set(existing.next_secret_expiry_announced_for);
+            active.next_client_secret = Set(None);
+            active.next_client_secret_expires_at = Set(None);
+            active.next_secret_expiry_announced_for = Set(None);
+            active.secret_in_use = Set(None);
+            active.secret_in_use_since = Set(None);
+            active.updated_at = Set(self.clock.now());
+            let model = active.update(&self.db).await.map_err(db_error)?;
+            self.view(&model).await
+        }
+        .await;
+        self.audited(
+            caller,
+            addr,
+            "provider.promote_secret",
+            Some(id.to_owned()),
+            result,
+        )
+        .await
     }
 
     async fn token_count(&self, id: &str) -> Result<u64, AppError> {
@@ -457,6 +526,7 @@ impl Providers {
             jwks_uri: m.jwks_uri.clone(),
             client_id: m.client_id.clone(),
             has_client_secret: m.client_secret.is_some(),
+            rotation: secrets::RotationColumns::from(m).view(),
             client_auth_method: m.client_auth_method,
             has_private_key: m.private_key.is_some(),
             key_id: m.key_id.clone(),
@@ -768,6 +838,30 @@ impl Providers {
                 )
             }));
         }
+        let next_given = input.next_client_secret.is_some();
+        if let Some(next) = input.next_client_secret.clone() {
+            active.next_client_secret = Set(clean(Some(next)).map(|s| {
+                self.sealer.seal(
+                    SealSlot::new("providers", id, "next_client_secret"),
+                    s.as_bytes(),
+                )
+            }));
+        }
+        if let Some(text) = input.client_secret_expires_at.as_deref() {
+            active.client_secret_expires_at =
+                Set(secrets::parse_expiry("client_secret_expires_at", text)?);
+        }
+        if let Some(text) = input.next_client_secret_expires_at.as_deref() {
+            active.next_client_secret_expires_at = Set(secrets::parse_expiry(
+                "next_client_secret_expires_at",
+                text,
+            )?);
+        }
+        // New secrets: which one the provider accepts is not known yet.
+        if secret_given || next_given {
+            active.secret_in_use = Set(None);
+            active.secret_in_use_since = Set(None);
+        }
         let method = match input.client_auth_method.as_deref() {
             Some(m) => m.parse::<ClientAuthMethod>()?,
             None => existing
@@ -812,6 +906,9 @@ impl Providers {
         if origins_changed {
             if !secret_given {
                 active.client_secret = Set(None);
+            }
+            if !next_given {
+                active.next_client_secret = Set(None);
             }
             if !key_given {
                 active.private_key = Set(None);

@@ -58,6 +58,10 @@ impl CertificateWatch {
             .providers
             .announce_expiring_certificates(&self.tokens.events)
             .await;
+        self.tokens
+            .providers
+            .announce_expiring_secrets(&self.tokens.events)
+            .await;
         self.tokens.announce_reauthorization_due().await;
     }
 }

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod device;
 pub mod engine;
 pub mod lifetimes;
+pub mod overview;
 pub mod reauthorization;
 pub mod renewal;
 pub mod usage;
@@ -259,6 +260,7 @@ impl Tokens {
             use_default_keys: t.use_default_keys,
             client_id: t.client_id.clone(),
             has_client_secret: t.client_secret.is_some(),
+            rotation: crate::providers::secrets::RotationColumns::from(t).view(),
             username: t.username.clone(),
             has_password: t.password.is_some(),
             resource: t.resource.clone(),

@@ -8,6 +8,8 @@
 //! Stored: each token's last use and its caller, and the uses per caller in
 //! hourly buckets (kept [`HOURS_KEPT`] hours, for "uses in the last 24
 //! hours") and daily buckets (kept [`DAYS_KEPT`] days, for the usage chart).
+//! Renewals (calls to the provider that renew a token) are counted the same
+//! way per token owner, for the overview's charts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -22,8 +24,8 @@ use sea_orm::{
 
 use crate::auth::{Caller, Via};
 use crate::clock::SharedClock;
-use crate::db::entity::token;
 use crate::db::entity::token_use::{self, Span, Via as UseVia};
+use crate::db::entity::{renewal_count, token};
 
 /// How often the server writes the counted uses.
 pub const WRITE_USES_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -55,6 +57,28 @@ struct Count {
     /// Hours since the epoch.
     hour: i64,
     uses: u64,
+}
+
+/// Renewals of one owner's tokens, and how many of them failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewalCount {
+    pub renewals: u64,
+    pub failures: u64,
+}
+
+impl RenewalCount {
+    fn add(&mut self, other: RenewalCount) {
+        self.renewals += other.renewals;
+        self.failures += other.failures;
+    }
+}
+
+/// Renewals per hour over the last 24 hours (current hour last) and per
+/// day over the last [`CHART_DAYS`] days (today last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenewalHistory {
+    pub hourly: Vec<(DateTime<Utc>, RenewalCount)>,
+    pub daily: Vec<(NaiveDate, RenewalCount)>,
 }
 
 /// One token's uses not written yet.
@@ -97,11 +121,12 @@ impl Pending {
 /// `SUM(uses)` as a 64-bit integer on both databases (PostgreSQL sums a
 /// `bigint` column as `numeric`).
 fn summed_uses() -> sea_orm::sea_query::SimpleExpr {
-    Func::cast_as(
-        Func::sum(Expr::col(token_use::Column::Uses)),
-        Alias::new("BIGINT"),
-    )
-    .into()
+    summed(token_use::Column::Uses)
+}
+
+/// `SUM(column)` as a 64-bit integer.
+fn summed(column: impl sea_orm::sea_query::IntoColumnRef) -> sea_orm::sea_query::SimpleExpr {
+    Func::cast_as(Func::sum(Expr::col(column)), Alias::new("BIGINT")).into()
 }
 
 fn hour_start(hour: i64) -> DateTime<Utc> {
@@ -129,6 +154,8 @@ pub struct Usage {
     clock: SharedClock,
     /// Token id → its uses not written yet.
     pending: Mutex<HashMap<String, Pending>>,
+    /// Renewals not written yet: (owner id, hour) → counts.
+    renewals: Mutex<HashMap<(String, i64), RenewalCount>>,
     /// When old buckets were last deleted (seconds since the epoch).
     pruned_at: AtomicI64,
 }
@@ -140,6 +167,7 @@ impl Usage {
             db,
             clock,
             pending: Mutex::default(),
+            renewals: Mutex::default(),
             pruned_at: AtomicI64::new(i64::MIN),
         }
     }
@@ -181,6 +209,20 @@ impl Usage {
         pending.insert(token_id.to_owned(), p);
     }
 
+    /// Counts one renewal of a token of `owner_id` (a call to the provider
+    /// that renews it), failed or not.
+    pub fn note_renewal(&self, owner_id: &str, ok: bool) {
+        let hour = self.clock.now().timestamp().div_euclid(3600);
+        let mut renewals = self.renewals.lock().unwrap_or_else(|e| e.into_inner());
+        renewals
+            .entry((owner_id.to_owned(), hour))
+            .or_default()
+            .add(RenewalCount {
+                renewals: 1,
+                failures: u64::from(!ok),
+            });
+    }
+
     /// Writes the uses counted since the last write, in one transaction:
     /// each token's last use (never moved back, so that replicas agree;
     /// at the same instant the later write wins)
@@ -189,8 +231,10 @@ impl Usage {
     /// kept for the next one.
     pub async fn write(&self) -> Result<(), DbErr> {
         let batch = std::mem::take(&mut *self.pending());
-        if !batch.is_empty()
-            && let Err(e) = self.store(&batch).await
+        let renewals =
+            std::mem::take(&mut *self.renewals.lock().unwrap_or_else(|e| e.into_inner()));
+        if (!batch.is_empty() || !renewals.is_empty())
+            && let Err(e) = self.store(&batch, &renewals).await
         {
             let mut pending = self.pending();
             for (id, p) in batch {
@@ -201,13 +245,23 @@ impl Usage {
                     }
                 }
             }
+            drop(pending);
+            let mut kept = self.renewals.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, count) in renewals {
+                kept.entry(key).or_default().add(count);
+            }
             return Err(e);
         }
         self.prune().await
     }
 
-    async fn store(&self, batch: &HashMap<String, Pending>) -> Result<(), DbErr> {
-        let txn = self.db.begin().await?;
+    async fn store(
+        &self,
+        batch: &HashMap<String, Pending>,
+        renewals: &HashMap<(String, i64), RenewalCount>,
+    ) -> Result<(), DbErr> {
+        // Read before the transaction: on SQLite a transaction that reads
+        // before it writes cannot wait for another writer, only fail.
         let ids: Vec<&String> = batch.keys().collect();
         let mut existing: HashSet<String> = HashSet::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
@@ -216,9 +270,55 @@ impl Usage {
                 .column(token::Column::Id)
                 .filter(token::Column::Id.is_in(chunk.iter().map(|id| id.as_str())))
                 .into_tuple()
-                .all(&txn)
+                .all(&self.db)
                 .await?;
             existing.extend(found);
+        }
+        let txn = self.db.begin().await?;
+        let mut counts: BTreeMap<(String, i64, bool), RenewalCount> = BTreeMap::new();
+        for ((owner, hour), count) in renewals {
+            let day = day_start(day_of(hour_start(*hour))).timestamp() / 3600;
+            for (at, daily) in [(*hour, false), (day, true)] {
+                counts
+                    .entry((owner.clone(), at, daily))
+                    .or_default()
+                    .add(*count);
+            }
+        }
+        let rows: Vec<renewal_count::ActiveModel> = counts
+            .into_iter()
+            .map(|((owner_id, hour, daily), c)| renewal_count::ActiveModel {
+                owner_id: sea_orm::Set(owner_id),
+                span: sea_orm::Set(if daily { Span::Day } else { Span::Hour }),
+                starts_at: sea_orm::Set(hour_start(hour)),
+                renewals: sea_orm::Set(i64::try_from(c.renewals).unwrap_or(i64::MAX)),
+                failures: sea_orm::Set(i64::try_from(c.failures).unwrap_or(i64::MAX)),
+            })
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let added = |column: renewal_count::Column| {
+                Expr::col((renewal_count::Entity, column))
+                    .add(Expr::col((Alias::new("excluded"), column)))
+            };
+            renewal_count::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        renewal_count::Column::OwnerId,
+                        renewal_count::Column::Span,
+                        renewal_count::Column::StartsAt,
+                    ])
+                    .value(
+                        renewal_count::Column::Renewals,
+                        added(renewal_count::Column::Renewals),
+                    )
+                    .value(
+                        renewal_count::Column::Failures,
+                        added(renewal_count::Column::Failures),
+                    )
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
         }
         // Hourly and daily buckets, summed per key.
         let mut buckets: BTreeMap<(String, String, i64, bool), (UseVia, u64)> = BTreeMap::new();
@@ -309,7 +409,109 @@ impl Usage {
             )
             .exec(&self.db)
             .await?;
+        renewal_count::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(renewal_count::Column::Span.eq(Span::Hour))
+                            .add(
+                                renewal_count::Column::StartsAt
+                                    .lt(now - Duration::hours(HOURS_KEPT)),
+                            ),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(renewal_count::Column::Span.eq(Span::Day))
+                            .add(
+                                renewal_count::Column::StartsAt.lt(now - Duration::days(DAYS_KEPT)),
+                            ),
+                    ),
+            )
+            .exec(&self.db)
+            .await?;
         Ok(())
+    }
+
+    /// Renewals of the tokens of `owner` (all owners: `None`) per hour and
+    /// per day, stored and counted since.
+    pub async fn renewals(&self, owner: Option<&str>) -> Result<RenewalHistory, DbErr> {
+        let now = self.clock.now();
+        let first_hour = first_hour_of_24(now);
+        let today = day_of(now);
+        let first_day = today - Duration::days(CHART_DAYS - 1);
+        let mut query = renewal_count::Entity::find()
+            .select_only()
+            .column(renewal_count::Column::Span)
+            .column(renewal_count::Column::StartsAt)
+            .column_as(summed(renewal_count::Column::Renewals), "renewals")
+            .column_as(summed(renewal_count::Column::Failures), "failures")
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(renewal_count::Column::Span.eq(Span::Hour))
+                            .add(renewal_count::Column::StartsAt.gte(hour_start(first_hour))),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(renewal_count::Column::Span.eq(Span::Day))
+                            .add(renewal_count::Column::StartsAt.gte(day_start(first_day))),
+                    ),
+            )
+            .group_by(renewal_count::Column::Span)
+            .group_by(renewal_count::Column::StartsAt);
+        if let Some(owner) = owner {
+            query = query.filter(renewal_count::Column::OwnerId.eq(owner));
+        }
+        let rows: Vec<(Span, DateTime<Utc>, i64, i64)> = query.into_tuple().all(&self.db).await?;
+        let mut hourly: BTreeMap<i64, RenewalCount> = (first_hour..first_hour + 24)
+            .map(|h| (h, RenewalCount::default()))
+            .collect();
+        let mut daily: BTreeMap<NaiveDate, RenewalCount> = (0..CHART_DAYS)
+            .map(|d| (first_day + Duration::days(d), RenewalCount::default()))
+            .collect();
+        let count = |r: i64, f: i64| RenewalCount {
+            renewals: u64::try_from(r).unwrap_or(0),
+            failures: u64::try_from(f).unwrap_or(0),
+        };
+        for (span, starts_at, r, f) in rows {
+            match span {
+                Span::Hour => {
+                    if let Some(c) = hourly.get_mut(&(starts_at.timestamp().div_euclid(3600))) {
+                        c.add(count(r, f));
+                    }
+                }
+                Span::Day => {
+                    if let Some(c) = daily.get_mut(&day_of(starts_at)) {
+                        c.add(count(r, f));
+                    }
+                }
+            }
+        }
+        for ((who, hour), c) in self
+            .renewals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if owner.is_some_and(|o| o != who) {
+                continue;
+            }
+            if let Some(h) = hourly.get_mut(hour) {
+                h.add(*c);
+            }
+            if let Some(d) = daily.get_mut(&day_of(hour_start(*hour))) {
+                d.add(*c);
+            }
+        }
+        Ok(RenewalHistory {
+            hourly: hourly
+                .into_iter()
+                .map(|(h, c)| (hour_start(h), c))
+                .collect(),
+            daily: daily.into_iter().collect(),
+        })
     }
 
     /// Writes the counted uses every [`WRITE_USES_EVERY`], until aborted.

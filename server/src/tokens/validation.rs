@@ -14,7 +14,7 @@ use super::engine::{DEFAULT_LEAD_SECS, TokenEngine, clean, invalid};
 use crate::db::entity::{provider, token};
 use crate::oauth::client_auth::ClientAuthMethod;
 use crate::oauth::params;
-use crate::providers::{FieldError, OpenedProvider, Wording, has_value};
+use crate::providers::{FieldError, OpenedProvider, Wording, has_value, secrets};
 
 /// What of a provider decides which flows its tokens can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +195,25 @@ impl TokenEngine {
         }
         if let Some(v) = input.client_secret.clone() {
             active.client_secret = Set(clean(Some(v)).map(|s| self.seal(id, "client_secret", &s)));
+        }
+        if let Some(v) = input.next_client_secret.clone() {
+            active.next_client_secret =
+                Set(clean(Some(v)).map(|s| self.seal(id, "next_client_secret", &s)));
+        }
+        if let Some(text) = input.client_secret_expires_at.as_deref() {
+            active.client_secret_expires_at =
+                Set(secrets::parse_expiry("client_secret_expires_at", text)?);
+        }
+        if let Some(text) = input.next_client_secret_expires_at.as_deref() {
+            active.next_client_secret_expires_at = Set(secrets::parse_expiry(
+                "next_client_secret_expires_at",
+                text,
+            )?);
+        }
+        // New secrets: which one the provider accepts is not known yet.
+        if input.client_secret.is_some() || input.next_client_secret.is_some() {
+            active.secret_in_use = Set(None);
+            active.secret_in_use_since = Set(None);
         }
         let needs_secret = matches!(
             method,

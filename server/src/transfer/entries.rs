@@ -373,6 +373,13 @@ impl ProviderEntry {
                 .as_deref()
                 .and_then(|m| m.parse().ok()),
             test_after_renewal: self.test_after_renewal,
+            next_client_secret: None,
+            client_secret_expires_at: None,
+            next_client_secret_expires_at: None,
+            secret_in_use: None,
+            secret_in_use_since: None,
+            secret_expiry_announced_for: None,
+            next_secret_expiry_announced_for: None,
             created_at: now,
             updated_at: now,
         })
@@ -482,6 +489,13 @@ impl TokenEntry {
             last_test_result: None,
             last_used_at: None,
             last_used_by: None,
+            next_client_secret: None,
+            client_secret_expires_at: None,
+            next_client_secret_expires_at: None,
+            secret_in_use: None,
+            secret_in_use_since: None,
+            secret_expiry_announced_for: None,
+            next_secret_expiry_announced_for: None,
             created_at: now,
             updated_at: now,
         })

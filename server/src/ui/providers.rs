@@ -42,6 +42,17 @@ impl ProvidersService for ProvidersFacade {
         self.instance.providers.create(&caller, input, addr).await
     }
 
+    async fn promote_secret(&self, parts: &Parts, id: String) -> Result<ProviderView, AppError> {
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance
+            .providers
+            .promote_secret(&caller, &id, addr)
+            .await
+    }
+
     async fn update(
         &self,
         parts: &Parts,

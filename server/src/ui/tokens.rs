@@ -208,6 +208,17 @@ impl TokensService for TokensFacade {
             .test_connection(&caller, &id, addr)
             .await
     }
+
+    async fn promote_secret(&self, parts: &Parts, id: String) -> Result<TokenView, AppError> {
+        let Authenticated {
+            caller,
+            client_addr: addr,
+        } = Authenticated::from_parts(parts)?;
+        self.instance
+            .tokens
+            .promote_secret(&caller, &id, addr)
+            .await
+    }
 }
 
 /// What the token screens show after Refresh, Request again or Reset: the

@@ -104,7 +104,7 @@ async fn server_functions_answer_over_http() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["reachable"], true);
-    assert_eq!(r.json()["migrations"], 11);
+    assert_eq!(r.json()["migrations"], 13);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,9 +146,12 @@ async fn the_openapi_document_describes_every_rest_route() {
         ("post", "/tokens/{id}/auth-link"),
         ("post", "/tokens/{id}/test"),
         ("get", "/tokens/{id}/usage"),
+        ("post", "/tokens/{id}/promote-secret"),
+        ("post", "/providers/{id}/promote-secret"),
         ("get", "/tokens/{id}/access-token"),
         ("get", "/tokens/{id}/verification-qr"),
         ("get", "/events"),
+        ("get", "/overview"),
         ("get", "/jobs"),
         ("post", "/jobs"),
         ("get", "/jobs/{id}"),

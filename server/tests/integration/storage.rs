@@ -28,12 +28,14 @@ async fn migrations_are_idempotent(db: &DatabaseConnection) {
             "m0009_refresh_token_lifetimes".to_owned(),
             "m0010_connection_tests".to_owned(),
             "m0011_token_usage".to_owned(),
+            "m0012_client_secret_rotation".to_owned(),
+            "m0013_renewal_counts".to_owned(),
         ]
     );
     // The newest migrations roll back and apply again.
     {
         use sea_orm_migration::MigratorTrait as _;
-        server::db::migration::Migrator::down(db, Some(3))
+        server::db::migration::Migrator::down(db, Some(5))
             .await
             .unwrap();
         assert_eq!(db::applied_migrations(db).await.unwrap(), first[..8]);

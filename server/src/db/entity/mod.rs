@@ -8,6 +8,7 @@ pub mod instance_setting;
 pub mod job;
 pub mod job_run;
 pub mod provider;
+pub mod renewal_count;
 pub mod session;
 pub mod token;
 pub mod token_use;

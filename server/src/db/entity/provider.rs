@@ -88,6 +88,17 @@ pub struct Model {
     pub test_request_method: Option<app::tokens::TestMethod>,
     /// Test each token after every renewal.
     pub test_after_renewal: bool,
+    /// Client-secret rotation: the next secret (sealed), the expiry of
+    /// each, which one the provider last accepted and since when, and the
+    /// expiry dates already announced.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub next_client_secret: Option<String>,
+    pub client_secret_expires_at: Option<DateTimeUtc>,
+    pub next_client_secret_expires_at: Option<DateTimeUtc>,
+    pub secret_in_use: Option<app::providers::SecretSlot>,
+    pub secret_in_use_since: Option<DateTimeUtc>,
+    pub secret_expiry_announced_for: Option<DateTimeUtc>,
+    pub next_secret_expiry_announced_for: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -104,6 +104,17 @@ pub struct Model {
     /// key's name or a person's email), as of the last usage write.
     pub last_used_at: Option<DateTimeUtc>,
     pub last_used_by: Option<String>,
+    /// Client-secret rotation: the next secret (sealed), the expiry of
+    /// each, which one the provider last accepted and since when, and the
+    /// expiry dates already announced.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub next_client_secret: Option<String>,
+    pub client_secret_expires_at: Option<DateTimeUtc>,
+    pub next_client_secret_expires_at: Option<DateTimeUtc>,
+    pub secret_in_use: Option<app::providers::SecretSlot>,
+    pub secret_in_use_since: Option<DateTimeUtc>,
+    pub secret_expiry_announced_for: Option<DateTimeUtc>,
+    pub next_secret_expiry_announced_for: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

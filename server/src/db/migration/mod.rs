@@ -12,6 +12,8 @@ mod m0008_provider_quirks;
 mod m0009_refresh_token_lifetimes;
 mod m0010_connection_tests;
 mod m0011_token_usage;
+mod m0012_client_secret_rotation;
+mod m0013_renewal_counts;
 
 use sea_orm_migration::prelude::*;
 
@@ -74,6 +76,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_refresh_token_lifetimes::Migration),
             Box::new(m0010_connection_tests::Migration),
             Box::new(m0011_token_usage::Migration),
+            Box::new(m0012_client_secret_rotation::Migration),
+            Box::new(m0013_renewal_counts::Migration),
         ]
     }
 }

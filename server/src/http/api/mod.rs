@@ -58,6 +58,10 @@ pub fn routes() -> Router<AppState> {
                 .patch(oauth::update_provider)
                 .delete(oauth::delete_provider),
         )
+        .route(
+            "/providers/{id}/promote-secret",
+            post(oauth::promote_provider_secret),
+        )
         .route("/tokens", get(oauth::list_tokens).post(oauth::create_token))
         .route(
             "/tokens/{id}",
@@ -71,10 +75,15 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/auth-link", post(oauth::auth_link))
         .route("/tokens/{id}/test", post(oauth::test_connection))
         .route("/tokens/{id}/usage", get(oauth::token_usage))
+        .route(
+            "/tokens/{id}/promote-secret",
+            post(oauth::promote_token_secret),
+        )
         .route("/tokens/{id}/verification-qr", get(oauth::verification_qr))
         // `/tokens/{id}/access-token` is served beside these routes, see
         // `crate::http::router`.
         .route("/events", get(events::list_events))
+        .route("/overview", get(oauth::overview))
         .route("/jobs", get(jobs::list_jobs).post(jobs::create_job))
         .route(
             "/jobs/{id}",

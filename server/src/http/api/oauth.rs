@@ -128,6 +128,38 @@ pub(super) async fn update_provider(
     ))
 }
 
+/// `POST /api/v1/providers/{id}/promote-secret`: the next client secret
+/// becomes the current one.
+pub(super) async fn promote_provider_secret(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProviderView>> {
+    Ok(Json(
+        state
+            .instance
+            .providers
+            .promote_secret(&who.caller, &id, who.client_addr)
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/tokens/{id}/promote-secret`: the token's own next client
+/// secret becomes the current one.
+pub(super) async fn promote_token_secret(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<app::tokens::TokenView>> {
+    Ok(Json(
+        state
+            .instance
+            .tokens
+            .promote_secret(&who.caller, &id, who.client_addr)
+            .await?,
+    ))
+}
+
 #[derive(Deserialize)]
 pub(super) struct DeleteProviderQuery {
     #[serde(default)]
@@ -346,6 +378,15 @@ pub(super) async fn test_connection(
         .test_connection(&who.caller, &id, who.client_addr)
         .await?;
     Ok(Json(test))
+}
+
+/// `GET /api/v1/overview`: the caller's tokens by status, the ones that
+/// need attention, and the renewals of the last day and month.
+pub(super) async fn overview(
+    State(state): State<AppState>,
+    who: Authenticated,
+) -> ApiResult<Json<app::overview::Overview>> {
+    Ok(Json(state.instance.tokens.overview(&who.caller).await?))
 }
 
 /// `GET /api/v1/tokens/{id}/usage`: when the token was last handed out and

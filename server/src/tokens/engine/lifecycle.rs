@@ -159,6 +159,59 @@ impl TokenEngine {
         .await
     }
 
+    /// Makes the token's own next client secret the current one (with its
+    /// expiry), once the provider has retired the old secret.
+    pub async fn promote_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        addr: Option<String>,
+    ) -> Result<TokenView, AppError> {
+        let result = async {
+            let existing = self.tokens.visible(caller, id).await?;
+            if existing.use_default_keys {
+                return Err(invalid(
+                    "use_default_keys",
+                    "the token uses its provider's keys: promote the provider's next secret instead",
+                ));
+            }
+            let next = crate::tokens::open_secret(
+                &self.tokens.sealer,
+                id,
+                "next_client_secret",
+                &existing.next_client_secret,
+            )?
+            .ok_or_else(|| {
+                invalid(
+                    "next_client_secret",
+                    "is not set: there is no next secret to promote",
+                )
+            })?;
+            let mut active: token::ActiveModel = existing.clone().into();
+            active.client_secret = Set(Some(self.seal(id, "client_secret", next.expose())));
+            active.client_secret_expires_at = Set(existing.next_client_secret_expires_at);
+            active.secret_expiry_announced_for = Set(existing.next_secret_expiry_announced_for);
+            active.next_client_secret = Set(None);
+            active.next_client_secret_expires_at = Set(None);
+            active.next_secret_expiry_announced_for = Set(None);
+            active.secret_in_use = Set(None);
+            active.secret_in_use_since = Set(None);
+            active.updated_at = Set(self.now());
+            let model = active.update(&self.tokens.db).await.map_err(db_error)?;
+            self.tokens.view(&model, None).await
+        }
+        .await;
+        self.audited(
+            caller.actor(),
+            &addr,
+            "token.promote_secret",
+            Some(id.to_owned()),
+            result,
+            None,
+        )
+        .await
+    }
+
     /// The token if the caller may see it; otherwise the refusal is audited.
     async fn visible_or_audit(
         &self,

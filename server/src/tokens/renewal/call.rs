@@ -124,6 +124,9 @@ impl TokenEngine {
             }
             Err(e) => self.store_failure(&t, &e, mode, claim).await,
         };
+        self.tokens
+            .usage
+            .note_renewal(&t.owner_id, stored.is_ok() && failure.is_none());
         if action == "token.refresh" {
             let trigger = match mode {
                 Mode::Asked => "asked",

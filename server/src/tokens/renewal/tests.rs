@@ -82,6 +82,13 @@ pub(crate) fn token(flow: Flow) -> token::Model {
         last_test_result: None,
         last_used_at: None,
         last_used_by: None,
+        next_client_secret: None,
+        client_secret_expires_at: None,
+        next_client_secret_expires_at: None,
+        secret_in_use: None,
+        secret_in_use_since: None,
+        secret_expiry_announced_for: None,
+        next_secret_expiry_announced_for: None,
         created_at: renewed,
         updated_at: renewed,
     }
