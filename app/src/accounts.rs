@@ -46,6 +46,9 @@ pub struct ApiKeyView {
     pub last_used_at: Option<String>,
     /// RFC 3339.
     pub revoked_at: Option<String>,
+    /// Access tokens handed out to this key in the last 24 hours.
+    #[serde(default)]
+    pub access_tokens_24h: u64,
 }
 
 /// A new API key: the key is shown this once.

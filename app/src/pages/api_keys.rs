@@ -35,7 +35,7 @@ pub fn ApiKeysCard() -> impl IntoView {
                         Ok(list) if list.is_empty() => view! { <p>"No API keys yet."</p> }.into_any(),
                         Ok(list) => view! {
                             <div class="table-wrap"><table class="table">
-                                <thead><tr><th scope="col">"Name"</th><th scope="col">"Prefix"</th><th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col">"Status"</th><th scope="col"></th></tr></thead>
+                                <thead><tr><th scope="col">"Name"</th><th scope="col">"Prefix"</th><th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col">"Access tokens, 24 h"</th><th scope="col">"Status"</th><th scope="col"></th></tr></thead>
                                 <tbody>
                                 {list.into_iter().map(|k| {
                                     let id = k.id.clone();
@@ -46,6 +46,7 @@ pub fn ApiKeysCard() -> impl IntoView {
                                             <td><code>{k.prefix}"…"</code></td>
                                             <td>{k.created_at}</td>
                                             <td>{k.last_used_at.unwrap_or_else(|| "never".into())}</td>
+                                            <td data-testid="api-key-uses">{k.access_tokens_24h}</td>
                                             <td>{if revoked { "Revoked" } else { "Active" }}</td>
                                             <td>{(!revoked).then(|| view! {
                                                 <button class="button button-small" on:click=move |_| {

@@ -23,6 +23,7 @@ fn kind_label(kind: &str) -> &'static str {
         "token.expires_in_missing" => "No expiry given",
         "token.test_failed" => "Connection test failed",
         "provider.secret_expiring" => "Client secret expiring",
+        "token.unused" => "Unused",
         _ => "Event",
     }
 }

@@ -54,6 +54,7 @@ fn key_view(k: &ApiKey, owner: &str) -> ApiKeyView {
         created_at: rfc3339(k.created_at),
         last_used_at: k.last_used_at.map(rfc3339),
         revoked_at: k.revoked_at.map(rfc3339),
+        access_tokens_24h: 0,
     }
 }
 

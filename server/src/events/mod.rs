@@ -46,6 +46,8 @@ pub enum EventKind {
     /// A client secret (a provider's default client's, or a token's own)
     /// expires within 30 days (or has expired).
     SecretExpiring,
+    /// No program has fetched an active token for 30 days.
+    TokenUnused,
 }
 
 impl EventKind {
@@ -63,6 +65,7 @@ impl EventKind {
             Self::ExpiresInMissing => "token.expires_in_missing",
             Self::TokenTestFailed => "token.test_failed",
             Self::SecretExpiring => "provider.secret_expiring",
+            Self::TokenUnused => "token.unused",
         }
     }
 }

@@ -62,8 +62,10 @@ pub fn router(state: AppState) -> Router {
         Arc::new(InstanceFacts::new((*state.instance).clone()));
     let auth_service: Arc<dyn AuthService> =
         Arc::new(AuthFacade::new(state.instance.accounts.clone()));
-    let accounts_service: Arc<dyn AccountsService> =
-        Arc::new(AccountsFacade::new(state.instance.accounts.clone()));
+    let accounts_service: Arc<dyn AccountsService> = Arc::new(AccountsFacade::new(
+        state.instance.accounts.clone(),
+        state.instance.tokens.tokens.usage.clone(),
+    ));
     let tokens_service: Arc<dyn TokensService> =
         Arc::new(TokensFacade::new((*state.instance).clone()));
     let providers_service: Arc<dyn ProvidersService> =

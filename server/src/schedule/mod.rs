@@ -63,6 +63,7 @@ impl CertificateWatch {
             .announce_expiring_secrets(&self.tokens.events)
             .await;
         self.tokens.announce_reauthorization_due().await;
+        self.tokens.announce_unused().await;
     }
 }
 

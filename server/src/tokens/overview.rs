@@ -457,3 +457,82 @@ impl TokenEngine {
         }
     }
 }
+
+impl TokenEngine {
+    /// Raises `token.unused` once for each active token no program has
+    /// fetched for [`UNUSED_DAYS`] days (never fetched: created that long
+    /// ago), and again only after a later use lapses too. Replicas share
+    /// the work: a token is announced by whichever marks it first. Returns
+    /// how many were announced.
+    pub async fn announce_unused(&self) -> usize {
+        // Uses counted here and not written yet count.
+        if let Err(e) = self.tokens.usage.write().await {
+            tracing::warn!(error = %e, "could not store how tokens were used");
+        }
+        let now = self.tokens.clock.now();
+        let providers = ExpiringProviders {
+            secrets: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+            names: BTreeMap::new(),
+        };
+        let candidates = match token::Entity::find()
+            .filter(self.reason_filter(AttentionReason::Unused, now, &providers))
+            .limit(2_000)
+            .all(&self.tokens.db)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the unused tokens");
+                return 0;
+            }
+        };
+        let mut announced = 0;
+        for t in candidates {
+            let since = t.last_used_at.unwrap_or(t.created_at);
+            if t.unused_announced_for == Some(since) {
+                continue;
+            }
+            let marked = token::Entity::update_many()
+                .col_expr(token::Column::UnusedAnnouncedFor, Expr::value(since))
+                .filter(token::Column::Id.eq(t.id.clone()))
+                .filter(
+                    Condition::any()
+                        .add(token::Column::UnusedAnnouncedFor.is_null())
+                        .add(token::Column::UnusedAnnouncedFor.ne(since)),
+                )
+                .exec(&self.tokens.db)
+                .await;
+            if !matches!(marked, Ok(r) if r.rows_affected == 1) {
+                continue;
+            }
+            let days = (now - since).num_days();
+            let message = match t.last_used_at {
+                Some(_) => format!(
+                    "No program has fetched token {} for {days} days: delete it if nothing needs it any more.",
+                    t.name
+                ),
+                None => format!(
+                    "No program has fetched token {} since it was created {days} days ago: delete it if nothing needs it.",
+                    t.name
+                ),
+            };
+            self.events
+                .raise(
+                    crate::events::EventKind::TokenUnused,
+                    Some(&t.id),
+                    None,
+                    message,
+                    serde_json::json!({
+                        "token_name": t.name,
+                        "last_used_at": t.last_used_at.map(rfc3339),
+                        "last_used_by": t.last_used_by,
+                        "unused_days": days,
+                    }),
+                )
+                .await;
+            announced += 1;
+        }
+        announced
+    }
+}

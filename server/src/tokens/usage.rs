@@ -587,6 +587,50 @@ impl Usage {
         Ok(usage)
     }
 
+    /// Hand-outs in the last 24 hours to each of `callers` (API key or
+    /// user ids), over all tokens: stored and counted since.
+    pub async fn by_callers_24h(&self, callers: &[&str]) -> Result<HashMap<String, u64>, DbErr> {
+        let first_hour = first_hour_of_24(self.clock.now());
+        let mut uses: HashMap<String, u64> = HashMap::new();
+        for chunk in callers.chunks(500) {
+            let sums: Vec<(String, i64)> = token_use::Entity::find()
+                .select_only()
+                .column(token_use::Column::CallerId)
+                .column_as(summed_uses(), "uses")
+                .filter(token_use::Column::CallerId.is_in(chunk.iter().copied()))
+                .filter(token_use::Column::Span.eq(Span::Hour))
+                .filter(token_use::Column::StartsAt.gte(hour_start(first_hour)))
+                .group_by(token_use::Column::CallerId)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for (id, n) in sums {
+                *uses.entry(id).or_default() += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        for p in self.pending().values() {
+            for c in p.counts.iter().filter(|c| c.hour >= first_hour) {
+                if callers.contains(&c.caller_id.as_str()) {
+                    *uses.entry(c.caller_id.clone()).or_default() += c.uses;
+                }
+            }
+        }
+        Ok(uses)
+    }
+
+    /// Fills in each key's hand-outs of the last 24 hours.
+    pub async fn count_key_uses(
+        &self,
+        keys: &mut [app::accounts::ApiKeyView],
+    ) -> Result<(), DbErr> {
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let uses = self.by_callers_24h(&ids).await?;
+        for k in keys {
+            k.access_tokens_24h = uses.get(&k.id).copied().unwrap_or(0);
+        }
+        Ok(())
+    }
+
     /// Uses of token `id` per day over the last [`CHART_DAYS`] days, oldest
     /// first, today last; days without use count zero.
     pub async fn daily(&self, id: &str) -> Result<Vec<(NaiveDate, u64)>, DbErr> {

@@ -496,6 +496,7 @@ impl TokenEntry {
             secret_in_use_since: None,
             secret_expiry_announced_for: None,
             next_secret_expiry_announced_for: None,
+            unused_announced_for: None,
             created_at: now,
             updated_at: now,
         })

@@ -14,12 +14,13 @@ use crate::secret::SecretString;
 /// Users, API keys and the audit log for the web app.
 pub struct AccountsFacade {
     accounts: Accounts,
+    usage: std::sync::Arc<crate::tokens::usage::Usage>,
 }
 
 impl AccountsFacade {
-    /// Wraps the accounts.
-    pub fn new(accounts: Accounts) -> Self {
-        Self { accounts }
+    /// Wraps the accounts, and the token usage the keys list shows.
+    pub fn new(accounts: Accounts, usage: std::sync::Arc<crate::tokens::usage::Usage>) -> Self {
+        Self { accounts, usage }
     }
 }
 
@@ -78,7 +79,12 @@ impl AccountsService for AccountsFacade {
 
     async fn list_api_keys(&self, parts: &Parts) -> Result<Vec<ApiKeyView>, AppError> {
         let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
-        self.accounts.list_api_keys(&caller, false).await
+        let mut keys = self.accounts.list_api_keys(&caller, false).await?;
+        self.usage
+            .count_key_uses(&mut keys)
+            .await
+            .map_err(crate::tokens::db_error)?;
+        Ok(keys)
     }
 
     async fn create_api_key(&self, parts: &Parts, name: String) -> Result<CreatedApiKey, AppError> {

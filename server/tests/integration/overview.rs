@@ -200,4 +200,40 @@ async fn the_overview_counts_warns_and_charts_renewals() {
         m.body
             .contains("quiver_tokens_attention{reason=\"reauthorization_due\"} 0")
     );
+
+    // `token.unused`: once per token and idle stretch, to its owner.
+    let engine = &w.app.state.instance.tokens;
+    assert_eq!(engine.announce_unused().await, 3, "ok, own and the admin's");
+    assert_eq!(engine.announce_unused().await, 0);
+    let events = w
+        .app
+        .send(request("GET", "/api/v1/events?limit=100", w.key.clone()))
+        .await
+        .json();
+    let unused: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "token.unused")
+        .collect();
+    assert_eq!(unused.len(), 2, "{events}");
+    assert!(
+        unused.iter().any(|e| e["token_id"] == ok.as_str()
+            && e["message"].as_str().unwrap().contains("for 31 days"))
+    );
+    // Used again, then idle again: announced again.
+    let r = w
+        .app
+        .send(request(
+            "GET",
+            &format!("/api/v1/tokens/{ok}/access-token"),
+            w.key.clone(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(engine.announce_unused().await, 0);
+    w.app
+        .clock
+        .advance(Duration::days(30) + Duration::minutes(1));
+    assert_eq!(engine.announce_unused().await, 1);
 }

@@ -132,6 +132,14 @@ async fn counts_equal_calls(w: World) {
     assert_eq!(v["uses_24h"], 1503);
     assert_eq!(v["last_used_by"], "robot");
 
+    // Counted per API key too: the keys list says how many it fetched.
+    let keys = w
+        .app
+        .send(request("GET", "/api/v1/api-keys", w.key.clone()))
+        .await
+        .json();
+    assert_eq!(keys["items"][0]["access_tokens_24h"], 1500, "{keys}");
+
     // The usage endpoint: 30 days, today last.
     let usage = w
         .app

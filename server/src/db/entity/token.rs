@@ -115,6 +115,9 @@ pub struct Model {
     pub secret_in_use_since: Option<DateTimeUtc>,
     pub secret_expiry_announced_for: Option<DateTimeUtc>,
     pub next_secret_expiry_announced_for: Option<DateTimeUtc>,
+    /// The last use (or, never used, the creation) whose idle days were
+    /// announced with `token.unused`.
+    pub unused_announced_for: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

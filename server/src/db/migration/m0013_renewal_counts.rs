@@ -1,10 +1,13 @@
 //! Renewals and failed renewals per token owner, in hourly buckets (kept
 //! two days) and daily buckets (kept a month), for the overview's charts:
 //! a compact aggregate written in batches, not the audit log read on each
-//! view.
+//! view. And on each token, the last use (or creation) whose 30 idle days
+//! were announced.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{big_integer, string, timestamp_with_time_zone};
+use sea_orm_migration::schema::{
+    big_integer, string, timestamp_with_time_zone, timestamp_with_time_zone_null,
+};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -17,6 +20,12 @@ enum RenewalCounts {
     StartsAt,
     Renewals,
     Failures,
+}
+
+#[derive(DeriveIden)]
+enum Tokens {
+    Table,
+    UnusedAnnouncedFor,
 }
 
 const SPAN_INDEX: &str = "idx_renewal_counts_span_starts_at";
@@ -52,10 +61,17 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        super::add_columns(
+            manager,
+            Tokens::Table,
+            [timestamp_with_time_zone_null(Tokens::UnusedAnnouncedFor)],
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        super::drop_columns(manager, Tokens::Table, [Tokens::UnusedAnnouncedFor]).await?;
         manager
             .drop_table(Table::drop().table(RenewalCounts::Table).to_owned())
             .await?;

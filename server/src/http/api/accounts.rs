@@ -161,11 +161,19 @@ pub(super) async fn list_api_keys(
     who: Authenticated,
     QueryParams(query): QueryParams<KeyListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let keys = state
+    let mut keys = state
         .instance
         .accounts
         .list_api_keys(&who.caller, query.all)
         .await?;
+    state
+        .instance
+        .tokens
+        .tokens
+        .usage
+        .count_key_uses(&mut keys)
+        .await
+        .map_err(crate::tokens::db_error)?;
     Ok(Json(json!({ "total": keys.len(), "items": keys })))
 }
 

@@ -89,6 +89,7 @@ pub(crate) fn token(flow: Flow) -> token::Model {
         secret_in_use_since: None,
         secret_expiry_announced_for: None,
         next_secret_expiry_announced_for: None,
+        unused_announced_for: None,
         created_at: renewed,
         updated_at: renewed,
     }
