@@ -91,7 +91,31 @@ struct Expiring<'a> {
     other_set: bool,
 }
 
-impl Expiring<'_> {
+impl<'a> Expiring<'a> {
+    /// The current and the next secret of one client: whether each is set,
+    /// its expiry, and the expiry announced.
+    fn pair(
+        whose: &'a str,
+        set: [bool; 2],
+        expires_at: [Option<DateTime<Utc>>; 2],
+        announced_for: [Option<DateTime<Utc>>; 2],
+    ) -> [Self; 2] {
+        [SecretSlot::Current, SecretSlot::Next].map(|slot| {
+            let (this, other) = match slot {
+                SecretSlot::Current => (0, 1),
+                SecretSlot::Next => (1, 0),
+            };
+            Expiring {
+                slot,
+                set: set[this],
+                expires_at: expires_at[this],
+                announced_for: announced_for[this],
+                whose,
+                other_set: set[other],
+            }
+        })
+    }
+
     fn due(&self, horizon: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let at = self.expires_at?;
         (self.set && at <= horizon && self.announced_for != Some(at)).then_some(at)
@@ -124,6 +148,26 @@ impl Expiring<'_> {
     }
 }
 
+/// Marks `at` announced in `column` of row `id`, only where it is not
+/// announced yet: true for the one replica that marked it.
+async fn mark<E: sea_orm::EntityTrait>(
+    db: &sea_orm::DatabaseConnection,
+    id_column: E::Column,
+    id: &str,
+    column: E::Column,
+    at: DateTime<Utc>,
+) -> bool {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, Condition, QueryFilter};
+    let marked = E::update_many()
+        .col_expr(column, Expr::value(at))
+        .filter(id_column.eq(id))
+        .filter(Condition::any().add(column.is_null()).add(column.ne(at)))
+        .exec(db)
+        .await;
+    matches!(marked, Ok(r) if r.rows_affected == 1)
+}
+
 impl super::Providers {
     /// Raises `provider.secret_expiring` once for each client secret (a
     /// provider's default client's, current or next, and a token's own)
@@ -131,7 +175,6 @@ impl super::Providers {
     /// share the work: an expiry is announced by whichever marks it first.
     /// Returns how many were announced.
     pub async fn announce_expiring_secrets(&self, events: &crate::events::Events) -> usize {
-        use sea_orm::sea_query::Expr;
         use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
         use crate::db::entity::{provider, token};
@@ -154,53 +197,40 @@ impl super::Providers {
             });
         for p in providers {
             let whose = format!("provider {}", p.name);
-            for (e, column) in [
-                (
-                    Expiring {
-                        slot: SecretSlot::Current,
-                        set: p.client_secret.is_some(),
-                        expires_at: p.client_secret_expires_at,
-                        announced_for: p.secret_expiry_announced_for,
-                        whose: &whose,
-                        other_set: p.next_client_secret.is_some(),
-                    },
-                    provider::Column::SecretExpiryAnnouncedFor,
-                ),
-                (
-                    Expiring {
-                        slot: SecretSlot::Next,
-                        set: p.next_client_secret.is_some(),
-                        expires_at: p.next_client_secret_expires_at,
-                        announced_for: p.next_secret_expiry_announced_for,
-                        whose: &whose,
-                        other_set: p.client_secret.is_some(),
-                    },
-                    provider::Column::NextSecretExpiryAnnouncedFor,
-                ),
-            ] {
+            let secrets = Expiring::pair(
+                &whose,
+                [p.client_secret.is_some(), p.next_client_secret.is_some()],
+                [p.client_secret_expires_at, p.next_client_secret_expires_at],
+                [
+                    p.secret_expiry_announced_for,
+                    p.next_secret_expiry_announced_for,
+                ],
+            );
+            let columns = [
+                provider::Column::SecretExpiryAnnouncedFor,
+                provider::Column::NextSecretExpiryAnnouncedFor,
+            ];
+            for (e, column) in secrets.into_iter().zip(columns) {
                 let Some(at) = e.due(horizon) else { continue };
-                let marked = provider::Entity::update_many()
-                    .col_expr(column, Expr::value(at))
-                    .filter(provider::Column::Id.eq(p.id.clone()))
-                    .filter(Condition::any().add(column.is_null()).add(column.ne(at)))
-                    .exec(&self.db)
-                    .await;
-                if !matches!(marked, Ok(r) if r.rows_affected == 1) {
+                if !mark::<provider::Entity>(&self.db, provider::Column::Id, &p.id, column, at)
+                    .await
+                {
                     continue;
                 }
+                let detail = serde_json::json!({
+                    "provider_id": p.id,
+                    "provider_name": p.name,
+                    "secret": e.slot,
+                    "expires_at": rfc3339(at),
+                    "other_secret_set": e.other_set,
+                });
                 events
                     .raise(
                         EventKind::SecretExpiring,
                         None,
                         None,
                         e.message(at, now),
-                        serde_json::json!({
-                            "provider_id": p.id,
-                            "provider_name": p.name,
-                            "secret": e.slot,
-                            "expires_at": rfc3339(at),
-                            "other_secret_set": e.other_set,
-                        }),
+                        detail,
                     )
                     .await;
                 announced += 1;
@@ -221,53 +251,38 @@ impl super::Providers {
             });
         for t in tokens {
             let whose = format!("token {}", t.name);
-            for (e, column) in [
-                (
-                    Expiring {
-                        slot: SecretSlot::Current,
-                        set: t.client_secret.is_some(),
-                        expires_at: t.client_secret_expires_at,
-                        announced_for: t.secret_expiry_announced_for,
-                        whose: &whose,
-                        other_set: t.next_client_secret.is_some(),
-                    },
-                    token::Column::SecretExpiryAnnouncedFor,
-                ),
-                (
-                    Expiring {
-                        slot: SecretSlot::Next,
-                        set: t.next_client_secret.is_some(),
-                        expires_at: t.next_client_secret_expires_at,
-                        announced_for: t.next_secret_expiry_announced_for,
-                        whose: &whose,
-                        other_set: t.client_secret.is_some(),
-                    },
-                    token::Column::NextSecretExpiryAnnouncedFor,
-                ),
-            ] {
+            let secrets = Expiring::pair(
+                &whose,
+                [t.client_secret.is_some(), t.next_client_secret.is_some()],
+                [t.client_secret_expires_at, t.next_client_secret_expires_at],
+                [
+                    t.secret_expiry_announced_for,
+                    t.next_secret_expiry_announced_for,
+                ],
+            );
+            let columns = [
+                token::Column::SecretExpiryAnnouncedFor,
+                token::Column::NextSecretExpiryAnnouncedFor,
+            ];
+            for (e, column) in secrets.into_iter().zip(columns) {
                 let Some(at) = e.due(horizon) else { continue };
-                let marked = token::Entity::update_many()
-                    .col_expr(column, Expr::value(at))
-                    .filter(token::Column::Id.eq(t.id.clone()))
-                    .filter(Condition::any().add(column.is_null()).add(column.ne(at)))
-                    .exec(&self.db)
-                    .await;
-                if !matches!(marked, Ok(r) if r.rows_affected == 1) {
+                if !mark::<token::Entity>(&self.db, token::Column::Id, &t.id, column, at).await {
                     continue;
                 }
+                let detail = serde_json::json!({
+                    "token_name": t.name,
+                    "provider_id": t.provider_id,
+                    "secret": e.slot,
+                    "expires_at": rfc3339(at),
+                    "other_secret_set": e.other_set,
+                });
                 events
                     .raise(
                         EventKind::SecretExpiring,
                         Some(&t.id),
                         None,
                         e.message(at, now),
-                        serde_json::json!({
-                            "token_name": t.name,
-                            "provider_id": t.provider_id,
-                            "secret": e.slot,
-                            "expires_at": rfc3339(at),
-                            "other_secret_set": e.other_set,
-                        }),
+                        detail,
                     )
                     .await;
                 announced += 1;
