@@ -68,6 +68,11 @@ pub fn ago(at: Option<&str>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// An RFC 3339 time as a date input holds it (`YYYY-MM-DD`); empty without one.
+pub fn date_input(at: Option<&str>) -> String {
+    at.map(|a| a.chars().take(10).collect()).unwrap_or_default()
+}
+
 /// A time for people: `2026-11-29 07:41 UTC`.
 pub fn when(at: &str) -> String {
     parse_time(at)

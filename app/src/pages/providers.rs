@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::browser::copy_to_clipboard;
-use crate::components::format::auth_method_label;
+use crate::components::format::{auth_method_label, date_input};
 use crate::components::{
     EmptyState, ErrorBox, FieldError, KeyValueEditor, KeyValueRows, Notices, Session, form_level,
 };
@@ -229,14 +229,14 @@ fn ProviderForm(
     let client_id = RwSignal::new(opt(e.as_ref().and_then(|p| p.client_id.clone())));
     let client_secret = RwSignal::new(String::new());
     let next_secret = RwSignal::new(String::new());
-    // Expiries as the date inputs hold them (YYYY-MM-DD).
-    let day = |at: Option<String>| at.map(|a| a.chars().take(10).collect()).unwrap_or_default();
-    let secret_expires = RwSignal::new(day(e
-        .as_ref()
-        .and_then(|p| p.rotation.client_secret_expires_at.clone())));
-    let next_expires = RwSignal::new(day(e
-        .as_ref()
-        .and_then(|p| p.rotation.next_client_secret_expires_at.clone())));
+    let secret_expires = RwSignal::new(date_input(
+        e.as_ref()
+            .and_then(|p| p.rotation.client_secret_expires_at.as_deref()),
+    ));
+    let next_expires = RwSignal::new(date_input(
+        e.as_ref()
+            .and_then(|p| p.rotation.next_client_secret_expires_at.as_deref()),
+    ));
     let method = RwSignal::new(
         e.as_ref()
             .map(|p| p.client_auth_method)

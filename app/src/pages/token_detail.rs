@@ -8,7 +8,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::tokens::ticking_now;
 use crate::components::actions;
-use crate::components::format::{ago, expires_in, flow_label, status_badge, when};
+use crate::components::format::{ago, date_input, expires_in, flow_label, status_badge, when};
 use crate::components::{
     ActionHooks, ActionMenu, DeviceCodePanel, ErrorBox, FieldError, KeyValueEditor, KeyValueRows,
     MenuTarget, Notices, form_level,
@@ -356,14 +356,12 @@ fn SettingsForm(token: TokenView, notices: Notices, changed: Callback<()>) -> im
     let client_id = RwSignal::new(token.client_id.clone().unwrap_or_default());
     let client_secret = RwSignal::new(String::new());
     let next_secret = RwSignal::new(String::new());
-    // Expiries as the date inputs hold them (YYYY-MM-DD).
-    let day = |at: &Option<String>| {
-        at.as_deref()
-            .map(|a| a.chars().take(10).collect())
-            .unwrap_or_default()
-    };
-    let secret_expires = RwSignal::new(day(&token.rotation.client_secret_expires_at));
-    let next_expires = RwSignal::new(day(&token.rotation.next_client_secret_expires_at));
+    let secret_expires = RwSignal::new(date_input(
+        token.rotation.client_secret_expires_at.as_deref(),
+    ));
+    let next_expires = RwSignal::new(date_input(
+        token.rotation.next_client_secret_expires_at.as_deref(),
+    ));
     let username = RwSignal::new(token.username.clone().unwrap_or_default());
     let password = RwSignal::new(String::new());
     let resource = RwSignal::new(token.resource.clone().unwrap_or_default());

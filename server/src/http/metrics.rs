@@ -13,7 +13,7 @@ pub(super) async fn metrics(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let tokens = state.instance.tokens.tokens.count_by_status().await?;
+    let tokens = state.instance.tokens.tokens.count_by_status(None).await?;
     let attention = state
         .instance
         .tokens

@@ -323,10 +323,21 @@ impl Tokens {
         }
     }
 
-    /// How many tokens there are in each displayed status (for metrics).
-    pub async fn count_by_status(&self) -> Result<BTreeMap<String, u64>, AppError> {
+    /// How many tokens of `owner` (all: `None`) there are in each
+    /// displayed status (for metrics and the overview).
+    pub async fn count_by_status(
+        &self,
+        owner: Option<&str>,
+    ) -> Result<BTreeMap<String, u64>, AppError> {
         let now = self.clock.now();
-        let rows: Vec<(TokenStatus, i64)> = token::Entity::find()
+        let owned = || {
+            let query = token::Entity::find();
+            match owner {
+                Some(id) => query.filter(token::Column::OwnerId.eq(id)),
+                None => query,
+            }
+        };
+        let rows: Vec<(TokenStatus, i64)> = owned()
             .select_only()
             .column(token::Column::Status)
             .column_as(token::Column::Id.count(), "n")
@@ -335,7 +346,7 @@ impl Tokens {
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let expired = token::Entity::find()
+        let expired = owned()
             .filter(token::Column::Status.eq(TokenStatus::Active))
             .filter(token::Column::ExpiresAt.lte(now))
             .count(&self.db)

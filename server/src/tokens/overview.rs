@@ -19,7 +19,7 @@ use sea_orm::{
 };
 
 use super::engine::TokenEngine;
-use super::{EXPIRING_SOON_SECS, db_error, lifetimes};
+use super::{EXPIRING_SOON_SECS, db_error, lifetimes, reauthorization};
 use crate::account::ops::rfc3339;
 use crate::auth::Caller;
 use crate::db::entity::{provider, token};
@@ -30,6 +30,23 @@ use crate::providers::secrets::SECRET_WARNING_DAYS;
 const ITEMS_PER_REASON: u64 = 20;
 /// A token not handed out for this many days is unused.
 pub const UNUSED_DAYS: i64 = 30;
+
+/// Active tokens no program fetched for [`UNUSED_DAYS`] days (never
+/// fetched: created that long ago).
+fn unused(now: DateTime<Utc>) -> Condition {
+    let cutoff = now - Duration::days(UNUSED_DAYS);
+    Condition::all()
+        .add(token::Column::Status.eq(TokenStatus::Active))
+        .add(
+            Condition::any()
+                .add(token::Column::LastUsedAt.lt(cutoff))
+                .add(
+                    Condition::all()
+                        .add(token::Column::LastUsedAt.is_null())
+                        .add(token::Column::CreatedAt.lt(cutoff)),
+                ),
+        )
+}
 
 /// Providers whose default secret or certificate expires soon.
 struct ExpiringProviders {
@@ -102,27 +119,7 @@ impl TokenEngine {
                 Condition::all().add(token::Column::Status.eq(TokenStatus::NeedsCredentials))
             }
             AttentionReason::ReauthorizationDue => {
-                let notice = now + self.settings.reauthorization_notice;
-                Condition::all()
-                    .add(token::Column::Flow.is_in([
-                        Flow::AuthorizationCode,
-                        Flow::OidcHybrid,
-                        Flow::DeviceCode,
-                    ]))
-                    .add(token::Column::AccessToken.is_not_null())
-                    .add(
-                        Condition::any()
-                            .add(
-                                Condition::all()
-                                    .add(token::Column::RefreshToken.is_not_null())
-                                    .add(token::Column::RefreshTokenExpiresAt.lte(notice)),
-                            )
-                            .add(
-                                Condition::all()
-                                    .add(token::Column::RefreshToken.is_null())
-                                    .add(token::Column::ExpiresAt.lte(notice)),
-                            ),
-                    )
+                reauthorization::due_candidates(now + self.settings.reauthorization_notice)
             }
             AttentionReason::SecretExpiring => Condition::any()
                 .add(
@@ -138,20 +135,7 @@ impl TokenEngine {
                 ),
             AttentionReason::CertificateExpiring => Condition::all()
                 .add(token::Column::ProviderId.is_in(providers.certificates.keys().cloned())),
-            AttentionReason::Unused => {
-                let cutoff = now - Duration::days(UNUSED_DAYS);
-                Condition::all()
-                    .add(token::Column::Status.eq(TokenStatus::Active))
-                    .add(
-                        Condition::any()
-                            .add(token::Column::LastUsedAt.lt(cutoff))
-                            .add(
-                                Condition::all()
-                                    .add(token::Column::LastUsedAt.is_null())
-                                    .add(token::Column::CreatedAt.lt(cutoff)),
-                            ),
-                    )
-            }
+            AttentionReason::Unused => unused(now),
         }
     }
 
@@ -209,47 +193,17 @@ impl TokenEngine {
         let now = self.tokens.clock.now();
         let providers = self.expiring_providers(now).await?;
         // Counts by displayed status, and expiring soon within active.
-        let rows: Vec<(TokenStatus, i64)> = self
+        let owner = (!caller.is_admin()).then_some(caller.user.id.as_str());
+        let mut counts = self.tokens.count_by_status(owner).await?;
+        let total = counts.values().sum();
+        let expiring_soon = self
             .scoped(Some(caller))
-            .select_only()
-            .column(token::Column::Status)
-            .column_as(token::Column::Id.count(), "n")
-            .group_by(token::Column::Status)
-            .into_tuple()
-            .all(&self.tokens.db)
-            .await
-            .map_err(db_error)?;
-        let active = self
-            .scoped(Some(caller))
-            .filter(token::Column::Status.eq(TokenStatus::Active));
-        let expired = active
-            .clone()
-            .filter(token::Column::ExpiresAt.lte(now))
-            .count(&self.tokens.db)
-            .await
-            .map_err(db_error)?;
-        let expiring_soon = active
+            .filter(token::Column::Status.eq(TokenStatus::Active))
             .filter(token::Column::ExpiresAt.gt(now))
             .filter(token::Column::ExpiresAt.lte(now + Duration::seconds(EXPIRING_SOON_SECS)))
             .count(&self.tokens.db)
             .await
             .map_err(db_error)?;
-        let mut counts: BTreeMap<String, u64> = TokenStatus::ALL
-            .iter()
-            .map(|s| (s.to_string(), 0))
-            .collect();
-        let mut total = 0;
-        for (status, n) in rows {
-            let n = u64::try_from(n).unwrap_or(0);
-            total += n;
-            let shown = if status == TokenStatus::Active {
-                *counts.entry(TokenStatus::Expired.to_string()).or_default() += expired;
-                n.saturating_sub(expired)
-            } else {
-                n
-            };
-            *counts.entry(status.to_string()).or_default() += shown;
-        }
         counts.insert("expiring_soon".into(), expiring_soon);
 
         let mut attention = Vec::new();
@@ -300,12 +254,7 @@ impl TokenEngine {
                 attention.push(self.attention_item(&t, reason, due, now, &providers));
             }
         }
-        let history = self
-            .tokens
-            .usage
-            .renewals((!caller.is_admin()).then_some(caller.user.id.as_str()))
-            .await
-            .map_err(db_error)?;
+        let history = self.tokens.usage.renewals(owner).await.map_err(db_error)?;
         Ok(Overview {
             counts,
             total,
@@ -470,13 +419,8 @@ impl TokenEngine {
             tracing::warn!(error = %e, "could not store how tokens were used");
         }
         let now = self.tokens.clock.now();
-        let providers = ExpiringProviders {
-            secrets: BTreeMap::new(),
-            certificates: BTreeMap::new(),
-            names: BTreeMap::new(),
-        };
         let candidates = match token::Entity::find()
-            .filter(self.reason_filter(AttentionReason::Unused, now, &providers))
+            .filter(unused(now))
             .limit(2_000)
             .all(&self.tokens.db)
             .await

@@ -25,25 +25,7 @@ impl TokenEngine {
         let now = self.tokens.clock.now();
         let horizon = now + self.settings.reauthorization_notice;
         let candidates = token::Entity::find()
-            .filter(token::Column::Flow.is_in([
-                Flow::AuthorizationCode,
-                Flow::OidcHybrid,
-                Flow::DeviceCode,
-            ]))
-            .filter(token::Column::AccessToken.is_not_null())
-            .filter(
-                Condition::any()
-                    .add(
-                        Condition::all()
-                            .add(token::Column::RefreshToken.is_not_null())
-                            .add(token::Column::RefreshTokenExpiresAt.lte(horizon)),
-                    )
-                    .add(
-                        Condition::all()
-                            .add(token::Column::RefreshToken.is_null())
-                            .add(token::Column::ExpiresAt.lte(horizon)),
-                    ),
-            )
+            .filter(due_candidates(horizon))
             .limit(ANNOUNCEMENTS_PER_PASS * 4)
             .all(&self.tokens.db)
             .await;
@@ -104,6 +86,32 @@ impl TokenEngine {
             .await;
         matches!(marked, Ok(r) if r.rows_affected == 1)
     }
+}
+
+/// Tokens a person authorizes whose re-authorization date may fall by
+/// `horizon`: their refresh token (or, without one, their access token)
+/// expires by then. [`reauthorization_due_at`] decides for each.
+pub(crate) fn due_candidates(horizon: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(token::Column::Flow.is_in([
+            Flow::AuthorizationCode,
+            Flow::OidcHybrid,
+            Flow::DeviceCode,
+        ]))
+        .add(token::Column::AccessToken.is_not_null())
+        .add(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(token::Column::RefreshToken.is_not_null())
+                        .add(token::Column::RefreshTokenExpiresAt.lte(horizon)),
+                )
+                .add(
+                    Condition::all()
+                        .add(token::Column::RefreshToken.is_null())
+                        .add(token::Column::ExpiresAt.lte(horizon)),
+                ),
+        )
 }
 
 /// One sentence for people: by when, and what to do.

@@ -118,13 +118,8 @@ impl Pending {
     }
 }
 
-/// `SUM(uses)` as a 64-bit integer on both databases (PostgreSQL sums a
+/// `SUM(column)` as a 64-bit integer on both databases (PostgreSQL sums a
 /// `bigint` column as `numeric`).
-fn summed_uses() -> sea_orm::sea_query::SimpleExpr {
-    summed(token_use::Column::Uses)
-}
-
-/// `SUM(column)` as a 64-bit integer.
 fn summed(column: impl sea_orm::sea_query::IntoColumnRef) -> sea_orm::sea_query::SimpleExpr {
     Func::cast_as(Func::sum(Expr::col(column)), Alias::new("BIGINT")).into()
 }
@@ -133,6 +128,11 @@ fn hour_start(hour: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(hour * 3600, 0)
         .single()
         .unwrap_or_default()
+}
+
+/// The first hour (since the epoch) of the day of `hour`.
+fn day_hour(hour: i64) -> i64 {
+    hour - hour.rem_euclid(24)
 }
 
 fn day_of(at: DateTime<Utc>) -> NaiveDate {
@@ -277,7 +277,7 @@ impl Usage {
         let txn = self.db.begin().await?;
         let mut counts: BTreeMap<(String, i64, bool), RenewalCount> = BTreeMap::new();
         for ((owner, hour), count) in renewals {
-            let day = day_start(day_of(hour_start(*hour))).timestamp() / 3600;
+            let day = day_hour(*hour);
             for (at, daily) in [(*hour, false), (day, true)] {
                 counts
                     .entry((owner.clone(), at, daily))
@@ -324,7 +324,7 @@ impl Usage {
         let mut buckets: BTreeMap<(String, String, i64, bool), (UseVia, u64)> = BTreeMap::new();
         for (id, p) in batch.iter().filter(|(id, _)| existing.contains(*id)) {
             for c in &p.counts {
-                let day = day_start(day_of(hour_start(c.hour))).timestamp() / 3600;
+                let day = day_hour(c.hour);
                 for (hour, daily) in [(c.hour, false), (day, true)] {
                     buckets
                         .entry((id.clone(), c.caller_id.clone(), hour, daily))
@@ -556,7 +556,7 @@ impl Usage {
             let sums: Vec<(String, i64)> = token_use::Entity::find()
                 .select_only()
                 .column(token_use::Column::TokenId)
-                .column_as(summed_uses(), "uses")
+                .column_as(summed(token_use::Column::Uses), "uses")
                 .filter(token_use::Column::TokenId.is_in(chunk.iter().copied()))
                 .filter(token_use::Column::Span.eq(Span::Hour))
                 .filter(token_use::Column::StartsAt.gte(hour_start(first_hour)))
@@ -596,7 +596,7 @@ impl Usage {
             let sums: Vec<(String, i64)> = token_use::Entity::find()
                 .select_only()
                 .column(token_use::Column::CallerId)
-                .column_as(summed_uses(), "uses")
+                .column_as(summed(token_use::Column::Uses), "uses")
                 .filter(token_use::Column::CallerId.is_in(chunk.iter().copied()))
                 .filter(token_use::Column::Span.eq(Span::Hour))
                 .filter(token_use::Column::StartsAt.gte(hour_start(first_hour)))
@@ -639,7 +639,7 @@ impl Usage {
         let rows: Vec<(DateTime<Utc>, i64)> = token_use::Entity::find()
             .select_only()
             .column(token_use::Column::StartsAt)
-            .column_as(summed_uses(), "uses")
+            .column_as(summed(token_use::Column::Uses), "uses")
             .filter(token_use::Column::TokenId.eq(id))
             .filter(token_use::Column::Span.eq(Span::Day))
             .filter(token_use::Column::StartsAt.gte(day_start(first)))
