@@ -7,6 +7,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::{WireName, wire_name_impls};
 
+/// How a revocation request carries the token: a form as RFC 7009 says,
+/// or a JSON object `{"token": …}` (Intuit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sea_orm::DeriveValueType))]
+#[cfg_attr(feature = "ssr", sea_orm(value_type = "String"))]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationFormat {
+    /// `application/x-www-form-urlencoded` with `token` and `token_type_hint`.
+    #[default]
+    Form,
+    /// `application/json` with `token`, client credentials in the object
+    /// where they would be in the form.
+    Json,
+}
+
+impl WireName for RevocationFormat {
+    const ALL: &'static [Self] = &[Self::Form, Self::Json];
+    const FIELD: &'static str = "revocation_format";
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Form => "form",
+            Self::Json => "json",
+        }
+    }
+}
+wire_name_impls!(RevocationFormat);
+
 /// How the client proves itself at the token, refresh and revocation
 /// endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -196,6 +224,10 @@ pub struct ProviderInput {
     pub iss_parameter_supported: Option<bool>,
     /// The scope a new token of this provider starts with.
     pub default_scope: Option<String>,
+    /// Scopes every token of this provider asks for: added to a token's
+    /// own scope that leaves them out (e.g. `offline_access`, without which
+    /// no refresh token is issued). Space-separated; `""` clears.
+    pub required_scope: Option<String>,
     /// Dotted path of the object holding `access_token` and the other token
     /// fields when the provider nests them (e.g. Slack's `authed_user`).
     pub token_response_path: Option<String>,
@@ -233,6 +265,8 @@ pub struct ProviderInput {
     pub test_request_url: Option<String>,
     /// `GET` (default), `POST` or `HEAD`.
     pub test_request_method: Option<String>,
+    /// `form` (RFC 7009, the default) or `json` (Intuit).
+    pub revocation_format: Option<String>,
     /// Run the connection test after every renewal; a refusal raises
     /// `token.test_failed`.
     pub test_after_renewal: Option<bool>,
@@ -287,6 +321,7 @@ pub struct ProviderView {
     /// The catalogue template it was made from.
     pub template: Option<String>,
     pub default_scope: Option<String>,
+    pub required_scope: Option<String>,
     pub token_response_path: Option<String>,
     pub keep_response_fields: Vec<String>,
     pub refresh_token_rotates: bool,
@@ -301,6 +336,7 @@ pub struct ProviderView {
     pub test_request_url: Option<String>,
     pub test_request_method: crate::tokens::TestMethod,
     pub test_after_renewal: bool,
+    pub revocation_format: RevocationFormat,
     /// How many tokens use it.
     pub token_count: u64,
     pub created_at: String,
@@ -366,6 +402,10 @@ pub enum TemplateInputKind {
     Host,
     /// An https base URL without a trailing slash (a self-managed server).
     Url,
+    /// A value sent as a request parameter and kept exactly as typed (an
+    /// API audience, which the provider compares character by character):
+    /// never part of an endpoint.
+    Value,
 }
 
 /// One input of a catalogue template: a placeholder of its endpoints.
@@ -483,6 +523,9 @@ pub struct ProviderTemplate {
     pub omit_scope_on_refresh: Option<bool>,
     #[serde(default)]
     pub send_client_id_in_body: Option<bool>,
+    /// How revocation requests carry the token.
+    #[serde(default)]
+    pub revocation_format: RevocationFormat,
     /// What an admin must know (registration, redirect URI rules, limits).
     #[serde(default)]
     pub notes: Option<String>,

@@ -602,6 +602,11 @@ pub struct AccessTokenView {
     pub expires_at: Option<String>,
     /// The granted scope.
     pub scope: Option<String>,
+    /// The extra fields of the provider's answer that its provider keeps
+    /// (`keep_response_fields`, e.g. Salesforce's `instance_url`, where the
+    /// token is to be used); absent when none are kept.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub response_fields: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]

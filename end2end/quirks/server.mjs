@@ -6,10 +6,12 @@
 // string, in milliseconds or missing (Salesforce), scopes joined by commas,
 // extra fields (instance_url), refresh tokens that rotate and are refused
 // when used twice, refresh-token lifetimes stated in the answer, renewals
-// that narrow the scope or leave out expires_in. Routes under /<name>/:
+// that narrow the scope or leave out expires_in. Routes under /<name>/
+// (or deeper, as a template builds its endpoints from a base URL: the last
+// segment names the action, Keycloak's `auth` meaning authorize):
 //   GET  authorize  redirects back to redirect_uri with a code and the state
 //   POST token      the authorization_code and refresh_token grants
-//   POST revoke     accepts anything
+//   POST revoke     accepts a token in a form (or JSON: revocation "json")
 // and for the tests: GET /__requests (every request, as received),
 // GET /__stats (invalid_grant answers, refresh tokens used twice).
 //
@@ -124,7 +126,12 @@ function refuse(res, error, description) {
 
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');
-  const [, name, action] = url.pathname.split('/');
+  // /<shape>/<action>, or a provider's own path under /<shape>/ (a
+  // template's base URL): the last segment names the action.
+  const parts = url.pathname.split('/').filter(Boolean);
+  const name = parts[0];
+  let action = parts.length > 2 ? parts[parts.length - 1] : parts[1];
+  if (action === 'auth') action = 'authorize';
   const body = req.method === 'POST' ? await readBody(req) : '';
   if (name === '__shape' && req.method === 'POST') {
     const shape = JSON.parse(body);
@@ -137,6 +144,14 @@ const server = http.createServer(async (req, res) => {
   const shape = shapes.get(name);
   if (!shape) return send(res, 404, { error: 'no such shape' });
   const form = Object.fromEntries(new URLSearchParams(body));
+  let json = null;
+  if ((req.headers['content-type'] || '').startsWith('application/json')) {
+    try {
+      json = JSON.parse(body);
+    } catch {
+      json = null;
+    }
+  }
   const query = Object.fromEntries(url.searchParams);
   requests.push({
     shape: name,
@@ -144,6 +159,7 @@ const server = http.createServer(async (req, res) => {
     method: req.method,
     query,
     form,
+    json,
     authorization: req.headers.authorization || null,
     contentType: req.headers['content-type'] || null,
   });
@@ -153,10 +169,17 @@ const server = http.createServer(async (req, res) => {
     const back = new URL(query.redirect_uri);
     back.searchParams.set('code', code);
     if (query.state) back.searchParams.set('state', query.state);
+    // Fields some providers send on the redirect (Intuit's realmId).
+    for (const [k, v] of Object.entries(shape.redirect_fields || {})) back.searchParams.set(k, v);
     res.writeHead(302, { location: back.toString() });
     return res.end();
   }
-  if (action === 'revoke') return send(res, 200, {});
+  if (action === 'revoke') {
+    // Intuit takes {"token": …} as JSON; RFC 7009 a form.
+    const given = shape.revocation === 'json' ? json && json.token : form.token;
+    if (!given) return refuse(res, 'invalid_request', `no token in the ${shape.revocation || 'form'} body`);
+    return send(res, 200, {});
+  }
   if (action !== 'token' || req.method !== 'POST') return send(res, 404, { error: 'not_found' });
   if (form.grant_type === 'authorization_code') {
     const issued = codes.get(form.code);

@@ -13,25 +13,40 @@ export interface AuthServer {
   put(p: string, body: unknown): Promise<unknown>;
 }
 
-/** Starts it with Quiver's callback as the interactive clients' redirect URI. */
-export async function startAuthServer(baseURL: string, extra: string[] = []): Promise<AuthServer> {
-  const script = path.resolve(__dirname, '../authserver/server.js');
-  const child: ChildProcess = spawn(
-    'node',
-    [script, '--port', '0', '--redirect-uri', `${baseURL}/oauth/callback`, '--max-lifetime-seconds', '900', ...extra],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
+/**
+ * Starts a node server of end2end/ that prints `<prefix> {json}` as its first
+ * line once it listens, and stops when its standard input closes.
+ */
+export async function spawnReady(
+  script: string,
+  args: string[],
+  prefix: string,
+): Promise<{ info: Record<string, string>; stop(): Promise<void> }> {
+  const child: ChildProcess = spawn('node', [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: child.stdout! });
   const ready = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the authorization server did not start in 20 s')), 20_000);
+    const timer = setTimeout(() => reject(new Error(`${script} did not start in 20 s`)), 20_000);
     lines.once('line', (line) => {
       clearTimeout(timer);
       resolve(line);
     });
-    child.once('exit', (code) => reject(new Error(`the authorization server exited (${code})`)));
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code})`)));
   });
-  if (!ready.startsWith('AUTHSERVER_READY ')) throw new Error(`unexpected first line: ${ready}`);
-  const info = JSON.parse(ready.slice('AUTHSERVER_READY '.length));
+  if (!ready.startsWith(`${prefix} `)) throw new Error(`unexpected first line: ${ready}`);
+  return {
+    info: JSON.parse(ready.slice(prefix.length + 1)),
+    stop,
+  };
+}
+
+/** Starts it with Quiver's callback as the interactive clients' redirect URI. */
+export async function startAuthServer(baseURL: string, extra: string[] = []): Promise<AuthServer> {
+  const script = path.resolve(__dirname, '../authserver/server.js');
+  const { info, stop } = await spawnReady(
+    script,
+    ['--port', '0', '--redirect-uri', `${baseURL}/oauth/callback`, '--max-lifetime-seconds', '900', ...extra],
+    'AUTHSERVER_READY',
+  );
   const send = async (method: string, p: string, body: unknown) => {
     const r = await fetch(`${info.admin}${p}`, {
       method,
@@ -50,13 +65,33 @@ export async function startAuthServer(baseURL: string, extra: string[] = []): Pr
     async put(p: string, body: unknown) {
       return send('PUT', p, body);
     },
-    async stop() {
-      child.stdin?.end();
-      await new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(null);
-        child.once('exit', resolve);
-        setTimeout(() => child.kill('SIGKILL'), 3000);
-      });
+    stop,
+  };
+}
+
+/** The quirks server (end2end/quirks): token endpoints in the shapes of the catalogue's providers. */
+export interface QuirksServer {
+  url: string;
+  stop(): Promise<void>;
+  /** Registers how the shape `name` answers. */
+  shape(name: string, shape: unknown): Promise<void>;
+  /** Every request it received for `name`'s `action`. */
+  requests(name: string, action: string): Promise<{ query: Record<string, string>; form: Record<string, string>; authorization: string | null }[]>;
+}
+
+export async function startQuirksServer(): Promise<QuirksServer> {
+  const { info, stop } = await spawnReady(path.resolve(__dirname, '../quirks/server.mjs'), ['--port', '0'], 'QUIRKS_READY');
+  const url = info.url;
+  return {
+    url,
+    stop,
+    async shape(name: string, shape: unknown) {
+      const r = await fetch(`${url}/__shape/${name}`, { method: 'POST', body: JSON.stringify(shape) });
+      if (!r.ok) throw new Error(`shape ${name}: ${r.status}`);
+    },
+    async requests(name: string, action: string) {
+      const all = await (await fetch(`${url}/__requests`)).json();
+      return all.filter((r: { shape: string; action: string }) => r.shape === name && r.action === action);
     },
   };
 }

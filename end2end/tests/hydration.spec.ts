@@ -19,7 +19,7 @@ test('settings hydrates and a click round-trips a server function', async ({ pag
   const response = await call;
   expect(response.status()).toBe(200);
   await expect(page.getByTestId('database-check')).toHaveText(
-    /^Database reachable: round trip \d+ ms, 13 migrations applied\.$/,
+    /^Database reachable: round trip \d+ ms, 14 migrations applied\.$/,
   );
 });
 

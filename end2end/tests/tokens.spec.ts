@@ -1,6 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import { ADMIN, hydrated, signIn } from './helpers';
-import { startAuthServer, type AuthServer } from './authserver';
+import { startAuthServer, startQuirksServer, type AuthServer } from './authserver';
 
 // The token screens against a real authorization server on loopback: a
 // provider by discovery, the four flows (interactive ones in the popup with
@@ -92,6 +92,59 @@ test('an admin creates a provider from the catalogue, and a wrong input is named
   await expect(page.getByLabel('Token endpoint')).toHaveValue('https://acme.okta.com/oauth2/default/v1/token');
   await expect(page.getByLabel('Default scope')).toHaveValue(/offline_access/);
   await expect(page.getByText('Secret: set.')).toBeVisible();
+});
+
+test('a provider from the catalogue issues a token end to end in its own shape', async ({ page }) => {
+  // A Keycloak realm, played by the quirks server under the template's own paths.
+  const quirks = await startQuirksServer();
+  try {
+    await quirks.shape('keycloak', { rotates: false });
+    const name = `Keycloak ${Date.now()}`;
+    await signIn(page, ADMIN, '/providers');
+    await page.getByTestId('new-provider-from-template').click();
+    await page.waitForURL('**/providers/new/template');
+    await hydrated(page);
+    await page.getByLabel('Provider', { exact: true }).selectOption({ label: 'Keycloak' });
+    await page.getByLabel('Keycloak URL').fill(`${quirks.url}/keycloak`);
+    await page.getByLabel('Realm').fill('quiver');
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel('Client id').fill('quiver-kc');
+    await page.getByLabel('Client secret').fill('kc-secret');
+    await page.getByTestId('create-from-template').click();
+    await page.waitForURL((u) => /\/providers\/[0-9a-f-]{36}$/.test(u.pathname));
+    await hydrated(page);
+    await expect(page.getByLabel('Token endpoint')).toHaveValue(
+      `${quirks.url}/keycloak/realms/quiver/protocol/openid-connect/token`,
+    );
+
+    await page.goto('/tokens');
+    await hydrated(page);
+    await page.getByTestId('create-token').click();
+    const dialog = page.getByRole('dialog', { name: 'Create and Store OAuth Credentials' });
+    await dialog.getByLabel('Token Name').fill('Realm reports');
+    await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: name });
+    await dialog.getByLabel('OAuth Flow').selectOption({ label: 'Authorization Code' });
+    await expect(dialog.getByLabel('Scope')).toHaveValue('openid offline_access');
+    const popupOpened = page.waitForEvent('popup');
+    await dialog.getByRole('button', { name: 'Request Token' }).click();
+    const popup = await popupOpened;
+    // The realm signs the person in at once; the callback page closes itself.
+    await popup.waitForEvent('close', { timeout: 15_000 });
+    await expect(dialog.getByTestId('token-success')).toBeVisible();
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await expect(row(page, 'Realm reports').getByTestId('status-badge')).toHaveText('Active');
+
+    // As the template says: PKCE on the link, the secret in HTTP Basic.
+    const [authorize] = await quirks.requests('keycloak', 'authorize');
+    expect(authorize.query.code_challenge_method).toBe('S256');
+    expect(authorize.query.scope).toBe('openid offline_access');
+    const [exchange] = await quirks.requests('keycloak', 'token');
+    expect(exchange.form.grant_type).toBe('authorization_code');
+    expect(exchange.authorization).toBe(`Basic ${Buffer.from('quiver-kc:kc-secret').toString('base64')}`);
+    expect(exchange.form.client_secret).toBeUndefined();
+  } finally {
+    await quirks.stop();
+  }
 });
 
 test('a Private Key JWT provider gets a generated key and limits tokens to Client Credentials', async ({ page }) => {

@@ -37,7 +37,7 @@ pub fn ProviderTemplatePage() -> impl IntoView {
 fn input_type(kind: TemplateInputKind) -> &'static str {
     match kind {
         TemplateInputKind::Url => "url",
-        TemplateInputKind::Label | TemplateInputKind::Host => "text",
+        TemplateInputKind::Label | TemplateInputKind::Host | TemplateInputKind::Value => "text",
     }
 }
 

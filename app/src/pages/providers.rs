@@ -293,6 +293,7 @@ fn ProviderForm(
     );
     let iss_supported = RwSignal::new(e.as_ref().is_some_and(|p| p.iss_parameter_supported));
     let default_scope = RwSignal::new(opt(e.as_ref().and_then(|p| p.default_scope.clone())));
+    let required_scope = RwSignal::new(opt(e.as_ref().and_then(|p| p.required_scope.clone())));
     let response_path = RwSignal::new(opt(e.as_ref().and_then(|p| p.token_response_path.clone())));
     let keep_fields = RwSignal::new(
         e.as_ref()
@@ -323,6 +324,11 @@ fn ProviderForm(
             .unwrap_or_else(|| "GET".into()),
     );
     let test_after = RwSignal::new(e.as_ref().is_some_and(|p| p.test_after_renewal));
+    let revocation_format = RwSignal::new(
+        e.as_ref()
+            .map(|p| p.revocation_format.to_string())
+            .unwrap_or_else(|| "form".into()),
+    );
     let omit_scope = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_scope_on_refresh));
     let omit_code = RwSignal::new(e.as_ref().is_none_or(|p| p.omit_code_on_refresh));
     let encode_refresh = RwSignal::new(e.as_ref().is_some_and(|p| p.url_encode_refresh_token));
@@ -469,6 +475,7 @@ fn ProviderForm(
                 refresh_rate_per_minute: rate_n.map(|v| v.clamp(0, u32::MAX as i64) as u32),
                 iss_parameter_supported: Some(iss_supported.get_untracked()),
                 default_scope: Some(default_scope.get_untracked()),
+                required_scope: Some(required_scope.get_untracked()),
                 token_response_path: Some(response_path.get_untracked()),
                 keep_response_fields: Some(
                     keep_fields
@@ -484,6 +491,7 @@ fn ProviderForm(
                 refresh_token_lifetime_sliding: Some(refresh_sliding.get_untracked()),
                 test_request_url: Some(test_url.get_untracked()),
                 test_request_method: Some(test_method.get_untracked()),
+                revocation_format: Some(revocation_format.get_untracked()),
                 test_after_renewal: Some(test_after.get_untracked()),
                 omit_scope_on_refresh: Some(omit_scope.get_untracked()),
                 omit_code_on_refresh: Some(omit_code.get_untracked()),
@@ -712,6 +720,8 @@ fn ProviderForm(
             </fieldset>
             <TextField id="provider-default-scope" label="Default scope" value=default_scope error=err field="default_scope"
                 help="The scope a new token of this provider starts with." readonly />
+            <TextField id="provider-required-scope" label="Required scopes" value=required_scope error=err field="required_scope"
+                help="Always asked for: added to a token's scope that leaves them out (e.g. offline_access, without which no refresh token is issued)." readonly />
             <details class="field">
                 <summary>"Advanced settings"</summary>
                 <div class="field-switch">
@@ -775,6 +785,16 @@ fn ProviderForm(
                         <input id="provider-id-in-body" type="checkbox" prop:checked=id_in_body disabled=move || readonly.get()
                             on:change=move |ev| id_in_body.set(event_target_checked(&ev)) />
                         <label for="provider-id-in-body">"Send the client id in the body with HTTP Basic too"</label>
+                    </div>
+                    <div class="field">
+                        <label for="provider-revocation-format">"Revocation request"</label>
+                        <select id="provider-revocation-format" prop:value=revocation_format disabled=move || readonly.get()
+                            on:change=move |ev| revocation_format.set(event_target_value(&ev))>
+                            {[("form", "A form (RFC 7009)"), ("json", "A JSON object {\"token\": …} (Intuit)")].into_iter().map(|(value, label)| view! {
+                                <option value=value selected=move || revocation_format.get() == value>{label}</option>
+                            }).collect_view()}
+                        </select>
+                        <FieldError error=err field="revocation_format" id="provider-revocation-format-error".into() />
                     </div>
                 </fieldset>
                 <fieldset class="field" data-testid="provider-connection-test">

@@ -138,20 +138,24 @@ pub(super) async fn callback_post(
 fn resubmit_page(p: &CallbackParams) -> Response {
     let nonce = nonce();
     let mut inputs = String::new();
-    for (name, value) in [
+    let named = [
         ("state", &p.state),
         ("code", &p.code),
         ("id_token", &p.id_token),
         ("iss", &p.iss),
         ("error", &p.error),
         ("error_description", &p.error_description),
-    ] {
-        if let Some(v) = value {
-            inputs.push_str(&format!(
-                r#"<input type="hidden" name="{name}" value="{}">"#,
-                escape(v)
-            ));
-        }
+    ];
+    let named = named
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)));
+    let extra = p.extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (name, value) in named.chain(extra) {
+        inputs.push_str(&format!(
+            r#"<input type="hidden" name="{}" value="{}">"#,
+            escape(name),
+            escape(value)
+        ));
     }
     let body = format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Finishing authorization · Quiver</title></head>

@@ -18,7 +18,9 @@ pub const SELF_SIGNED_DAYS: i64 = 730;
 /// A parsed certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
-    /// The certificate as PEM (one `CERTIFICATE` block).
+    /// The certificate as PEM: its `CERTIFICATE` block, followed by those
+    /// of the intermediate certificates that came with it (sent with it in
+    /// mutual TLS and listed in a JWK's `x5c`).
     pub pem: String,
     /// Its subject, as `CN=…, O=…`.
     pub subject: String,
@@ -30,7 +32,12 @@ pub struct Certificate {
     pub not_after: DateTime<Utc>,
     der: Vec<u8>,
     public_key: Vec<u8>,
+    /// The DER of each intermediate certificate after it, in order.
+    chain: Vec<Vec<u8>>,
 }
+
+/// Most intermediate certificates kept after a certificate.
+const MAX_CHAIN: usize = 8;
 
 /// Why a certificate was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,14 +57,36 @@ pub enum CertificateError {
 }
 
 impl Certificate {
-    /// Reads the first certificate of a PEM text.
+    /// Reads a PEM text: the certificate first, then any intermediate
+    /// certificates of its chain (as a CA hands them out).
     pub fn from_pem(text: &str) -> Result<Self, CertificateError> {
-        let (_, block) = x509_parser::pem::parse_x509_pem(text.trim().as_bytes())
-            .map_err(|_| CertificateError::NotPem)?;
-        if block.label != "CERTIFICATE" {
-            return Err(CertificateError::NotPem);
+        let mut rest = text.trim().as_bytes();
+        let mut blocks = Vec::new();
+        while !rest.is_empty() {
+            let (after, block) =
+                x509_parser::pem::parse_x509_pem(rest).map_err(|_| CertificateError::NotPem)?;
+            if block.label != "CERTIFICATE" {
+                return Err(CertificateError::NotPem);
+            }
+            blocks.push(block.contents);
+            if blocks.len() > MAX_CHAIN + 1 {
+                return Err(CertificateError::Malformed(format!(
+                    "a chain of more than {MAX_CHAIN} intermediate certificates"
+                )));
+            }
+            rest = after.trim_ascii();
         }
-        Self::from_der(&block.contents)
+        let Some((leaf, chain)) = blocks.split_first() else {
+            return Err(CertificateError::NotPem);
+        };
+        let mut certificate = Self::from_der(leaf)?;
+        for der in chain {
+            // Each must be a certificate too.
+            Self::from_der(der)?;
+            certificate.pem.push_str(&to_pem("CERTIFICATE", der));
+            certificate.chain.push(der.clone());
+        }
+        Ok(certificate)
     }
 
     fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
@@ -75,6 +104,7 @@ impl Certificate {
             not_after: time(cert.validity().not_after)?,
             public_key: cert.public_key().subject_public_key.data.to_vec(),
             der: der.to_vec(),
+            chain: Vec::new(),
         })
     }
 
@@ -135,9 +165,12 @@ impl Certificate {
         hex::encode_upper(digest(&SHA1_FOR_LEGACY_USE_ONLY, &self.der))
     }
 
-    /// The DER, base64 (a JWK's `x5c` entry).
-    pub fn der_base64(&self) -> String {
-        STANDARD.encode(&self.der)
+    /// A JWK's `x5c`: the certificate's DER and then its chain's, base64.
+    pub fn x5c(&self) -> Vec<String> {
+        std::iter::once(&self.der)
+            .chain(&self.chain)
+            .map(|der| STANDARD.encode(der))
+            .collect()
     }
 }
 
@@ -239,6 +272,29 @@ mod tests {
         // Quiver makes RSA certificates too.
         let made = Certificate::self_signed(&key, "rsa", Utc::now()).unwrap();
         made.check_key(&key).unwrap();
+    }
+
+    #[test]
+    fn a_chain_after_the_certificate_is_kept_and_listed() {
+        let key = SigningKey::generate(None);
+        let leaf = Certificate::self_signed(&key, "leaf", Utc::now()).unwrap();
+        let ca = Certificate::self_signed(&SigningKey::generate(None), "ca", Utc::now()).unwrap();
+        let text = format!("{}\n{}", leaf.pem, ca.pem);
+        let read = Certificate::from_pem(&text).unwrap();
+        // The first certificate is the one described and matched.
+        assert_eq!(read.subject, leaf.subject);
+        assert_eq!(read.x5t_s256(), leaf.x5t_s256());
+        read.check_key(&key).unwrap();
+        assert_eq!(read.pem.matches("BEGIN CERTIFICATE").count(), 2);
+        assert_eq!(read.x5c(), [leaf.x5c(), ca.x5c()].concat());
+        // Read again from what is stored: the same.
+        assert_eq!(Certificate::from_pem(&read.pem).unwrap(), read);
+        // Anything but certificates after it is refused.
+        let with_key = format!("{}{}", leaf.pem, key.pem.expose());
+        assert_eq!(
+            Certificate::from_pem(&with_key),
+            Err(CertificateError::NotPem)
+        );
     }
 
     #[test]

@@ -84,10 +84,12 @@ pub fn read(status: u16, body: &[u8]) -> Result<DeviceCode, GrantError> {
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
         })
     };
+    // A page a person opens: https, or plain http only on this machine.
     let https_or_loopback = |u: &String| {
-        Url::parse(u)
-            .map(|u| u.scheme() == "https" || u.scheme() == "http")
-            .unwrap_or(false)
+        Url::parse(u).is_ok_and(|u| {
+            u.scheme() == "https"
+                || (u.scheme() == "http" && super::url_policy::is_loopback_host(&u))
+        })
     };
     let device_code = text("device_code");
     let user_code = text("user_code");
@@ -167,6 +169,22 @@ mod tests {
             )
             .is_err()
         );
+        // Plain http only on this machine: a page elsewhere could be read
+        // or changed on the way.
+        assert!(
+            read(
+                200,
+                br#"{"device_code":"dc","user_code":"X","verification_uri":"http://as.example/d"}"#
+            )
+            .is_err()
+        );
+        let d = read(
+            200,
+            br#"{"device_code":"dc","user_code":"X","verification_uri":"http://127.0.0.1:4000/d","verification_uri_complete":"http://as.example/d?u=X"}"#,
+        )
+        .unwrap();
+        assert_eq!(d.verification_uri, "http://127.0.0.1:4000/d");
+        assert!(d.verification_uri_complete.is_none());
         let e = read(400, br#"{"error":"invalid_client"}"#).unwrap_err();
         assert_eq!(e.to_string(), "invalid_client");
     }

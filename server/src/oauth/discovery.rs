@@ -48,7 +48,7 @@ pub async fn discover(
         .map_err(|_| DiscoveryError::BadDocument(format!("{well_known} is not JSON")))?;
     let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
     let stated = text("issuer").unwrap_or_default();
-    if stated.trim_end_matches('/') != base {
+    if !super::id_token::names_issuer(&stated, base) {
         return Err(DiscoveryError::BadDocument(format!(
             "the document names issuer {stated:?}, not {base:?}"
         )));

@@ -20,6 +20,7 @@ use super::outbound::OutboundError;
 use super::params;
 use super::token_response::{self, ProviderFault, ResponseShape, TokenSet};
 use super::transport::{self, Transport};
+use app::providers::RevocationFormat;
 
 /// Why a token request failed.
 #[derive(Debug, thiserror::Error)]
@@ -240,10 +241,11 @@ impl TokenEndpoint<'_> {
         url: &Url,
         token: &str,
         hint: &str,
+        format: RevocationFormat,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), GrantError> {
-        if url.scheme() != "https" {
-            return self.revoke_on_loopback(url, token, hint, now).await;
+        if url.scheme() != "https" || format == RevocationFormat::Json {
+            return self.revoke_by_hand(url, token, hint, format, now).await;
         }
         let (client, auth_extra) = self.oauth_client(now)?;
         let client = client.set_revocation_url(RevocationUrl::from_url(url.clone()));
@@ -264,22 +266,37 @@ impl TokenEndpoint<'_> {
         revocation_answer(&raw)
     }
 
-    /// Revocation at a plain-http endpoint, which the crate refuses (RFC
-    /// 7009 asks for TLS) and Quiver allows on loopback hosts only, where
-    /// `QUIVER_ALLOW_INSECURE_LOOPBACK` says so: the same request, by hand.
-    async fn revoke_on_loopback(
+    /// Revocation the crate cannot send, by hand: at a plain-http endpoint
+    /// (the crate refuses it, as RFC 7009 asks for TLS; Quiver allows it on
+    /// loopback hosts only, where `QUIVER_ALLOW_INSECURE_LOOPBACK` says so),
+    /// and as a JSON object `{"token": …}` for providers that want one, the
+    /// client's credentials in it where a form would carry them.
+    async fn revoke_by_hand(
         &self,
         url: &Url,
         token: &str,
         hint: &str,
+        format: RevocationFormat,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), GrantError> {
-        let mut form = vec![
-            ("token".to_owned(), token.to_owned()),
-            ("token_type_hint".to_owned(), hint.to_owned()),
-        ];
-        let authorization = self.auth.apply(&mut form, now)?;
-        let mut request = self.client.post(url.clone()).form(&form);
+        let mut fields = vec![("token".to_owned(), token.to_owned())];
+        if format == RevocationFormat::Form {
+            fields.push(("token_type_hint".to_owned(), hint.to_owned()));
+        }
+        let authorization = self.auth.apply(&mut fields, now)?;
+        let request = self.client.post(url.clone());
+        let mut request = match format {
+            RevocationFormat::Form => request.form(&fields),
+            RevocationFormat::Json => {
+                let object: serde_json::Map<String, serde_json::Value> = fields
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                request
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .json(&object)
+            }
+        };
         if let Some(value) = authorization {
             let mut header = reqwest::header::HeaderValue::from_str(value.expose())
                 .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;

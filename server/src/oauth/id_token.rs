@@ -84,6 +84,40 @@ pub struct Expected<'a> {
     pub access_token: Option<&'a str>,
 }
 
+/// What a multi-tenant provider puts in its issuer where each user's own
+/// tenant goes: Microsoft Entra ID's `common`, `organizations` and
+/// `consumers` endpoints publish `https://login.microsoftonline.com/{tenantid}/v2.0`,
+/// and each id_token's `iss` names the user's tenant, given again in its
+/// `tid` claim.
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// Whether `iss` is the issuer `expected` names: equal, or equal once the
+/// tenant placeholder is replaced by the token's `tid` (a tenant id is a
+/// GUID: letters, digits and dashes).
+fn issuer_matches(expected: &str, iss: &str, tid: Option<&str>) -> bool {
+    if !expected.contains(TENANT_PLACEHOLDER) {
+        return iss == expected;
+    }
+    tid.filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .is_some_and(|tid| iss == expected.replace(TENANT_PLACEHOLDER, tid))
+}
+
+/// Whether a discovery document's `issuer` names the issuer it was
+/// fetched for: equal (but for a trailing slash), or, with a tenant
+/// placeholder, equal with one path segment in its place (the `common`
+/// of the URL the admin typed).
+pub fn names_issuer(stated: &str, requested: &str) -> bool {
+    let stated = stated.trim_end_matches('/');
+    let requested = requested.trim_end_matches('/');
+    match stated.split_once(TENANT_PLACEHOLDER) {
+        None => stated == requested,
+        Some((before, after)) => requested
+            .strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/')),
+    }
+}
+
 /// `c_hash`/`at_hash` for SHA-256 algorithms: the left half of the hash, base64url.
 pub fn half_hash(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
@@ -146,9 +180,10 @@ pub fn verify(
 }
 
 fn check_claims(claims: &Value, expected: &Expected<'_>) -> Result<IdentityClaims, IdTokenError> {
-    // OIDC Core 3.1.3.7: the issuer matches exactly.
+    // OIDC Core 3.1.3.7: the issuer matches exactly (a tenant placeholder
+    // stands for the token's own tenant).
     let iss = claims["iss"].as_str().unwrap_or_default();
-    if iss != expected.issuer {
+    if !issuer_matches(expected.issuer, iss, claims["tid"].as_str()) {
         return Err(IdTokenError::Issuer {
             found: iss.to_owned(),
             expected: expected.issuer.to_owned(),
@@ -284,6 +319,60 @@ mod tests {
         }
         // Inside the skew is fine.
         assert!(check(claims(json!({"exp": now - 30}))).is_ok());
+    }
+
+    #[test]
+    fn a_tenant_placeholder_in_the_issuer_takes_the_tokens_own_tenant() {
+        let (key, jwks) = setup();
+        let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+        let expected = Expected {
+            issuer: "https://login.microsoftonline.com/{tenantid}/v2.0",
+            ..FRONT
+        };
+        let check = |c: serde_json::Value| verify(&key.sign(&c).unwrap(), &jwks, &expected);
+        let own = format!("https://login.microsoftonline.com/{tenant}/v2.0");
+        assert!(check(claims(json!({"iss": own, "tid": tenant}))).is_ok());
+        for (iss, tid) in [
+            // Another tenant's issuer than the token's own tenant.
+            (own.clone(), json!("72f988bf-86f1-41af-91ab-2d7cd011db47")),
+            (own.clone(), json!(null)),
+            (own.clone(), json!("")),
+            (own.clone(), json!("x/../y")),
+            // The placeholder itself is no tenant.
+            (
+                "https://login.microsoftonline.com/{tenantid}/v2.0".to_owned(),
+                json!("{tenantid}"),
+            ),
+            (format!("https://evil.example/{tenant}/v2.0"), json!(tenant)),
+        ] {
+            let err = check(claims(json!({"iss": iss, "tid": tid}))).unwrap_err();
+            assert!(
+                matches!(err, IdTokenError::Issuer { .. }),
+                "{iss} {tid}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_discovery_document_names_its_issuer_or_a_tenant_pattern_for_it() {
+        let pattern = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(names_issuer("https://idp.example/", "https://idp.example"));
+        assert!(!names_issuer(
+            "https://idp.example/a",
+            "https://idp.example"
+        ));
+        assert!(names_issuer(
+            pattern,
+            "https://login.microsoftonline.com/common/v2.0"
+        ));
+        for requested in [
+            "https://login.microsoftonline.com//v2.0",
+            "https://login.microsoftonline.com/a/b/v2.0",
+            "https://evil.example/common/v2.0",
+            "https://login.microsoftonline.com/common/v1.0",
+        ] {
+            assert!(!names_issuer(pattern, requested), "{requested}");
+        }
     }
 
     #[test]

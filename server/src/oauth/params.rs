@@ -172,6 +172,37 @@ pub fn merge(
     out
 }
 
+/// The scopes of a scope text: separated by whitespace or commas, as
+/// people type and providers answer them.
+pub fn scopes(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+}
+
+/// A scope text as the `scope` parameter of a provider that joins scopes
+/// with `separator` (a space by the standard, a comma at Slack).
+pub fn scope_param(text: &str, separator: &str) -> String {
+    scopes(text).collect::<Vec<_>>().join(separator)
+}
+
+/// `scope` as typed, with each of `required`'s scopes it leaves out added
+/// at its end; `None` when both are empty.
+pub fn with_required(scope: Option<&str>, required: Option<&str>) -> Option<String> {
+    let scope = scope.map(str::trim).filter(|s| !s.is_empty());
+    let given: Vec<&str> = scope.map(|s| scopes(s).collect()).unwrap_or_default();
+    let mut missing: Vec<&str> = Vec::new();
+    for r in required.map(scopes).into_iter().flatten() {
+        if !given.contains(&r) && !missing.contains(&r) {
+            missing.push(r);
+        }
+    }
+    match (scope, missing.is_empty()) {
+        (scope, true) => scope.map(str::to_owned),
+        (Some(scope), false) => Some(format!("{scope} {}", missing.join(" "))),
+        (None, false) => Some(missing.join(" ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +291,25 @@ mod tests {
         // A name Quiver already sent is not sent again, in any case.
         let set = vec![("Prompt".to_owned(), "login".to_owned())];
         assert!(merge(&set, &map(&[("prompt", "consent")]), &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn required_scopes_are_added_once_and_scopes_joined_as_the_provider_wants() {
+        assert_eq!(
+            with_required(Some("read write"), Some("offline_access")).as_deref(),
+            Some("read write offline_access")
+        );
+        // Nothing missing: kept as typed.
+        assert_eq!(
+            with_required(Some("offline_access,read"), Some("offline_access")).as_deref(),
+            Some("offline_access,read")
+        );
+        assert_eq!(
+            with_required(None, Some("openid  offline_access")).as_deref(),
+            Some("openid offline_access")
+        );
+        assert_eq!(with_required(Some(" "), None), None);
+        assert_eq!(scope_param("a b,c", ","), "a,b,c");
+        assert_eq!(scope_param("a,b", " "), "a b");
     }
 }

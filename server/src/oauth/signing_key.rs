@@ -204,7 +204,7 @@ impl SigningKey {
         send_sha1_thumbprint: bool,
     ) -> Result<Self, super::certificate::CertificateError> {
         certificate.check_key(&self)?;
-        self.public_jwk["x5c"] = json!([certificate.der_base64()]);
+        self.public_jwk["x5c"] = json!(certificate.x5c());
         self.public_jwk["x5t#S256"] = json!(certificate.x5t_s256());
         if send_sha1_thumbprint {
             self.public_jwk["x5t"] = json!(certificate.x5t());

@@ -195,7 +195,7 @@ fn as_text(value: &Value) -> Option<String> {
 
 /// Longest kept field value, in bytes: a kept field is a fact to show, not
 /// a payload to store.
-const MAX_KEPT_VALUE_BYTES: usize = 4_096;
+pub(crate) const MAX_KEPT_VALUE_BYTES: usize = 4_096;
 
 /// Parses a token endpoint answer shaped as the provider's settings say.
 pub fn parse(

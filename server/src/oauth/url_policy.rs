@@ -91,7 +91,7 @@ pub fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
     found
 }
 
-fn is_loopback_host(url: &Url) -> bool {
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),

@@ -560,6 +560,7 @@ impl Providers {
             iss_parameter_supported: m.iss_parameter_supported,
             template: m.template.clone(),
             default_scope: m.default_scope.clone(),
+            required_scope: m.required_scope.clone(),
             token_response_path: m.token_response_path.clone(),
             keep_response_fields: kept_fields(&m.keep_response_fields),
             refresh_token_rotates: m.refresh_token_rotates,
@@ -573,6 +574,7 @@ impl Providers {
             refresh_token_lifetime_sliding: m.refresh_token_lifetime_sliding,
             test_request_url: m.test_request_url.clone(),
             test_request_method: m.test_request_method.unwrap_or_default(),
+            revocation_format: m.revocation_format,
             test_after_renewal: m.test_after_renewal,
             token_count: self.token_count(&m.id).await?,
             created_at: rfc3339(m.created_at),
@@ -706,6 +708,7 @@ impl Providers {
                 send_client_id_in_body: Set(false),
                 refresh_token_lifetime_sliding: Set(false),
                 test_after_renewal: Set(false),
+                revocation_format: Set(app::providers::RevocationFormat::Form),
                 ..Default::default()
             };
             let model = self.apply(&id, &mut active, None, input).await?;
@@ -1030,6 +1033,15 @@ impl Providers {
             }
             active.default_scope = Set(scope);
         }
+        if let Some(scope) = input.required_scope.clone() {
+            let scope = params::with_required(None, Some(&scope));
+            if let Some(s) = &scope
+                && s.chars().count() > 2_000
+            {
+                return Err(invalid("required_scope", "must be at most 2000 characters"));
+            }
+            active.required_scope = Set(scope);
+        }
         if let Some(path) = input.token_response_path.clone() {
             let path = clean(Some(path));
             if let Some(p) = &path {
@@ -1086,6 +1098,13 @@ impl Providers {
                 None
             } else {
                 Some(method.parse::<app::tokens::TestMethod>()?)
+            });
+        }
+        if let Some(format) = input.revocation_format.as_deref().map(str::trim) {
+            active.revocation_format = Set(if format.is_empty() {
+                app::providers::RevocationFormat::default()
+            } else {
+                format.parse::<app::providers::RevocationFormat>()?
             });
         }
         if let Some(secs) = input.refresh_token_lifetime_seconds {

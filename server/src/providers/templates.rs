@@ -83,6 +83,12 @@ fn check_input(input: &TemplateInput, value: &str) -> Result<String, String> {
             }
             Ok(host)
         }
+        TemplateInputKind::Value => {
+            if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err("may not hold spaces or control characters".into());
+            }
+            Ok(value.to_owned())
+        }
         TemplateInputKind::Url => {
             let base = value.trim_end_matches('/');
             let url = url::Url::parse(base)
@@ -199,6 +205,9 @@ pub fn settings(
         authorize_params: Some(authorize_params),
         token_params: Some(token_params),
         default_scope: (!scope.is_empty()).then(|| scope.join(" ")),
+        required_scope: (!template.required_scopes.is_empty())
+            .then(|| template.required_scopes.join(" ")),
+        revocation_format: Some(template.revocation_format.to_string()),
         token_response_path: template.token_response_path.clone(),
         keep_response_fields: Some(template.keep_response_fields.clone()),
         refresh_token_rotates: Some(template.refresh_token_rotates.unwrap_or(false)),
@@ -255,6 +264,7 @@ pub fn overlay(base: ProviderInput, over: ProviderInput) -> ProviderInput {
         refresh_rate_per_minute,
         iss_parameter_supported,
         default_scope,
+        required_scope,
         token_response_path,
         keep_response_fields,
         refresh_token_rotates,
@@ -268,6 +278,7 @@ pub fn overlay(base: ProviderInput, over: ProviderInput) -> ProviderInput {
         refresh_token_lifetime_sliding,
         test_request_url,
         test_request_method,
+        revocation_format,
         test_after_renewal,
         template,
         template_inputs,
@@ -288,6 +299,7 @@ mod tests {
                     TemplateInputKind::Label => "acme".into(),
                     TemplateInputKind::Host => "acme.example.com".into(),
                     TemplateInputKind::Url => "https://acme.example.com".into(),
+                    TemplateInputKind::Value => "https://api.acme.example/".into(),
                 });
                 (i.name.clone(), value)
             })
@@ -358,6 +370,9 @@ mod tests {
             .into_iter()
             .flatten()
             {
+                // The tenant placeholder of a multi-tenant issuer is filled
+                // from each id_token, not from an input.
+                let url = &url.replace(crate::oauth::id_token::TENANT_PLACEHOLDER, "tenant");
                 assert!(
                     !url.contains(['{', '}']),
                     "{}: a placeholder without an input: {url}",
@@ -385,6 +400,57 @@ mod tests {
             } => (field, message),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_value_input_is_kept_exactly_and_never_part_of_an_endpoint() {
+        for t in all() {
+            let endpoints = [
+                &t.issuer,
+                &t.authorization_endpoint,
+                &t.refresh_endpoint,
+                &t.revocation_endpoint,
+                &t.jwks_uri,
+                &t.pushed_authorization_request_endpoint,
+                &t.device_authorization_endpoint,
+            ]
+            .into_iter()
+            .flatten()
+            .chain([&t.token_endpoint]);
+            for url in endpoints {
+                for input in t
+                    .inputs
+                    .iter()
+                    .filter(|i| i.kind == TemplateInputKind::Value)
+                {
+                    assert!(
+                        !url.contains(&format!("{{{}}}", input.name)),
+                        "{}: {url}",
+                        t.id
+                    );
+                }
+            }
+        }
+        let auth0 = find("auth0").unwrap();
+        let inputs = |audience: &str| {
+            BTreeMap::from([
+                ("domain".to_owned(), "acme.us.auth0.com".to_owned()),
+                ("audience".to_owned(), audience.to_owned()),
+            ])
+        };
+        // Auth0 compares the audience exactly: a trailing slash stays.
+        for audience in ["https://api.example.com/", "urn:acme:orders", "orders-api"] {
+            let s = settings(auth0, &inputs(audience)).unwrap();
+            assert_eq!(
+                s.authorize_params
+                    .unwrap()
+                    .get("audience")
+                    .map(String::as_str),
+                Some(audience)
+            );
+        }
+        let (field, _) = field_and_message(settings(auth0, &inputs("a b")).unwrap_err());
+        assert_eq!(field, "template_inputs.audience");
     }
 
     #[test]
@@ -444,6 +510,11 @@ mod tests {
         );
         assert!(s.default_scope.unwrap().contains("offline_access"));
         assert_eq!(s.template.as_deref(), Some("microsoft-entra-id"));
+        // Sign-ins from any tenant: each id_token's own tenant in the issuer.
+        assert_eq!(
+            s.issuer.as_deref(),
+            Some("https://login.microsoftonline.com/{tenantid}/v2.0")
+        );
         // The input's default.
         let s = settings(entra, &BTreeMap::new()).unwrap();
         assert!(s.token_endpoint.unwrap().contains("/common/"));

@@ -14,6 +14,8 @@ use super::{TokenStatus, open_secret};
 use crate::account::ops::rfc3339;
 use crate::auth::Caller;
 use crate::db::entity::token;
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::secret::SecretString;
 
 /// Retry hint when the provider gave none.
@@ -21,26 +23,46 @@ pub const DEFAULT_RETRY_SECONDS: u64 = 5;
 
 /// A token that was fresh when read, kept by [`crate::cache::Cache`] so
 /// that a stream of callers does not read the database for each request.
-#[derive(Clone)]
 pub struct FreshToken {
     owner_id: String,
     /// When it stops being fresh (its expiry less its margin); `None`
     /// when the provider gave no expiry.
     fresh_until: Option<DateTime<Utc>>,
+    /// The access token, for Quiver's own use of it (the connection test).
     access_token: SecretString,
-    token_type: String,
-    expires_at: Option<String>,
-    scope: Option<String>,
+    /// The answer, an [`AccessTokenView`] serialized once for every caller
+    /// it is handed to; wiped when the last copy is gone.
+    body: Zeroizing<Vec<u8>>,
 }
 
-impl FreshToken {
-    fn view(&self) -> AccessTokenView {
-        AccessTokenView {
-            access_token: self.access_token.expose().to_owned(),
-            token_type: self.token_type.clone(),
-            expires_at: self.expires_at.clone(),
-            scope: self.scope.clone(),
-        }
+/// An access token ready to be sent: the answer's JSON, shared with the
+/// cache rather than copied.
+#[derive(Clone)]
+pub struct HandOut(Arc<FreshToken>);
+
+impl HandOut {
+    /// The access token itself.
+    #[must_use]
+    pub fn access_token(&self) -> &SecretString {
+        &self.0.access_token
+    }
+
+    /// The answer as a response body, without copying it.
+    #[must_use]
+    pub fn body(&self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self.clone())
+    }
+}
+
+impl AsRef<[u8]> for HandOut {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.body
+    }
+}
+
+impl std::fmt::Debug for HandOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandOut(..)")
     }
 }
 
@@ -81,18 +103,26 @@ impl TokenEngine {
     fn opened(&self, t: &token::Model) -> Result<FreshToken, AppError> {
         let access = open_secret(&self.tokens.sealer, &t.id, "access_token", &t.access_token)?
             .ok_or(AppError::Internal)?;
+        let mut view = AccessTokenView {
+            access_token: access.expose().to_owned(),
+            token_type: t.token_type.clone().unwrap_or_else(|| "Bearer".into()),
+            expires_at: t.expires_at.map(rfc3339),
+            scope: t.granted_scope.clone().or_else(|| t.scope.clone()),
+            response_fields: super::response_fields(t.response_fields.as_deref())
+                .unwrap_or_default(),
+        };
+        let body = serde_json::to_vec(&view).map_err(|_| AppError::Internal);
+        view.access_token.zeroize();
         Ok(FreshToken {
             owner_id: t.owner_id.clone(),
             fresh_until: t.expires_at.map(|e| e - Self::margin(t)),
             access_token: access,
-            token_type: t.token_type.clone().unwrap_or_else(|| "Bearer".into()),
-            expires_at: t.expires_at.map(rfc3339),
-            scope: t.granted_scope.clone().or_else(|| t.scope.clone()),
+            body: Zeroizing::new(body?),
         })
     }
 
-    fn hand_out(&self, t: &token::Model) -> Result<AccessTokenView, AppError> {
-        Ok(self.opened(t)?.view())
+    fn hand_out(&self, t: &token::Model) -> Result<HandOut, AppError> {
+        Ok(HandOut(Arc::new(self.opened(t)?)))
     }
 
     /// A fresh access token for the caller, refreshing first when needed;
@@ -102,7 +132,7 @@ impl TokenEngine {
         caller: &Caller,
         id: &str,
         addr: Option<String>,
-    ) -> Result<AccessTokenView, AppError> {
+    ) -> Result<HandOut, AppError> {
         let served = self.serve(caller, id, addr).await;
         if served.is_ok() {
             self.tokens.usage.note(id, caller);
@@ -115,7 +145,7 @@ impl TokenEngine {
         caller: &Caller,
         id: &str,
         addr: Option<String>,
-    ) -> Result<AccessTokenView, AppError> {
+    ) -> Result<HandOut, AppError> {
         // Served moments ago and nothing changed since: no database read.
         if let Some(hit) = self.fresh.get(id)
             && (caller.is_admin() || hit.owner_id == caller.user.id)
@@ -123,15 +153,14 @@ impl TokenEngine {
                 .fresh_until
                 .is_none_or(|until| self.tokens.clock.now() < until)
         {
-            return Ok(hit.view());
+            return Ok(HandOut(hit));
         }
         let epoch = self.fresh.epoch();
         let t = self.tokens.visible(caller, id).await?;
         if self.is_fresh(&t) {
-            let fresh = self.opened(&t)?;
-            let view = fresh.view();
-            self.fresh.put(id, Arc::new(fresh), epoch);
-            return Ok(view);
+            let fresh = Arc::new(self.opened(&t)?);
+            self.fresh.put(id, fresh.clone(), epoch);
+            return Ok(HandOut(fresh));
         }
         // The version this caller saw: a renewal stored since answers it.
         let need = Need::Fresh {

@@ -5,6 +5,8 @@
 //! for 10 minutes and bound to its token and provider; when a browser
 //! session made the link, the callback must come from that session.
 
+use std::collections::BTreeMap;
+
 use app::error::AppError;
 use app::tokens::{Identity, TokenError};
 use chrono::Duration;
@@ -21,8 +23,9 @@ use crate::auth::{Caller, Via};
 use crate::db::entity::{auth_request, token};
 use crate::oauth::grant::GrantError;
 use crate::oauth::id_token::{self, Expected, IdentityClaims};
+use crate::oauth::token_response::MAX_KEPT_VALUE_BYTES;
 use crate::oauth::{outbound, params, pushed};
-use crate::providers::params_map;
+use crate::providers::{kept_fields, params_map};
 use crate::seal::SealSlot;
 
 /// How long an authorization link stays valid.
@@ -43,6 +46,11 @@ pub struct CallbackParams {
     pub error: Option<String>,
     /// Its description.
     pub error_description: Option<String>,
+    /// Any other parameter of the authorization response: kept with the
+    /// token when its provider keeps a field of that name (Intuit sends
+    /// the company's `realmId` here, not in the token answer).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
 }
 
 /// How the callback ended, for the page that tells the person.
@@ -236,12 +244,10 @@ impl TokenEngine {
             ("state".into(), state.clone()),
         ];
         if let Some(scope) = &t.scope {
-            let joined = scope
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(&provider.model.scope_separator);
-            own.push(("scope".into(), joined));
+            own.push((
+                "scope".into(),
+                crate::oauth::params::scope_param(scope, &provider.model.scope_separator),
+            ));
         }
         if provider.model.pkce {
             own.push(("code_challenge".into(), challenge.as_str().to_owned()));
@@ -576,10 +582,20 @@ impl TokenEngine {
                 String::from_utf8_lossy(verifier.expose()).into_owned(),
             ));
         }
-        let set = self
+        let mut set = self
             .exchange_code(t, &provider, grant)
             .await
             .map_err(|e: GrantError| token_error(&e))?;
+        // Kept fields the token answer lacks may come on the redirect.
+        for name in kept_fields(&provider.model.keep_response_fields) {
+            if let Some(value) = params
+                .extra
+                .get(&name)
+                .filter(|v| v.len() <= MAX_KEPT_VALUE_BYTES)
+            {
+                set.fields.entry(name).or_insert_with(|| value.clone());
+            }
+        }
         // The token endpoint's id_token is verified like the front
         // channel's (OIDC Core 3.1.3.7, 3.3.3.6): a failure refuses the
         // whole answer, and its tokens are not stored. Without a JWKS URI

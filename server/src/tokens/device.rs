@@ -132,12 +132,10 @@ impl TokenEngine {
             .map_err(|e| GrantError::Outbound(outbound::OutboundError::Refused(e.to_string())))?;
         let mut own: Vec<(String, String)> = Vec::new();
         if let Some(scope) = &t.scope {
-            let joined = scope
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(&provider.model.scope_separator);
-            own.push(("scope".into(), joined));
+            own.push((
+                "scope".into(),
+                crate::oauth::params::scope_param(scope, &provider.model.scope_separator),
+            ));
         }
         if let Some(resource) = &t.resource {
             own.push(("resource".into(), resource.clone()));

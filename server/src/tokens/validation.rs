@@ -267,11 +267,16 @@ impl TokenEngine {
             }
             active.resource = Set(v);
         }
+        // The provider's required scopes are always asked for.
+        let required = provider.model.required_scope.as_deref();
         if let Some(v) = input.scope.clone() {
-            active.scope = Set(clean(Some(v)));
+            active.scope = Set(params::with_required(clean(Some(v)).as_deref(), required));
         } else if creating {
             // A token given no scope starts with the provider's default.
-            active.scope = Set(provider.model.default_scope.clone());
+            active.scope = Set(params::with_required(
+                provider.model.default_scope.as_deref(),
+                required,
+            ));
         }
         if let Some(margin) = input.refresh_margin_seconds {
             check_refresh_margin(margin, Wording::Form)?;

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use app::names::UnknownName;
+use app::providers::RevocationFormat;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +104,9 @@ pub struct ProviderEntry {
     /// The scope a new token starts with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_scope: Option<String>,
+    /// Scopes every token's scope includes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<String>,
     /// Where the token fields sit in an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_response_path: Option<String>,
@@ -145,6 +149,9 @@ pub struct ProviderEntry {
     /// Test each token after every renewal.
     #[serde(default)]
     pub test_after_renewal: bool,
+    /// How revocation requests carry the token (`form` unless said).
+    #[serde(default, skip_serializing_if = "is_form")]
+    pub revocation_format: RevocationFormat,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -281,6 +288,7 @@ impl From<&provider::Model> for ProviderEntry {
             send_sha1_thumbprint: p.send_sha1_thumbprint,
             template: p.template.clone(),
             default_scope: p.default_scope.clone(),
+            required_scope: p.required_scope.clone(),
             token_response_path: p.token_response_path.clone(),
             keep_response_fields: crate::providers::kept_fields(&p.keep_response_fields),
             refresh_token_rotates: p.refresh_token_rotates,
@@ -295,6 +303,7 @@ impl From<&provider::Model> for ProviderEntry {
             test_request_url: p.test_request_url.clone(),
             test_request_method: p.test_request_method.map(|m| m.to_string()),
             test_after_renewal: p.test_after_renewal,
+            revocation_format: p.revocation_format,
             client_secret: None,
             private_key: None,
         }
@@ -354,6 +363,7 @@ impl ProviderEntry {
             certificate_expiry_announced: None,
             template: self.template.clone(),
             default_scope: self.default_scope.clone(),
+            required_scope: self.required_scope.clone(),
             token_response_path: self.token_response_path.clone(),
             keep_response_fields: crate::providers::kept_fields_json(&self.keep_response_fields),
             refresh_token_rotates: self.refresh_token_rotates,
@@ -373,6 +383,7 @@ impl ProviderEntry {
                 .as_deref()
                 .and_then(|m| m.parse().ok()),
             test_after_renewal: self.test_after_renewal,
+            revocation_format: self.revocation_format,
             next_client_secret: None,
             client_secret_expires_at: None,
             next_client_secret_expires_at: None,
@@ -543,6 +554,11 @@ fn default_refresh_concurrency() -> u32 {
 
 fn default_refresh_rate_per_minute() -> u32 {
     crate::providers::DEFAULT_REFRESH_RATE_PER_MINUTE
+}
+
+/// Revocation as RFC 7009 says, not written to bundles.
+fn is_form(format: &RevocationFormat) -> bool {
+    *format == RevocationFormat::Form
 }
 
 #[cfg(test)]

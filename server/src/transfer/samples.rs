@@ -109,6 +109,7 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         send_sha1_thumbprint: false,
         template: None,
         default_scope: None,
+        required_scope: None,
         token_response_path: None,
         keep_response_fields: Vec::new(),
         refresh_token_rotates: false,
@@ -123,6 +124,7 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         test_request_url: None,
         test_request_method: None,
         test_after_renewal: false,
+        revocation_format: app::providers::RevocationFormat::Form,
         client_secret: None,
         private_key: None,
     }

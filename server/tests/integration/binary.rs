@@ -365,7 +365,7 @@ fn migrate_applies_the_schema_and_reports_it() {
     cmd.arg("migrate");
     let (code, out, err) = output(cmd);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("13 migrations applied"), "{out}");
+    assert!(out.contains("14 migrations applied"), "{out}");
     assert!(out.contains("m0001_instance_settings"), "{out}");
 }
 

@@ -104,7 +104,7 @@ async fn server_functions_answer_over_http() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["reachable"], true);
-    assert_eq!(r.json()["migrations"], 13);
+    assert_eq!(r.json()["migrations"], 14);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

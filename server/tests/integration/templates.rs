@@ -33,9 +33,14 @@ fn inputs(template: &Value) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// Kept fields that providers send on the authorization redirect rather
+/// than in the token answer (Intuit's company id).
+const ON_THE_REDIRECT: [&str; 1] = ["realmId"];
+
 /// How the quirks server answers for a template: its documented habits.
 fn shape_of(template: &Value) -> Value {
-    let fields: BTreeMap<String, String> = template["keep_response_fields"]
+    let (redirect_fields, fields): (BTreeMap<String, String>, BTreeMap<String, String>) = template
+        ["keep_response_fields"]
         .as_array()
         .unwrap()
         .iter()
@@ -46,8 +51,9 @@ fn shape_of(template: &Value) -> Value {
                 format!("{f}-of-{}", template["id"].as_str().unwrap()),
             )
         })
-        .collect();
+        .partition(|(f, _)| ON_THE_REDIRECT.contains(&f.as_str()));
     json!({
+        "redirect_fields": redirect_fields,
         "path": template["token_response_path"],
         "format": template["response_format"],
         "expires_in": template["expires_in"],
@@ -186,9 +192,20 @@ async fn every_template_round_trips_its_quirks() {
         assert!(access.starts_with("at-"), "{id}: {access}");
         assert!(access.ends_with("+/="), "{id}: the value as sent: {access}");
         let fields = &t["response_fields"];
-        for f in template["keep_response_fields"].as_array().unwrap() {
+        let kept = template["keep_response_fields"].as_array().unwrap();
+        for f in kept {
             let f = f.as_str().unwrap();
             assert_eq!(fields[f], format!("{f}-of-{id}"), "{id}: kept {f}");
+            // Programs get them with the access token (where to call, as
+            // Salesforce's instance_url).
+            assert_eq!(
+                served["response_fields"][f],
+                format!("{f}-of-{id}"),
+                "{id}: {f} with the access token"
+            );
+        }
+        if kept.is_empty() {
+            assert!(served.get("response_fields").is_none(), "{id}: {served}");
         }
         let stated = template["expires_in"] != "absent";
         let assumed = !template["default_lifetime_seconds"].is_null();
@@ -208,6 +225,9 @@ async fn every_template_round_trips_its_quirks() {
                 assert_eq!(renewed["has_refresh_token"], true, "{id} round {round}");
                 let now = w.access_token(token_id).await;
                 assert_ne!(now["access_token"], served["access_token"], "{id}");
+                // Kept fields last: refreshed, or as first given when a
+                // refresh answer does not repeat them.
+                assert_eq!(now["response_fields"], served["response_fields"], "{id}");
             }
         }
     }
@@ -449,4 +469,163 @@ async fn quirks_set_by_hand_shape_requests_and_answers() {
     let stats = w.quirks.stats().await;
     assert_eq!(stats["reuse"], 0, "{stats}");
     assert_eq!(stats["invalidGrant"], 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_scopes_are_always_asked_for() {
+    let w = World::new().await;
+    w.quirks.shape("required", json!({"rotates": false})).await;
+    let base = format!("{}/required", w.quirks.url);
+    let r = w
+        .post(
+            "/api/v1/providers",
+            json!({"template": "microsoft-entra-id", "tenant": "contoso.onmicrosoft.com",
+                   "client_id": "c", "client_secret": "s",
+                   "authorization_endpoint": format!("{base}/authorize"),
+                   "token_endpoint": format!("{base}/token"),
+                   "issuer": "", "jwks_uri": ""}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let provider = r.json();
+    assert_eq!(provider["required_scope"], "offline_access");
+    let provider_id = provider["id"].as_str().unwrap();
+
+    // A token asking for its own scope still asks for offline_access: the
+    // token's scope shows it, and the link sends it.
+    let r = w
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "mail", "provider_id": provider_id, "flow": "authorization_code",
+                   "scope": "Mail.Read"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let t = r.json();
+    assert_eq!(t["scope"], "Mail.Read offline_access");
+    let link = url::Url::parse(t["auth_url"].as_str().unwrap()).unwrap();
+    let scope: String = link
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert_eq!(scope, "Mail.Read offline_access");
+    let id = t["id"].as_str().unwrap();
+    // Edited: added again; given already: kept as typed.
+    let patch = |path: String, body: Value| {
+        let request = json_request("PATCH", &path, w.key.clone(), body);
+        w.app.send(request)
+    };
+    let r = patch(
+        format!("/api/v1/tokens/{id}"),
+        json!({"scope": "Calendars.Read"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["scope"], "Calendars.Read offline_access");
+    let r = patch(
+        format!("/api/v1/tokens/{id}"),
+        json!({"scope": "offline_access,Calendars.Read"}),
+    )
+    .await;
+    assert_eq!(r.json()["scope"], "offline_access,Calendars.Read");
+
+    // Cleared at the provider: a token's scope is its own again.
+    let r = patch(
+        format!("/api/v1/providers/{provider_id}"),
+        json!({"required_scope": ""}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.json()["required_scope"].is_null());
+    let r = w
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "plain", "provider_id": provider_id, "flow": "authorization_code",
+                   "scope": "Mail.Read"}),
+        )
+        .await;
+    assert_eq!(r.json()["scope"], "Mail.Read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_goes_as_json_where_the_provider_wants_it() {
+    let w = World::new().await;
+    w.quirks
+        .shape(
+            "intuit",
+            json!({"revocation": "json", "rotates": true,
+                   "redirect_fields": {"realmId": "4620816365"}}),
+        )
+        .await;
+    let base = format!("{}/intuit", w.quirks.url);
+    let r = w
+        .post(
+            "/api/v1/providers",
+            json!({"template": "intuit-quickbooks", "client_id": "qb", "client_secret": "qb-secret",
+                   "authorization_endpoint": format!("{base}/authorize"),
+                   "token_endpoint": format!("{base}/token"),
+                   "revocation_endpoint": format!("{base}/revoke")}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let provider = r.json();
+    assert_eq!(provider["revocation_format"], "json");
+    let provider_id = provider["id"].as_str().unwrap().to_owned();
+    let t = w.authorized_token(&provider_id, "books").await;
+    assert_eq!(t["status"], "active", "{t}");
+    // The company id came on the redirect; programs get it with the token.
+    assert_eq!(t["response_fields"]["realmId"], "4620816365");
+    let id = t["id"].as_str().unwrap();
+    assert_eq!(
+        w.access_token(id).await["response_fields"]["realmId"],
+        "4620816365"
+    );
+
+    // Deleting revokes at the provider: a JSON object with the token, the
+    // client in HTTP Basic, nothing else.
+    let r = w
+        .app
+        .send(request(
+            "DELETE",
+            &format!("/api/v1/tokens/{id}"),
+            w.key.clone(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["revocation"], "revoked", "{}", r.body);
+    let sent = w.quirks.requests_of("intuit", "revoke").await;
+    assert_eq!(sent.len(), 2, "the refresh token, then the access token");
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "qb:qb-secret")
+    );
+    for (request, prefix) in sent.iter().zip(["rt-", "at-"]) {
+        assert_eq!(request["contentType"], "application/json", "{request}");
+        let body = request["json"].as_object().unwrap();
+        assert_eq!(body.len(), 1, "{request}");
+        assert!(
+            body["token"].as_str().unwrap().starts_with(prefix),
+            "{request}"
+        );
+        assert_eq!(request["authorization"], basic);
+    }
+
+    // A format the provider setting does not know is named.
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{provider_id}"),
+            w.key.clone(),
+            json!({"revocation_format": "xml"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(
+        r.json()["error"]["field"],
+        "revocation_format",
+        "{}",
+        r.body
+    );
 }

@@ -59,6 +59,12 @@ pub struct Model {
     /// The scope a new token starts with.
     #[sea_orm(column_type = "Text", nullable)]
     pub default_scope: Option<String>,
+    /// Scopes every token's scope includes, added when a token's own
+    /// scope leaves them out.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub required_scope: Option<String>,
+    /// How revocation requests carry the token.
+    pub revocation_format: app::providers::RevocationFormat,
     /// Dotted path of the object holding the token fields in an answer.
     pub token_response_path: Option<String>,
     /// JSON array of extra answer fields kept with the token.

@@ -14,6 +14,7 @@ mod m0010_connection_tests;
 mod m0011_token_usage;
 mod m0012_client_secret_rotation;
 mod m0013_renewal_counts;
+mod m0014_scopes_and_revocation;
 
 use sea_orm_migration::prelude::*;
 
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_token_usage::Migration),
             Box::new(m0012_client_secret_rotation::Migration),
             Box::new(m0013_renewal_counts::Migration),
+            Box::new(m0014_scopes_and_revocation::Migration),
         ]
     }
 }

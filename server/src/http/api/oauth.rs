@@ -442,7 +442,14 @@ pub(crate) async fn access_token(
     };
     engine.metrics.access_token(outcome, started.elapsed());
     let mut response = match result {
-        Ok(view) => Json(view).into_response(),
+        Ok(hand_out) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            hand_out.body(),
+        )
+            .into_response(),
         Err(e) => ApiError(e).into_response(),
     };
     // An access token is a credential: no cache along the way may keep it.

@@ -77,7 +77,7 @@ impl TokenEngine {
             })?;
             let access = self.access_token(caller, id, addr.clone()).await?;
             let test = self
-                .run_test(self.http_client(&provider), &url, method, &access.access_token)
+                .run_test(self.http_client(&provider), &url, method, access.access_token().expose())
                 .await;
             self.record_test(&t.id, &test).await?;
             Ok(test)

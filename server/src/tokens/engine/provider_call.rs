@@ -128,7 +128,15 @@ impl TokenEngine {
             .model
             .assertion_audience
             .clone()
-            .or_else(|| provider.model.issuer.clone())
+            // An issuer with a tenant placeholder is no audience; the
+            // token endpoint always is.
+            .or_else(|| {
+                provider
+                    .model
+                    .issuer
+                    .clone()
+                    .filter(|i| !i.contains(crate::oauth::id_token::TENANT_PLACEHOLDER))
+            })
             .unwrap_or_else(|| provider.model.token_endpoint.clone());
         ClientAuth {
             method: provider.model.client_auth_method,
@@ -200,14 +208,6 @@ impl TokenEngine {
         }
     }
 
-    fn scope_param(provider: &OpenedProvider, scope: &str) -> String {
-        scope
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(&provider.model.scope_separator)
-    }
-
     /// Sends a grant to the token (or refresh) endpoint.
     pub(crate) async fn call(
         &self,
@@ -218,7 +218,10 @@ impl TokenEngine {
         refresh: bool,
     ) -> Result<TokenSet, GrantError> {
         if let Some(scope) = &values.scope {
-            grant.push(("scope".into(), Self::scope_param(provider, scope)));
+            grant.push((
+                "scope".into(),
+                crate::oauth::params::scope_param(scope, &provider.model.scope_separator),
+            ));
         }
         if let Some(resource) = &values.resource {
             grant.push(("resource".into(), resource.clone()));
@@ -360,7 +363,13 @@ impl TokenEngine {
         for (token, hint) in [(refresh, "refresh_token"), (access, "access_token")] {
             if let Some(token) = token
                 && let Err(e) = endpoint
-                    .revoke(&url, token.expose(), hint, self.now())
+                    .revoke(
+                        &url,
+                        token.expose(),
+                        hint,
+                        provider.model.revocation_format,
+                        self.now(),
+                    )
                     .await
             {
                 return ("failed".into(), Some(e.to_string()));

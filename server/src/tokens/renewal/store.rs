@@ -86,7 +86,12 @@ impl TokenEngine {
             active.refresh_token = Set(None);
         }
         if !set.fields.is_empty() {
-            active.response_fields = Set(serde_json::to_string(&set.fields).ok());
+            // A field this answer does not repeat keeps its earlier value
+            // (one that came on the authorization redirect, say).
+            let mut fields =
+                super::super::response_fields(t.response_fields.as_deref()).unwrap_or_default();
+            fields.extend(set.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            active.response_fields = Set(serde_json::to_string(&fields).ok());
         }
         let keeps_refresh =
             set.refresh_token.is_some() || (!rotated_away && t.refresh_token.is_some());
