@@ -235,8 +235,16 @@ async fn polls_slow_down_when_asked_and_codes_lapse() {
         engine.poll_device(&row(&w, id).await).await,
         PollOutcome::Pending
     );
+    let polled_at = server::clock::Clock::now(&w.app.clock);
     let after = row(&w, id).await;
     assert_eq!(after.device_interval_secs, Some(10), "slow_down adds 5 s");
+    // The next poll waits the longer interval: the scheduler takes a code
+    // only once its next poll is due.
+    let wait = after.device_next_poll_at.unwrap() - polled_at;
+    assert!(
+        (8..=10).contains(&wait.num_seconds()),
+        "next poll in {wait}"
+    );
     assert_eq!(
         view(&w, id).await["pending_authorization"]["interval_seconds"],
         10
