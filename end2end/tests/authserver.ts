@@ -35,7 +35,14 @@ export async function spawnReady(
   if (!ready.startsWith(`${prefix} `)) throw new Error(`unexpected first line: ${ready}`);
   return {
     info: JSON.parse(ready.slice(prefix.length + 1)),
-    stop,
+    async stop() {
+      child.stdin?.end();
+      await new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(null);
+        child.once('exit', resolve);
+        setTimeout(() => child.kill('SIGKILL'), 3000);
+      });
+    },
   };
 }
 

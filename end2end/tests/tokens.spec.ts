@@ -142,6 +142,14 @@ test('a provider from the catalogue issues a token end to end in its own shape',
     expect(exchange.form.grant_type).toBe('authorization_code');
     expect(exchange.authorization).toBe(`Basic ${Buffer.from('quiver-kc:kc-secret').toString('base64')}`);
     expect(exchange.form.client_secret).toBeUndefined();
+
+    // Deleted again (revoked at the realm): the list tests below count
+    // the Authorization Code tokens they made themselves.
+    const id = await row(page, 'Realm reports').getAttribute('data-token-id');
+    const deleted = await page.request.delete(`/api/v1/tokens/${id}`);
+    expect((await deleted.json()).revocation).toBe('revoked');
+    const [revoked] = await quirks.requests('keycloak', 'revoke');
+    expect(revoked.form.token_type_hint).toBe('refresh_token');
   } finally {
     await quirks.stop();
   }
