@@ -512,30 +512,29 @@ async fn required_scopes_are_always_asked_for() {
     assert_eq!(scope, "Mail.Read offline_access");
     let id = t["id"].as_str().unwrap();
     // Edited: added again; given already: kept as typed.
-    let patch = |path: String, body: Value| {
-        let request = json_request("PATCH", &path, w.key.clone(), body);
-        w.app.send(request)
-    };
-    let r = patch(
-        format!("/api/v1/tokens/{id}"),
-        json!({"scope": "Calendars.Read"}),
-    )
-    .await;
+    let r = w
+        .patch(
+            &format!("/api/v1/tokens/{id}"),
+            json!({"scope": "Calendars.Read"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["scope"], "Calendars.Read offline_access");
-    let r = patch(
-        format!("/api/v1/tokens/{id}"),
-        json!({"scope": "offline_access,Calendars.Read"}),
-    )
-    .await;
+    let r = w
+        .patch(
+            &format!("/api/v1/tokens/{id}"),
+            json!({"scope": "offline_access,Calendars.Read"}),
+        )
+        .await;
     assert_eq!(r.json()["scope"], "offline_access,Calendars.Read");
 
     // Cleared at the provider: a token's scope is its own again.
-    let r = patch(
-        format!("/api/v1/providers/{provider_id}"),
-        json!({"required_scope": ""}),
-    )
-    .await;
+    let r = w
+        .patch(
+            &format!("/api/v1/providers/{provider_id}"),
+            json!({"required_scope": ""}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.json()["required_scope"].is_null());
     let r = w
@@ -584,14 +583,7 @@ async fn revocation_goes_as_json_where_the_provider_wants_it() {
 
     // Deleting revokes at the provider: a JSON object with the token, the
     // client in HTTP Basic, nothing else.
-    let r = w
-        .app
-        .send(request(
-            "DELETE",
-            &format!("/api/v1/tokens/{id}"),
-            w.key.clone(),
-        ))
-        .await;
+    let r = w.delete(&format!("/api/v1/tokens/{id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["revocation"], "revoked", "{}", r.body);
     let sent = w.quirks.requests_of("intuit", "revoke").await;
@@ -613,13 +605,10 @@ async fn revocation_goes_as_json_where_the_provider_wants_it() {
 
     // A format the provider setting does not know is named.
     let r = w
-        .app
-        .send(json_request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/providers/{provider_id}"),
-            w.key.clone(),
             json!({"revocation_format": "xml"}),
-        ))
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(

@@ -159,6 +159,18 @@ impl QuirksWorld {
             .await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> crate::support::Reply {
+        self.app
+            .send(json_request("PATCH", path, self.key.clone(), body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> crate::support::Reply {
+        self.app
+            .send(request("DELETE", path, self.key.clone()))
+            .await
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let r = self.app.send(request("GET", path, self.key.clone())).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
