@@ -125,6 +125,17 @@ test('a provider from the catalogue issues a token end to end in its own shape',
     await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: name });
     await dialog.getByLabel('OAuth Flow').selectOption({ label: 'Authorization Code' });
     await expect(dialog.getByLabel('Scope')).toHaveValue('openid offline_access');
+    // Another provider's default replaces it, and back again; a scope the
+    // person typed stays.
+    await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: providerName });
+    await expect(dialog.getByLabel('Scope')).not.toHaveValue('openid offline_access');
+    await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: name });
+    await expect(dialog.getByLabel('Scope')).toHaveValue('openid offline_access');
+    await dialog.getByLabel('Scope').fill('openid offline_access profile');
+    await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: providerName });
+    await expect(dialog.getByLabel('Scope')).toHaveValue('openid offline_access profile');
+    await dialog.getByLabel('Provider', { exact: true }).selectOption({ label: name });
+    await dialog.getByLabel('Scope').fill('openid offline_access');
     const popupOpened = page.waitForEvent('popup');
     await dialog.getByRole('button', { name: 'Request Token' }).click();
     const popup = await popupOpened;

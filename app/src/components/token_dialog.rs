@@ -93,13 +93,19 @@ fn TokenForm(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoView {
     let provider_key = move || chosen().is_some_and(|p| p.client_auth_method.uses_provider_key());
     let no_authorize = move || chosen().is_some_and(|p| !p.interactive);
     let no_device = move || chosen().is_some_and(|p| !p.device);
-    // A provider's default scope fills an empty scope field.
+    // A provider's default scope fills the scope field unless the person
+    // typed their own: choosing another provider replaces the default
+    // filled in before (an empty field when the new one has none), so a
+    // scope meant for one provider is not sent to another.
+    let filled_default = StoredValue::new(String::new());
     Effect::new(move |_| {
-        if let Some(p) = chosen()
-            && scope.get_untracked().trim().is_empty()
-            && let Some(default) = p.default_scope
-        {
-            scope.set(default);
+        if let Some(p) = chosen() {
+            let current = scope.get_untracked();
+            if current.trim().is_empty() || current == filled_default.get_value() {
+                let default = p.default_scope.unwrap_or_default();
+                filled_default.set_value(default.clone());
+                scope.set(default);
+            }
         }
     });
     // A key or certificate of the provider proves the provider's client only.
