@@ -844,10 +844,10 @@ fn ProviderForm(
                     {(!is_new).then(|| view! {
                         <button type="button" class="button button-danger" on:click=delete.clone() disabled={token_count > 0}
                             aria-describedby="delete-provider-help" data-testid="delete-provider">"Delete provider"</button>
-                        <p class="help" id="delete-provider-help">{if token_count > 0 {
-                            format!("{token_count} tokens use this provider; delete them first.")
-                        } else {
-                            "No token uses this provider.".to_owned()
+                        <p class="help" id="delete-provider-help">{match token_count {
+                            0 => "No token uses this provider.".to_owned(),
+                            1 => "1 token uses this provider; delete it first.".to_owned(),
+                            n => format!("{n} tokens use this provider; delete them first."),
                         }}</p>
                     })}
                     <button type="submit" class="button" disabled=busy data-testid="save-provider">
