@@ -1024,23 +1024,18 @@ impl Providers {
         input: &ProviderInput,
         allow_insecure_loopback: bool,
     ) -> Result<(), AppError> {
+        let scope_text = |field: &str, scope: Option<String>| match scope {
+            Some(s) if s.chars().count() > 2_000 => {
+                Err(invalid(field, "must be at most 2000 characters"))
+            }
+            scope => Ok(scope),
+        };
         if let Some(scope) = input.default_scope.clone() {
-            let scope = clean(Some(scope));
-            if let Some(s) = &scope
-                && s.chars().count() > 2_000
-            {
-                return Err(invalid("default_scope", "must be at most 2000 characters"));
-            }
-            active.default_scope = Set(scope);
+            active.default_scope = Set(scope_text("default_scope", clean(Some(scope)))?);
         }
-        if let Some(scope) = input.required_scope.clone() {
-            let scope = params::with_required(None, Some(&scope));
-            if let Some(s) = &scope
-                && s.chars().count() > 2_000
-            {
-                return Err(invalid("required_scope", "must be at most 2000 characters"));
-            }
-            active.required_scope = Set(scope);
+        if let Some(scope) = input.required_scope.as_deref() {
+            let scope = params::with_required(None, Some(scope));
+            active.required_scope = Set(scope_text("required_scope", scope)?);
         }
         if let Some(path) = input.token_response_path.clone() {
             let path = clean(Some(path));

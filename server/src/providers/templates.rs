@@ -14,6 +14,8 @@ use serde::Deserialize;
 
 use app::error::AppError;
 
+use crate::oauth::params;
+
 /// The catalogue file, compiled in.
 const CATALOGUE_TOML: &str = include_str!("../../provider-templates.toml");
 
@@ -161,16 +163,7 @@ pub fn settings(
         values.insert(&input.name, value);
     }
     let url = |text: &Option<String>| text.as_deref().map(|t| fill(t, &values));
-    let mut scope: Vec<&str> = Vec::new();
-    for s in template
-        .default_scopes
-        .iter()
-        .chain(&template.required_scopes)
-    {
-        if !scope.contains(&s.as_str()) {
-            scope.push(s);
-        }
-    }
+    let required = template.required_scopes.join(" ");
     let authorize_params = template
         .authorize_params
         .iter()
@@ -204,9 +197,11 @@ pub fn settings(
         ),
         authorize_params: Some(authorize_params),
         token_params: Some(token_params),
-        default_scope: (!scope.is_empty()).then(|| scope.join(" ")),
-        required_scope: (!template.required_scopes.is_empty())
-            .then(|| template.required_scopes.join(" ")),
+        default_scope: params::with_required(
+            Some(&template.default_scopes.join(" ")),
+            Some(&required),
+        ),
+        required_scope: params::with_required(None, Some(&required)),
         revocation_format: Some(template.revocation_format.to_string()),
         token_response_path: template.token_response_path.clone(),
         keep_response_fields: Some(template.keep_response_fields.clone()),
