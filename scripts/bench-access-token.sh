@@ -20,6 +20,7 @@
 # BENCH_SECONDS (8), BENCH_THREADS (2), BENCH_BUILD (1: build first),
 # QUIVER_TEST_POSTGRES (postgres://postgres@127.0.0.1:5432/test),
 # BENCH_QUIVER_LOG (Quiver's log filter; default: as shipped).
+# BENCH_QUIVER (the quiver binary to measure; default target/release/quiver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,14 +31,17 @@ SECONDS_EACH=${BENCH_SECONDS:-8}
 THREADS=${BENCH_THREADS:-2}
 LIMIT=${BENCH_LIMIT:-600}
 PG=${QUIVER_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
-QUIVER=$ROOT/target/release/quiver
+QUIVER=${BENCH_QUIVER:-$ROOT/target/release/quiver}
 BARE=$ROOT/target/release/examples/bare_access_token
 
 for tool in wrk jq curl node; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y wrk jq curl)" >&2; exit 2; }
 done
 if [ "${BENCH_BUILD:-1}" = 1 ]; then
-  cargo build --release --locked -p server --bin quiver --example bare_access_token >&2
+  # Two builds: built together, the example's dev-dependencies would change
+  # the binary's features and so the names server/quiver.order lays out.
+  cargo build --release --locked -p server --bin quiver >&2
+  cargo build --release --locked -p server --example bare_access_token >&2
 fi
 
 TMP=$(mktemp -d)

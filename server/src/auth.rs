@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::account::Role;
-use crate::account::api_keys::ApiKeys;
+use crate::account::api_keys::{ApiKey, ApiKeys};
 use crate::account::rate_limit::LoginLimiter;
 use crate::account::sessions::Sessions;
 use crate::account::users::{User, Users};
@@ -76,20 +76,16 @@ pub enum Via {
         /// Session id hash.
         id_hash: String,
     },
-    /// An API key.
-    ApiKey {
-        /// Key id.
-        id: String,
-        /// Key name.
-        name: String,
-    },
+    /// An API key (its record, shared with the verified-key cache).
+    ApiKey(Arc<ApiKey>),
 }
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The user (for an API key, its owner).
-    pub user: User,
+    /// The user (for an API key, its owner; shared with the verified-key
+    /// cache, so that a program's request copies nothing).
+    pub user: Arc<User>,
     /// Session or API key.
     pub via: Via,
 }
@@ -102,9 +98,9 @@ impl Caller {
                 id: self.user.id.clone(),
                 email: self.user.email.clone(),
             },
-            Via::ApiKey { id, name } => Actor::ApiKey {
-                id: id.clone(),
-                label: format!("{name} ({})", self.user.email),
+            Via::ApiKey(key) => Actor::ApiKey {
+                id: key.id.clone(),
+                label: format!("{} ({})", key.name, self.user.email),
             },
         }
     }
@@ -138,12 +134,10 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Resolves the caller of a request.
@@ -158,14 +152,11 @@ pub async fn identify(
         rejected_credentials: false,
     };
     if let Some(key) = bearer(headers) {
-        match accounts.api_keys.authenticate(&key).await {
+        match accounts.api_keys.authenticate(key).await {
             Ok(Some((key, user))) => {
                 identity.caller = Some(Caller {
                     user,
-                    via: Via::ApiKey {
-                        id: key.id,
-                        name: key.name,
-                    },
+                    via: Via::ApiKey(key),
                 });
             }
             Ok(None) => identity.rejected_credentials = true,
@@ -180,7 +171,7 @@ pub async fn identify(
         match accounts.sessions.resolve(&token).await {
             Ok(Some(live)) => {
                 identity.caller = Some(Caller {
-                    user: live.user,
+                    user: Arc::new(live.user),
                     via: Via::Session {
                         id_hash: live.id_hash,
                     },

@@ -14,7 +14,9 @@
 //!   without an announcement (the CLI on SQLite, a lost listener
 //!   connection) can leave behind.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -218,12 +220,12 @@ struct Entry<V> {
 }
 
 /// A map whose entries last until the next change, and at most the TTL.
-pub struct Cache<V> {
+pub struct Cache<V, K = String> {
     changes: Arc<Changes>,
-    entries: Mutex<HashMap<String, Entry<V>>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
-impl<V: Clone> Cache<V> {
+impl<V: Clone, K: Hash + Eq> Cache<V, K> {
     /// An empty cache following `changes`.
     #[must_use]
     pub fn new(changes: Arc<Changes>) -> Self {
@@ -239,7 +241,11 @@ impl<V: Clone> Cache<V> {
     }
 
     /// The entry for `key`, if it is still good.
-    pub fn get(&self, key: &str) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.changes.ttl.is_zero() {
             return None;
         }
@@ -251,7 +257,11 @@ impl<V: Clone> Cache<V> {
     }
 
     /// Keeps `value`, read from the database under `epoch`.
-    pub fn put(&self, key: &str, value: V, epoch: u64) {
+    pub fn put<Q>(&self, key: &Q, value: V, epoch: u64)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if self.changes.ttl.is_zero() || epoch != self.changes.epoch() {
             return;
         }
@@ -270,7 +280,11 @@ impl<V: Clone> Cache<V> {
     }
 
     /// Forgets `key`.
-    pub fn remove(&self, key: &str) {
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.remove(key);
     }

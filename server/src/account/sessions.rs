@@ -56,7 +56,20 @@ pub struct Sessions {
 
 /// The SHA-256 of a session id or API key, hex.
 pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex_digest(&token_digest(token))
+}
+
+/// The SHA-256 of a session id or API key.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A digest as lower-case hex, as the database keeps it.
+pub fn hex_digest(digest: &[u8; 32]) -> String {
+    let mut hex = [0u8; 64];
+    // The buffer is exactly twice the digest: this cannot fail.
+    let _ = hex::encode_to_slice(digest, &mut hex);
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 impl Sessions {
@@ -150,5 +163,19 @@ impl Sessions {
             .exec(&self.db)
             .await?
             .rows_affected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_kept_as_its_sha256_in_lower_case_hex() {
+        // FIPS 180-2's example digest of "abc".
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash_token("abc"), abc);
+        assert_eq!(hex_digest(&token_digest("abc")), abc);
+        assert_eq!(hash_token("qvk_x").len(), 64);
     }
 }

@@ -31,8 +31,9 @@ pub struct FreshToken {
     /// The access token, for Quiver's own use of it (the connection test).
     access_token: SecretString,
     /// The answer, an [`AccessTokenView`] serialized once for every caller
-    /// it is handed to; wiped when the last copy is gone.
-    body: Zeroizing<Vec<u8>>,
+    /// it is handed to; each response shares these bytes (a reference
+    /// count, no copy), and they are wiped when the last one is gone.
+    body: bytes::Bytes,
 }
 
 /// An access token ready to be sent: the answer's JSON, shared with the
@@ -50,7 +51,7 @@ impl HandOut {
     /// The answer as a response body, without copying it.
     #[must_use]
     pub fn body(&self) -> bytes::Bytes {
-        bytes::Bytes::from_owner(self.clone())
+        self.0.body.clone()
     }
 }
 
@@ -117,7 +118,7 @@ impl TokenEngine {
             owner_id: t.owner_id.clone(),
             fresh_until: t.expires_at.map(|e| e - Self::margin(t)),
             access_token: access,
-            body: Zeroizing::new(body?),
+            body: bytes::Bytes::from_owner(Zeroizing::new(body?)),
         })
     }
 

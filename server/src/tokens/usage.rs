@@ -181,7 +181,7 @@ impl Usage {
     pub fn note(&self, token_id: &str, caller: &Caller) {
         let now = self.clock.now();
         let (caller_id, via, label) = match &caller.via {
-            Via::ApiKey { id, name } => (id.as_str(), UseVia::ApiKey, name.as_str()),
+            Via::ApiKey(key) => (key.id.as_str(), UseVia::ApiKey, key.name.as_str()),
             Via::Session { .. } => (
                 caller.user.id.as_str(),
                 UseVia::Session,

@@ -89,7 +89,7 @@ impl Transfer {
             return Ok(Authorized {
                 actor: caller.actor(),
                 addr,
-                fallback_owner: caller.user.clone(),
+                fallback_owner: User::clone(&caller.user),
             });
         }
         let _ = self
