@@ -37,3 +37,11 @@ own=$(awk -v bin="$binary" '
 echo "rss $(mib "$(kib Rss)") MiB: anonymous $(mib "$(kib Anonymous)") MiB," \
   "file pages $(mib $(( $(kib Rss) - $(kib Anonymous) ))) MiB (of which the binary $(mib "$own") MiB);" \
   "threads $(awk '/^Threads:/ { print $2 }' "/proc/$pid/status"); binary $(stat -c %s "$binary") B"
+# How much of the code layout in server/quiver.order this binary follows:
+# names it no longer has (changed code, dependencies, toolchain) are spread
+# over the code again; regenerate the file with scripts/order-code.sh.
+if [ -f server/quiver.order ]; then
+  nm --defined-only "$binary" | awk '{ print $NF }' | sort -u > "$data/names"
+  sort -u server/quiver.order > "$data/order"
+  echo "code order: $(comm -12 "$data/names" "$data/order" | wc -l) of $(wc -l < "$data/order") functions of server/quiver.order in the binary"
+fi
