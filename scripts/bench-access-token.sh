@@ -57,10 +57,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/loopback.sh
+. scripts/loopback.sh
 
 wait_for() { # URL SECONDS
   local deadline=$(( $(date +%s) + $2 ))
@@ -71,20 +69,9 @@ wait_for() { # URL SECONDS
 }
 
 # The test authorization server.
-timeout "$LIMIT" node end2end/authserver/server.js --port 0 --no-stdin-watch \
-  --redirect-uri http://127.0.0.1:3000/oauth/callback \
-  --access-token-ttl 86400 --max-lifetime-seconds 172800 \
-  < /dev/null > "$TMP/auth.out" 2>/dev/null &
-PIDS+=($!)
-for _ in $(seq 300); do grep -q '^AUTHSERVER_READY ' "$TMP/auth.out" 2>/dev/null && break; sleep 0.1; done
-AUTH=$(sed -n 's/^AUTHSERVER_READY //p' "$TMP/auth.out")
-[ -n "$AUTH" ] || { echo "bench: the authorization server did not start" >&2; exit 1; }
-PROVIDER=$(jq -c '{
-  name: "bench", issuer: .issuer,
-  authorization_endpoint: .endpoints.authorization, token_endpoint: .endpoints.token,
-  revocation_endpoint: .endpoints.revocation, jwks_uri: .endpoints.jwks,
-  client_id: "cc-basic", client_secret: .clientSecrets["cc-basic"],
-  client_auth_method: "client_secret_basic" }' <<<"$AUTH")
+start_authserver http://127.0.0.1:3000/oauth/callback \
+  --access-token-ttl 86400 --max-lifetime-seconds 172800
+PROVIDER=$(client_credentials_provider bench)
 
 # CPU time (user + system) of process $1 so far, in clock ticks.
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
