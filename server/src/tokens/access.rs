@@ -38,7 +38,6 @@ pub struct FreshToken {
 
 /// An access token ready to be sent: the answer's JSON, shared with the
 /// cache rather than copied.
-#[derive(Clone)]
 pub struct HandOut(Arc<FreshToken>);
 
 impl HandOut {
@@ -52,12 +51,6 @@ impl HandOut {
     #[must_use]
     pub fn body(&self) -> bytes::Bytes {
         self.0.body.clone()
-    }
-}
-
-impl AsRef<[u8]> for HandOut {
-    fn as_ref(&self) -> &[u8] {
-        &self.0.body
     }
 }
 
