@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the release: the `quiver` binary (target/release/quiver) and the site
-# it serves (target/site): the hydrate crate compiled to WASM, its JavaScript
-# glue from wasm-bindgen, the stylesheet, each named after a hash of the
-# bundle's content and stored beside its brotli and gzip forms.
+# it serves (target/site): the hydrate crate compiled to WASM and split into
+# the main module and the modules of the pages loaded on demand, their
+# JavaScript glue and loader, the stylesheet, each named after one hash of
+# the bundle's content and stored beside its brotli and gzip forms.
 #
 # Tools: cargo, the wasm-bindgen CLI and node with end2end/node_modules
-# (binaryen's wasm-opt), all installed by scripts/setup.sh.
+# (binaryen's wasm-opt), all installed by scripts/setup.sh, and
+# scripts/wasm-split (built here, into target/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,44 +26,83 @@ started=$(date +%s)
 say "compiling the server (release) and the WASM bundle (wasm-release)"
 cargo build --locked --release -p server --bin "$NAME" &
 server=$!
-cargo build --locked -p frontend --lib --target wasm32-unknown-unknown \
-  --profile wasm-release --target-dir "$FRONT_TARGET" &
+# The splitter needs the linker's relocations; passed to the last crate
+# only, so that the dependencies stay the same build as for every other
+# WASM command.
+cargo rustc --locked -p frontend --lib --target wasm32-unknown-unknown \
+  --profile wasm-release --target-dir "$FRONT_TARGET" -- -C link-arg=--emit-relocs &
 front=$!
-# On a fresh machine the wasm-bindgen CLI compiles meanwhile: it is needed
-# only once the WASM is built, and fills the cores while a build links.
+# On a fresh machine the tools compile meanwhile: they are needed only once
+# the WASM is built, and fill the cores while a build links.
 scripts/setup.sh wasm-bindgen &
 tools=$!
+cargo build --locked --release --manifest-path scripts/wasm-split/Cargo.toml \
+  --target-dir target/tools --quiet &
+splitter=$!
 failed=0
 wait "$server" || failed=1
 wait "$front" || failed=1
 wait "$tools" || failed=1
+wait "$splitter" || failed=1
 [ "$failed" = 0 ] || { say "compilation failed"; exit 1; }
 compiled=$(date +%s)
 
 work=$(mktemp -d target/site.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/pkg"
+mkdir -p "$work/pkg" "$work/split"
 
-wasm-bindgen --target web --no-typescript --out-name "$NAME" --out-dir "$work/bindgen" "$WASM"
+# The files name each other (the glue imports the loader, the loader the
+# glue and the page modules: it fetches a page's modules when the page is
+# first shown), so they are written with this placeholder,
+# as long as the hash, in place of the hash, and renamed once it is known.
+PLACEHOLDER=____________________
+SPLIT=__wasm_split
+target/tools/release/quiver-wasm-split "$WASM" "$work/split" "$NAME.$PLACEHOLDER.js" "$SPLIT.$PLACEHOLDER.js"
+wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \
+  --out-name "$NAME" --out-dir "$work/bindgen" "$work/split/main.wasm"
+rm "$work/split/main.wasm"
 # Debian's binaryen produces WASM that fails to hydrate; this is npm's.
-wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-  "$work/bindgen/${NAME}_bg.wasm" -o "$work/bindgen/$NAME.wasm"
-cp "$work/bindgen/$NAME.js" "$work/bindgen/$NAME.wasm" "$work/"
+optimize() { wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$@"; }
+optimize "$work/bindgen/${NAME}_bg.wasm" -o "$work/$NAME.wasm" &
+main_module=$!
+# The page modules beside it, one per core.
+export -f optimize
+ls "$work"/split/*.wasm | xargs -P "$(nproc)" -I{} bash -c 'optimize "$1" -o "$1"' _ {}
+wait "$main_module"
+cp "$work/bindgen/$NAME.js" "$work/"
 cp style/main.css "$work/$NAME.css"
 
-# One hash names the three files: the page links them together.
-hash=$(cat "$work/$NAME.js" "$work/$NAME.wasm" "$work/$NAME.css" | sha256sum | cut -c1-20)
+# One hash names every file of the bundle: they are loaded together.
+hash=$(cat "$work/$NAME.js" "$work/$NAME.wasm" "$work/$NAME.css" "$work/split"/* | sha256sum | cut -c1-20)
+[ ${#hash} = ${#PLACEHOLDER} ]
 for ext in js wasm css; do
   mv "$work/$NAME.$ext" "$work/pkg/$NAME.$hash.$ext"
 done
-rm -rf "$work/bindgen"
+mv "$work/split/$SPLIT.$PLACEHOLDER.js" "$work/pkg/$SPLIT.$hash.js"
+modules=()
+for f in "$work"/split/*.wasm; do
+  stem=$(basename "$f" .wasm)
+  modules+=("$stem")
+  mv "$f" "$work/pkg/$stem.$hash.wasm"
+done
+# The same replacement in the glue and in the main module's import names
+# (equal lengths keep the WASM valid); the loader names the glue and the
+# modules.
+perl -0777 -pi -e "s/\Q$SPLIT.$PLACEHOLDER.js\E/$SPLIT.$hash.js/g" \
+  "$work/pkg/$NAME.$hash.js" "$work/pkg/$NAME.$hash.wasm"
+perl -0777 -pi -e "s/\Q$NAME.$PLACEHOLDER.js\E/$NAME.$hash.js/g; s/\\.\/((?:split|chunk)_\w+)\.wasm/.\/\$1.$hash.wasm/g" \
+  "$work/pkg/$SPLIT.$hash.js"
+for stem in "${modules[@]}"; do
+  grep -q "\./$stem\.$hash\.wasm" "$work/pkg/$SPLIT.$hash.js" || { say "the loader does not name $stem"; exit 1; }
+done
+rm -rf "$work/bindgen" "$work/split"
 printf 'js: %s\nwasm: %s\ncss: %s\n' "$hash" "$hash" "$hash" > "$work/hash.txt"
 cp -R style/assets/. "$work/"
-node scripts/compress.mjs "$work/pkg"/*
+node scripts/compress.mjs "$work/pkg"/*.js "$work/pkg"/*.wasm "$work/pkg"/*.css
 
 # Every server-function URL the WASM calls must be one the server answers.
 urls() { grep -aoE '/rpc/[a-z_]+[0-9]+' "$1" | sort -u; }
-urls "$work/pkg/$NAME.$hash.wasm" > "$work/wasm-urls"
+cat "$work/pkg"/*.wasm | urls /dev/stdin > "$work/wasm-urls"
 urls "target/release/$NAME" > "$work/server-urls"
 # The URLs sit among other data in both files, and a digit that happens to
 # follow one lengthens the match: a URL counts as answered when one of the
@@ -84,8 +125,9 @@ trap - EXIT
 chmod 755 "$SITE"
 
 size() { stat -c %s "$1"; }
-for ext in wasm js css; do
-  f="$SITE/pkg/$NAME.$hash.$ext"
+for f in "$SITE/pkg/$NAME.$hash".{wasm,js,css} "$SITE/pkg/$SPLIT.$hash.js" "$SITE/pkg"/split_*.wasm; do
   say "$(basename "$f"): $(size "$f") B, gzip $(size "$f.gz") B, brotli $(size "$f.br") B"
 done
+shared=$(cat "$SITE/pkg"/chunk_*.wasm.br 2>/dev/null | wc -c)
+say "$(ls "$SITE/pkg"/chunk_*.wasm 2>/dev/null | wc -l) modules of code the pages share: brotli $shared B"
 say "compiled in $((compiled - started)) s, site made in $(( $(date +%s) - compiled )) s: target/release/$NAME and $SITE"

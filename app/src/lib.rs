@@ -25,4 +25,6 @@ pub mod transfer;
 
 #[cfg(feature = "ssr")]
 pub(crate) use service::service;
+#[cfg(feature = "hydrate")]
+pub use shell::load_page_module;
 pub use shell::{App, shell};

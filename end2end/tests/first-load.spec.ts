@@ -83,6 +83,9 @@ test('first load, login page and repeat load on a 4 Mbit/s, 100 ms link', async 
   const interactive = await loadTokensAndOpenMenu(page);
   const first = [...transfers];
   console.log(`FIRST-LOAD /tokens: ${total(first)} B on the wire, interactive after ${interactive} ms\n${show(first)}`);
+  // The other pages' code stays on the server until one of them is visited.
+  const pageModules = first.filter((t) => /\/(split|chunk)_\w+\.\w+\.wasm$/.test(t.url));
+  expect(pageModules.map((t) => new URL(t.url).pathname), 'the tokens list loads no other page').toEqual([]);
 
   // Repeat load: only the page itself moves.
   transfers.length = 0;

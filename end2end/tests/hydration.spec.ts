@@ -54,6 +54,26 @@ test('navigation moves between the pages without reloading', async ({ page }) =>
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
 });
 
+test('a page loaded on demand hydrates, and the next group arrives on navigation', async ({ page }) => {
+  const modules: string[] = [];
+  page.on('response', (r) => {
+    if (/\/pkg\/(split|chunk)_\w+\.\w+\.wasm$/.test(r.url())) modules.push(new URL(r.url()).pathname);
+  });
+  await page.goto('/providers');
+  await hydrated(page);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('OAuth providers');
+  expect(modules.some((m) => m.startsWith('/pkg/split_provider_pages_'))).toBe(true);
+  expect(modules.some((m) => m.startsWith('/pkg/split_other_pages_'))).toBe(false);
+  // Hydrated: a link is followed in the browser, loading the next group's
+  // module, and that page works.
+  await page.evaluate(() => ((window as any).__sameDocument = true));
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Settings');
+  await expect(page.getByTestId('database-kind')).toHaveText('SQLite');
+  expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+  expect(modules.some((m) => m.startsWith('/pkg/split_other_pages_'))).toBe(true);
+});
+
 test('each page has an empty state that says what to do next', async ({ page }) => {
   // (The providers and tokens pages' empty states are checked in the Rust
   // SSR tests: by the time this file runs, auth.spec.ts has made a provider.)

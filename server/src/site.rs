@@ -2,8 +2,10 @@
 //! `scripts/build.sh` builds, and the Leptos options that point at it, so
 //! that `quiver serve` needs no `LEPTOS_*` variables.
 //!
-//! A release site names its three bundle files after one hash of their
-//! content (`pkg/quiver.<hash>.js`, `.wasm`, `.css`) and records the hash in
+//! A release site names its bundle files after one hash of their content
+//! (`pkg/quiver.<hash>.js`, `.wasm`, `.css`, and the pages loaded on demand:
+//! their loader `pkg/__wasm_split.<hash>.js`, which the JavaScript glue
+//! imports, and their modules `pkg/<module>.<hash>.wasm`) and records it in
 //! `hash.txt` at its root, in the `js: <hash>` lines cargo-leptos writes.
 //! The server reads it from the site (not from beside the binary, as
 //! Leptos's own `hash-files` does), so the site can live anywhere.

@@ -1,6 +1,7 @@
 //! How the site's files and pages are cached and compressed.
 //!
-//! `/pkg` holds the bundle (JavaScript glue, WASM, CSS), each file stored
+//! `/pkg` holds the bundle (JavaScript glue and loader, WASM modules, CSS),
+//! each file stored
 //! beside its brotli (`.br`) and gzip (`.gz`) forms made at build time: the
 //! browser gets the smallest one it accepts, with `Content-Encoding` and
 //! `Vary: Accept-Encoding`, or the file itself. Files named after the
@@ -29,9 +30,12 @@ pub const NOT_STORED: &str = "no-store";
 /// The `/pkg` files of the site in `options`.
 pub fn pkg_service(options: &LeptosOptions) -> Router {
     let dir = std::path::Path::new(&*options.site_root).join(PKG_DIR);
-    // Only a hashed bundle name (`quiver.<hash>`) marks files that never change.
-    let hashed =
-        (&*options.output_name != OUTPUT_NAME).then(|| format!("/{}.", options.output_name));
+    // Only the bundle's hash in a file name (`<name>.<hash>.<ext>`, the
+    // output name being `quiver.<hash>`) marks a file that never changes.
+    let hashed = options
+        .output_name
+        .strip_prefix(&format!("{OUTPUT_NAME}."))
+        .map(|hash| format!(".{hash}."));
     Router::new()
         .fallback_service(ServeDir::new(dir).precompressed_br().precompressed_gzip())
         .layer(middleware::from_fn_with_state(hashed, pkg_cache_policy))
@@ -45,7 +49,7 @@ async fn pkg_cache_policy(
 ) -> Response {
     let immutable = hashed
         .as_deref()
-        .is_some_and(|prefix| request.uri().path().starts_with(prefix));
+        .is_some_and(|infix| request.uri().path().contains(infix));
     let mut response = next.run(request).await;
     let status = response.status();
     let headers = response.headers_mut();

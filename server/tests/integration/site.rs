@@ -33,11 +33,21 @@ fn built_site(root: &Path) -> Vec<(String, Vec<u8>)> {
             format!("quiver.{HASH}.js"),
             "export function hydrate() {}\n".repeat(400).into_bytes(),
         ),
-        (format!("quiver.{HASH}.wasm"), wasm),
+        (format!("quiver.{HASH}.wasm"), wasm.clone()),
         (
             format!("quiver.{HASH}.css"),
             ".button { color: red; }\n".repeat(400).into_bytes(),
         ),
+        // The loader of the pages loaded on demand, a page group's module
+        // and a module that groups share.
+        (
+            format!("__wasm_split.{HASH}.js"),
+            "export const load = () => fetch(\"./chunk_0.wasm\");\n"
+                .repeat(400)
+                .into_bytes(),
+        ),
+        (format!("split_other_pages_1.{HASH}.wasm"), wasm.clone()),
+        (format!("chunk_0.{HASH}.wasm"), wasm),
     ];
     let mut paths = Vec::new();
     for (name, content) in &files {
