@@ -109,7 +109,7 @@ pub fn App() -> impl IntoView {
             <main id="main" class="content">
                 <Routes fallback=NotFound>
                     <Route path=path!("") ssr=SsrMode::Async view={Lazy::<OverviewRoute>::new()} />
-                    <Route path=path!("/login") ssr=SsrMode::Async view=LoginPage />
+                    <Route path=path!("/login") ssr=SsrMode::Async view={Lazy::<LoginRoute>::new()} />
                     <Route path=path!("/tokens") ssr=SsrMode::Async view=|| view! { <Protected><TokensPage /></Protected> } />
                     <Route path=path!("/tokens/:id") ssr=SsrMode::Async view={Lazy::<TokenDetailRoute>::new()} />
                     <Route path=path!("/providers") ssr=SsrMode::Async view={Lazy::<ProvidersRoute>::new()} />
@@ -132,6 +132,14 @@ pub fn App() -> impl IntoView {
 // fetched on the first navigation to one of its pages; code that groups
 // share lands in shared modules. The tokens list, where people land, stays
 // in the main module, so its first load carries no other page.
+
+/// The login page, in the web app only after a session ended (the server
+/// sends it to a browser without the app): its form and the sign-in
+/// target's URL parsing need not be in every first load.
+#[leptos::lazy]
+fn login_page() -> AnyView {
+    view! { <LoginPage /> }.into_any()
+}
 
 /// A token's own page: opened from the list more than any other.
 #[leptos::lazy]
@@ -207,6 +215,7 @@ macro_rules! lazy_route {
     };
 }
 
+lazy_route!(LoginRoute, login_page());
 lazy_route!(TokenDetailRoute, token_pages());
 lazy_route!(ProvidersRoute, provider_pages(ProviderPage::List));
 lazy_route!(ProviderEditRoute, provider_pages(ProviderPage::Edit));
@@ -226,13 +235,14 @@ lazy_route!(AuditRoute, other_pages(OtherPage::Audit));
 #[cfg(any(feature = "hydrate", test))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PageModule {
+    Login,
     Token,
     Providers,
     Other,
 }
 
 /// The module the page at `path` needs, `None` for a page of the main
-/// module (the tokens list, the login page, an unknown path). It follows
+/// module (the tokens list, an unknown path). It follows
 /// the routes in [`App`].
 #[cfg(any(feature = "hydrate", test))]
 fn page_module(path: &str) -> Option<PageModule> {
@@ -249,6 +259,7 @@ fn page_module(path: &str) -> Option<PageModule> {
         "/" | "/settings" | "/notifications" | "/import-export" | "/jobs" | "/users" | "/audit" => {
             Some(PageModule::Other)
         }
+        "/login" => Some(PageModule::Login),
         "/providers" => Some(PageModule::Providers),
         _ if below("/providers") => Some(PageModule::Providers),
         _ if below("/tokens") => Some(PageModule::Token),
@@ -263,6 +274,7 @@ fn page_module(path: &str) -> Option<PageModule> {
 #[cfg(feature = "hydrate")]
 pub async fn load_page_module(path: &str) {
     match page_module(path) {
+        Some(PageModule::Login) => __preload_login_page().await,
         Some(PageModule::Token) => __preload_token_pages().await,
         Some(PageModule::Providers) => __preload_provider_pages().await,
         Some(PageModule::Other) => __preload_other_pages().await,
@@ -334,7 +346,7 @@ mod tests {
             // The main module's pages and paths no route answers.
             ("/tokens", None),
             ("/tokens/", None),
-            ("/login", None),
+            ("/login", Some(PageModule::Login)),
             ("/tokensx", None),
             ("/no-such-page", None),
         ] {

@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { hydrated, signIn } from './helpers';
+import { ADMIN, hydrated, signIn } from './helpers';
 
 test.beforeEach(async ({ page }) => {
   await signIn(page);
@@ -72,6 +72,44 @@ test('a page loaded on demand hydrates, and the next group arrives on navigation
   await expect(page.getByTestId('database-kind')).toHaveText('SQLite');
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
   expect(modules.some((m) => m.startsWith('/pkg/split_other_pages_'))).toBe(true);
+});
+
+test('the create dialog and the login page come in modules of their own, when first needed', async ({ page }) => {
+  const modules: string[] = [];
+  page.on('response', (r) => {
+    if (/\/pkg\/(split|chunk)_\w+\.\w+\.wasm$/.test(r.url())) modules.push(new URL(r.url()).pathname);
+  });
+  await page.goto('/tokens');
+  await hydrated(page);
+  expect(modules).toEqual([]);
+
+  // The create dialog: its form's module arrives with the first opening.
+  await page.getByTestId('create-token').click();
+  const dialog = page.getByTestId('token-dialog');
+  await expect(dialog.getByLabel('Token Name')).toBeVisible();
+  expect(modules.some((m) => m.startsWith('/pkg/split_token_form_'))).toBe(true);
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+
+  // The login page as the web app shows it (after a session ended): the
+  // router loads its module and the app's own form signs in.
+  await page.evaluate(() => {
+    (window as any).__sameDocument = true;
+    const link = document.createElement('a');
+    link.href = '/login?next=%2Fsettings';
+    link.id = 'to-login';
+    link.textContent = 'to login';
+    document.querySelector('main')!.append(link);
+  });
+  await page.locator('#to-login').click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign in to Quiver');
+  expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+  expect(modules.some((m) => m.startsWith('/pkg/split_login_page_'))).toBe(true);
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password').fill(ADMIN.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => url.pathname === '/settings');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Settings');
 });
 
 test('each page has an empty state that says what to do next', async ({ page }) => {

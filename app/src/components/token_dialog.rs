@@ -50,11 +50,19 @@ pub fn TokenDialog(open: RwSignal<bool>, on_change: Callback<()>) -> impl IntoVi
             // drop it out of the modal top layer).
             {move || open.get().then(|| view! {
                 <Suspense fallback=|| view! { <p class="loading modal-body">"Loading…"</p> }>
-                    <TokenForm open on_change />
+                    {Suspend::new(token_form(open, on_change))}
                 </Suspense>
             })}
         </dialog>
     }
+}
+
+/// The form, in a WASM module of its own: most visits to the list create no
+/// token, so the list's first load does not carry the form; the first
+/// opening of the dialog fetches it (the dialog says "Loading…" meanwhile).
+#[leptos::lazy]
+fn token_form(open: RwSignal<bool>, on_change: Callback<()>) -> AnyView {
+    view! { <TokenForm open on_change /> }.into_any()
 }
 
 #[component]

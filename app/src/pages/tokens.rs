@@ -13,8 +13,9 @@ use crate::components::{
     ActionHooks, ActionMenu, EmptyState, ErrorBox, MenuTarget, Notices, Session, TokenDialog,
 };
 use crate::names::WireName;
-use crate::providers::list_providers;
-use crate::tokens::{Flow, TokenInput, TokenListQuery, TokenView, list_tokens, update_token};
+use crate::tokens::{
+    Flow, TokenInput, TokenListQuery, TokenView, get_token_form, list_tokens, update_token,
+};
 
 const PAGE: u64 = 50;
 
@@ -63,7 +64,10 @@ pub fn TokensPage() -> impl IntoView {
         offset: offset.get(),
     };
     let tokens = Resource::new(move || (query(), version.get()), |(q, _)| list_tokens(q));
-    let providers = Resource::new(|| (), |_| list_providers());
+    // The providers' names for the filter, from the create form's choices:
+    // the full provider records (endpoints, keys, certificates) would bring
+    // their decoding code into the list's first load for two fields.
+    let providers = Resource::new(|| (), |_| get_token_form());
     let now = ticking_now();
     let notices = Notices::new();
     let menu = RwSignal::new(None::<MenuTarget>);
@@ -124,7 +128,7 @@ pub fn TokensPage() -> impl IntoView {
                     <option value="">"All"</option>
                     <Suspense>
                         {move || Suspend::new(async move {
-                            providers.await.unwrap_or_default().into_iter()
+                            providers.await.map(|o| o.providers).unwrap_or_default().into_iter()
                                 .map(|p| view! { <option value=p.id>{p.name}</option> })
                                 .collect_view()
                         })}
