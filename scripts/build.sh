@@ -5,9 +5,9 @@
 # JavaScript glue and loader, the stylesheet, each named after one hash of
 # the bundle's content and stored beside its brotli and gzip forms.
 #
-# Tools: cargo, the wasm-bindgen CLI and node with end2end/node_modules
-# (binaryen's wasm-opt), all installed by scripts/setup.sh, and
-# scripts/wasm-split (built here, into target/tools).
+# Tools: cargo and node with end2end/node_modules (binaryen's wasm-opt),
+# installed by scripts/setup.sh, and scripts/wasm-split (the splitter and
+# wasm-bindgen's glue generator, built here into target/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,6 +23,15 @@ WASM=$FRONT_TARGET/wasm32-unknown-unknown/wasm-release/frontend.wasm
 say() { echo "build: $*" >&2; }
 started=$(date +%s)
 
+# The splitter also generates wasm-bindgen's glue: its wasm-bindgen must be
+# the one the WASM is built with.
+locked_version() { awk -v crate="$1" '$0 == "name = \"" crate "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$2"; }
+bindgen_version=$(locked_version wasm-bindgen Cargo.lock)
+tool_version=$(locked_version wasm-bindgen-cli-support scripts/wasm-split/Cargo.lock)
+if [ -z "$bindgen_version" ] || [ "$bindgen_version" != "$tool_version" ]; then
+  say "scripts/wasm-split locks wasm-bindgen-cli-support $tool_version, the workspace wasm-bindgen $bindgen_version: make them equal"
+  exit 1
+fi
 say "compiling the server (release) and the WASM bundle (wasm-release)"
 cargo build --locked --release -p server --bin "$NAME" &
 server=$!
@@ -32,17 +41,14 @@ server=$!
 cargo rustc --locked -p frontend --lib --target wasm32-unknown-unknown \
   --profile wasm-release --target-dir "$FRONT_TARGET" -- -C link-arg=--emit-relocs &
 front=$!
-# On a fresh machine the tools compile meanwhile: they are needed only once
-# the WASM is built, and fill the cores while a build links.
-scripts/setup.sh wasm-bindgen &
-tools=$!
+# On a fresh machine the splitter compiles meanwhile: it is needed only
+# once the WASM is built, and fills the cores while a build links.
 cargo build --locked --release --manifest-path scripts/wasm-split/Cargo.toml \
   --target-dir target/tools --quiet &
 splitter=$!
 failed=0
 wait "$server" || failed=1
 wait "$front" || failed=1
-wait "$tools" || failed=1
 wait "$splitter" || failed=1
 [ "$failed" = 0 ] || { say "compilation failed"; exit 1; }
 compiled=$(date +%s)
@@ -57,9 +63,9 @@ mkdir -p "$work/pkg" "$work/split"
 # as long as the hash, in place of the hash, and renamed once it is known.
 PLACEHOLDER=____________________
 SPLIT=__wasm_split
-target/tools/release/quiver-wasm-split "$WASM" "$work/split" "$NAME.$PLACEHOLDER.js" "$SPLIT.$PLACEHOLDER.js"
-wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \
-  --out-name "$NAME" --out-dir "$work/bindgen" "$work/split/main.wasm"
+tool=target/tools/release/quiver-wasm-split
+"$tool" split "$WASM" "$work/split" "$NAME.$PLACEHOLDER.js" "$SPLIT.$PLACEHOLDER.js"
+"$tool" bindgen "$work/split/main.wasm" "$work/bindgen" "$NAME"
 rm "$work/split/main.wasm"
 # Debian's binaryen produces WASM that fails to hydrate; this is npm's.
 optimize() { wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$@"; }

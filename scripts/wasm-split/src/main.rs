@@ -1,26 +1,45 @@
-//! `quiver-wasm-split <input.wasm> <output dir> <main module> <link module>`
+//! The two steps of `scripts/build.sh` between the compiler and `wasm-opt`:
+//!
+//! `quiver-wasm-split split <input.wasm> <output dir> <main module> <link module>`
 //!
 //! Splits the WASM that the hydrate crate links (with `--emit-relocs`) at
 //! the split points Leptos's lazy routes mark: `<output dir>/main.wasm` for
 //! wasm-bindgen, one `split_*.wasm` per split point and `chunk_*.wasm` for
 //! code several of them share, the JavaScript that loads them on demand
 //! (`<output dir>/<link module>`, importing `initSync` from `<main module>`).
+//!
+//! `quiver-wasm-split bindgen <main.wasm> <output dir> <name>`
+//!
+//! Generates the JavaScript glue for the main module (`<name>.js`, ES module
+//! for the browser) and the module it loads (`<name>_bg.wasm`), as the
+//! wasm-bindgen CLI does with `--target web --no-typescript
+//! --keep-lld-exports --no-demangle`. The library is the CLI's own, at the
+//! version the workspace's `wasm-bindgen` is locked to; building it here
+//! spares a fresh machine the CLI crate's test runner and its web server.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [input, output, main_module, link_module] = args.as_slice() else {
-        eprintln!("usage: quiver-wasm-split <input.wasm> <output dir> <main module> <link module>");
-        return ExitCode::from(2);
+    let result = match args.as_slice() {
+        [step, input, output, main_module, link_module] if step == "split" => split(
+            Path::new(input),
+            Path::new(output),
+            main_module,
+            link_module,
+        ),
+        [step, input, output, name] if step == "bindgen" => {
+            bindgen(Path::new(input), Path::new(output), name)
+        }
+        _ => {
+            eprintln!(
+                "usage: quiver-wasm-split split <input.wasm> <output dir> <main module> <link module>\n       quiver-wasm-split bindgen <main.wasm> <output dir> <name>"
+            );
+            return ExitCode::from(2);
+        }
     };
-    match split(
-        Path::new(input),
-        Path::new(output),
-        main_module,
-        link_module,
-    ) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("quiver-wasm-split: {message}");
@@ -42,4 +61,22 @@ fn split(input: &Path, output: &Path, main_module: &str, link_module: &str) -> R
     wasm_split_cli_support::transform(options)
         .map(|_| ())
         .map_err(|e| format!("splitting {}: {e:?}", input.display()))
+}
+
+fn bindgen(input: &Path, output: &Path, name: &str) -> Result<(), String> {
+    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+    bindgen
+        .web(true)
+        .and_then(|b| {
+            b.input_path(input)
+                .out_name(name)
+                .typescript(false)
+                .keep_lld_exports(true)
+                .demangle(false)
+                // The CLI's default: the glue finds `<name>_bg.wasm` beside
+                // itself when `init` is called without a path.
+                .omit_default_module_path(false)
+                .generate(output)
+        })
+        .map_err(|e| format!("generating the glue of {}: {e:#}", input.display()))
 }
