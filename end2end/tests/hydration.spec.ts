@@ -1,5 +1,14 @@
-import { expect, test } from '@playwright/test';
+import { type Page, expect, test } from '@playwright/test';
 import { ADMIN, hydrated, signIn } from './helpers';
+
+/** The paths of the WASM modules loaded on demand that the page fetches from now on. */
+function loadedModules(page: Page): string[] {
+  const modules: string[] = [];
+  page.on('response', (r) => {
+    if (/\/pkg\/(split|chunk)_\w+\.\w+\.wasm$/.test(r.url())) modules.push(new URL(r.url()).pathname);
+  });
+  return modules;
+}
 
 test.beforeEach(async ({ page }) => {
   await signIn(page);
@@ -55,10 +64,7 @@ test('navigation moves between the pages without reloading', async ({ page }) =>
 });
 
 test('a page loaded on demand hydrates, and the next group arrives on navigation', async ({ page }) => {
-  const modules: string[] = [];
-  page.on('response', (r) => {
-    if (/\/pkg\/(split|chunk)_\w+\.\w+\.wasm$/.test(r.url())) modules.push(new URL(r.url()).pathname);
-  });
+  const modules = loadedModules(page);
   await page.goto('/providers');
   await hydrated(page);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('OAuth providers');
@@ -75,10 +81,7 @@ test('a page loaded on demand hydrates, and the next group arrives on navigation
 });
 
 test('the create dialog and the login page come in modules of their own, when first needed', async ({ page }) => {
-  const modules: string[] = [];
-  page.on('response', (r) => {
-    if (/\/pkg\/(split|chunk)_\w+\.\w+\.wasm$/.test(r.url())) modules.push(new URL(r.url()).pathname);
-  });
+  const modules = loadedModules(page);
   await page.goto('/tokens');
   await hydrated(page);
   expect(modules).toEqual([]);
