@@ -187,14 +187,14 @@ mod server_fns {
     use crate::error::AppError;
 
     /// Admin: every account.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_users() -> Result<Vec<UserView>, AppError> {
         let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.list_users(&p).await)
     }
 
     /// Admin: creates an account (empty password: generated).
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn create_user(
         email: String,
         password: String,
@@ -206,7 +206,7 @@ mod server_fns {
     }
 
     /// Admin: changes role or disabled flag.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn update_user(
         id: String,
         role: Option<String>,
@@ -217,35 +217,35 @@ mod server_fns {
     }
 
     /// Admin: ends every session of an account.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn revoke_user_sessions(id: String) -> Result<u64, AppError> {
         let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.revoke_sessions(&p, id).await)
     }
 
     /// The caller's API keys.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
         let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.list_api_keys(&p).await)
     }
 
     /// Creates an API key for the caller.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn create_api_key(name: String) -> Result<CreatedApiKey, AppError> {
         let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.create_api_key(&p, name).await)
     }
 
     /// Revokes an API key.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn revoke_api_key(id: String) -> Result<ApiKeyView, AppError> {
         let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.revoke_api_key(&p, id).await)
     }
 
     /// Admin: a page of the audit log.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn get_audit_page(query: AuditQuery) -> Result<AuditPage, AppError> {
         let (s, p) = crate::service::<dyn AccountsService>()?;
         crate::error::respond(s.audit_page(&p, query).await)

@@ -202,14 +202,14 @@ mod adapter {
 }
 
 /// The signed-in user, or `None`.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn get_current_user() -> Result<Option<CurrentUser>, AppError> {
     let (service, parts) = crate::service::<dyn AuthService>()?;
     Ok(service.current_user(&parts))
 }
 
 /// Facts for the login page.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn get_login_page_info() -> Result<LoginPageInfo, AppError> {
     let (service, _) = crate::service::<dyn AuthService>()?;
     crate::error::respond(service.login_page_info().await)
@@ -222,7 +222,7 @@ pub async fn get_login_page_info() -> Result<LoginPageInfo, AppError> {
 /// `next` when it stays on this site, or back to the login page with the
 /// reason it was refused. The web app calls the same function and moves on
 /// by itself.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn login(
     email: String,
     password: String,
@@ -243,7 +243,7 @@ pub async fn login(
 }
 
 /// Signs out.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn logout() -> Result<(), AppError> {
     let (service, parts) = crate::service::<dyn AuthService>()?;
     let cookie = service.logout(&parts).await?;

@@ -46,14 +46,14 @@ pub trait InstanceService: Send + Sync + 'static {
 use leptos::server_fn::http_export::request::Parts;
 
 /// Facts about this instance.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn get_instance_info() -> Result<InstanceInfo, AppError> {
     let (service, parts) = crate::service::<dyn InstanceService>()?;
     crate::error::respond(service.info(&parts))
 }
 
 /// Checks that the database answers, and how fast.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn check_database() -> Result<DatabaseCheck, AppError> {
     let (service, parts) = crate::service::<dyn InstanceService>()?;
     crate::error::respond(service.check_database(&parts).await)

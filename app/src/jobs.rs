@@ -187,49 +187,49 @@ mod server_fns {
     use crate::error::AppError;
 
     /// Admin: every job.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_jobs() -> Result<Vec<JobView>, AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.list(&p).await)
     }
 
     /// Admin: one job and its runs.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn get_job(id: String) -> Result<JobDetail, AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.get(&p, id).await)
     }
 
     /// Admin: creates a job.
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn create_job(input: JobInput) -> Result<JobView, AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.create(&p, input).await)
     }
 
     /// Admin: changes a job.
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn update_job(id: String, input: JobInput) -> Result<JobView, AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.update(&p, id, input).await)
     }
 
     /// Admin: deletes a job.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn delete_job(id: String) -> Result<(), AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.delete(&p, id).await)
     }
 
     /// Admin: runs a job now.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn run_job(id: String) -> Result<JobRunView, AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.run(&p, id).await)
     }
 
     /// The caller's notifications.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_notifications(offset: u64) -> Result<NotificationPage, AppError> {
         let (s, p) = crate::service::<dyn JobsService>()?;
         crate::error::respond(s.notifications(&p, offset).await)

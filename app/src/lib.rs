@@ -22,6 +22,7 @@ mod service;
 mod shell;
 pub mod tokens;
 pub mod transfer;
+pub mod wire;
 
 #[cfg(feature = "ssr")]
 pub(crate) use service::service;

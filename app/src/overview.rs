@@ -128,7 +128,7 @@ pub trait OverviewService: Send + Sync + 'static {
 use leptos::server_fn::http_export::request::Parts;
 
 /// The caller's overview with its charts.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", output = crate::wire::JsonText)]
 pub async fn get_overview() -> Result<OverviewScreen, AppError> {
     let (service, parts) = crate::service::<dyn OverviewService>()?;
     crate::error::respond(service.overview(&parts).await)

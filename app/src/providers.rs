@@ -587,14 +587,14 @@ mod server_fns {
     use crate::error::AppError;
 
     /// Every provider.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.list(&p).await)
     }
 
     /// One provider.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn get_provider(id: String) -> Result<ProviderView, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.get(&p, id).await)
@@ -602,7 +602,7 @@ mod server_fns {
 
     /// Admin: registers a provider.
     // JSON keeps an empty string apart from an absent field (a form would not).
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn create_provider(input: ProviderInput) -> Result<ProviderView, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.create(&p, input).await)
@@ -610,7 +610,7 @@ mod server_fns {
 
     /// Admin: changes a provider.
     // JSON keeps an empty string apart from an absent field (a form would not).
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn update_provider(
         id: String,
         input: ProviderInput,
@@ -620,28 +620,28 @@ mod server_fns {
     }
 
     /// Admin: makes the next client secret the current one.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn promote_provider_secret(id: String) -> Result<ProviderView, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.promote_secret(&p, id).await)
     }
 
     /// Admin: deletes a provider.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn delete_provider(id: String, force: bool) -> Result<ProviderDeleted, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.delete(&p, id, force).await)
     }
 
     /// The catalogue of well-known providers.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_provider_templates() -> Result<Vec<ProviderTemplate>, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.templates(&p).await)
     }
 
     /// Admin: reads an issuer's discovery document.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn discover_provider(issuer: String) -> Result<Discovered, AppError> {
         let (s, p) = crate::service::<dyn ProvidersService>()?;
         crate::error::respond(s.discover(&p, issuer).await)

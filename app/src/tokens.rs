@@ -503,21 +503,21 @@ mod server_fns {
     use crate::error::AppError;
 
     /// A page of the caller's tokens (all tokens for an admin).
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_tokens(query: TokenListQuery) -> Result<TokenPage, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.list(&p, query).await)
     }
 
     /// One token with its history.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn get_token(id: String) -> Result<TokenDetail, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.detail(&p, id).await)
     }
 
     /// What the create form offers.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn get_token_form() -> Result<TokenFormOptions, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.form_options(&p).await)
@@ -525,7 +525,7 @@ mod server_fns {
 
     /// Creates a token.
     // JSON keeps an empty string apart from an absent field (a form would not).
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn create_token(input: TokenInput) -> Result<TokenView, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.create(&p, input).await)
@@ -533,56 +533,56 @@ mod server_fns {
 
     /// Changes a token (rename, settings, secrets).
     // JSON keeps an empty string apart from an absent field (a form would not).
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn update_token(id: String, input: TokenInput) -> Result<TokenView, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.update(&p, id, input).await)
     }
 
     /// Requests the token anew.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn request_token(id: String) -> Result<TokenView, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.request(&p, id).await)
     }
 
     /// Refreshes the access token.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn refresh_token(id: String) -> Result<TokenView, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.refresh(&p, id).await)
     }
 
     /// Reset Client Credentials.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn reset_token(id: String) -> Result<TokenView, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.reset(&p, id).await)
     }
 
     /// Deletes a token, revoking it first.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn delete_token(id: String) -> Result<DeleteOutcome, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.delete(&p, id).await)
     }
 
     /// A fresh authorization link.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn token_auth_link(id: String) -> Result<String, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.auth_link(&p, id).await)
     }
 
     /// Runs the token's connection test.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn test_token_connection(id: String) -> Result<ConnectionTest, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.test(&p, id).await)
     }
 
     /// Makes the token's own next client secret the current one.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn promote_token_secret(id: String) -> Result<TokenView, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
         crate::error::respond(s.promote_secret(&p, id).await)

@@ -185,7 +185,7 @@ mod server_fns {
     use crate::error::AppError;
 
     /// Admin: exports providers and tokens as a bundle.
-    #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json)]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText, input = leptos::server_fn::codec::Json)]
     pub async fn export_bundle(input: ExportInput) -> Result<ExportFile, AppError> {
         let (s, p) = crate::service::<dyn TransferService>()?;
         crate::error::respond(s.export(&p, input).await)
@@ -195,6 +195,7 @@ mod server_fns {
     /// the parts of [`import_form`](super::import_form).
     #[server(
         prefix = "/rpc",
+        output = crate::wire::JsonText,
         endpoint = "import_bundle",
         input = leptos::server_fn::codec::MultipartFormData
     )]
@@ -206,7 +207,7 @@ mod server_fns {
     }
 
     /// Admin: how far an apply has got.
-    #[server(prefix = "/rpc")]
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn import_progress(import_id: String) -> Result<ImportProgressView, AppError> {
         let (s, p) = crate::service::<dyn TransferService>()?;
         crate::error::respond(s.progress(&p, import_id).await)
