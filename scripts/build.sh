@@ -52,7 +52,9 @@ failed=0
 wait "$front" || failed=1
 wait "$splitter" || failed=1
 if [ "$failed" != 0 ]; then
-  wait "$server" || true
+  # No site without the WASM: the server's compile need not finish first.
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
   say "compilation failed"
   exit 1
 fi
