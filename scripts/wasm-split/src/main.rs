@@ -7,6 +7,8 @@
 //! wasm-bindgen, one `split_*.wasm` per split point and `chunk_*.wasm` for
 //! code several of them share, the JavaScript that loads them on demand
 //! (`<output dir>/<link module>`, importing `initSync` from `<main module>`).
+//! In every module it writes, the asynchronous hydration of type-erased
+//! views is replaced by a trap (see [`prune`]).
 //!
 //! `quiver-wasm-split bindgen <main.wasm> <output dir> <name>`
 //!
@@ -59,8 +61,64 @@ fn split(input: &Path, output: &Path, main_module: &str, link_module: &str) -> R
     options.link_name = &link_name;
     options.main_module = &main_import;
     wasm_split_cli_support::transform(options)
-        .map(|_| ())
-        .map_err(|e| format!("splitting {}: {e:?}", input.display()))
+        .map_err(|e| format!("splitting {}: {e:?}", input.display()))?;
+    let entries =
+        std::fs::read_dir(output).map_err(|e| format!("reading {}: {e}", output.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("reading {}: {e}", output.display()))?
+            .path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            prune(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// What every type-erased view (`AnyView`) carries a pointer to but Quiver
+/// never runs: its asynchronous hydration. Leptos hydrates asynchronously
+/// only for islands, `hydrate_lazy` and the flat router, none of which the
+/// app uses (it loads a page's module first, then hydrates in one
+/// synchronous pass). The pointers keep that code alive through `wasm-opt`:
+/// one future per view type, about a twentieth of the code.
+const NEVER_RUN: &str = "tachys::view::any_view::IntoAny>::into_any::hydrate_async";
+
+/// Replaces the body of each function named with [`NEVER_RUN`] by a trap,
+/// so that `wasm-opt` drops the code only they reach. Should the app ever
+/// hydrate asynchronously, the trap says so at once (a hydration test fails)
+/// instead of anything rendering wrongly.
+fn prune(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut module = walrus::Module::from_buffer(&bytes)
+        .map_err(|e| format!("reading {}: {e:#}", path.display()))?;
+    let mut pruned = 0;
+    for function in module.funcs.iter_mut() {
+        let never_run = function
+            .name
+            .as_deref()
+            .is_some_and(|n| format!("{:#}", rustc_demangle::demangle(n)).contains(NEVER_RUN));
+        if !never_run {
+            continue;
+        }
+        if let walrus::FunctionKind::Local(local) = &mut function.kind {
+            let entry = local.entry_block();
+            let body = &mut local.block_mut(entry).instrs;
+            body.clear();
+            body.push((walrus::ir::Unreachable {}.into(), Default::default()));
+            pruned += 1;
+        }
+    }
+    if pruned > 0 {
+        // The names of locals would come out in a form binaryen warns about;
+        // nothing after this step reads them.
+        let named: Vec<_> = module.locals.iter().map(|l| l.id()).collect();
+        for id in named {
+            module.locals.get_mut(id).name = None;
+        }
+        std::fs::write(path, module.emit_wasm())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn bindgen(input: &Path, output: &Path, name: &str) -> Result<(), String> {
