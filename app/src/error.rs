@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::transfer::ImportProblem;
-use server_fn_error::{FromServerFnError, JsonEncoding, ServerFnErrorErr};
+use server_fn_error::{FromServerFnError, ServerFnErrorErr};
 
 mod server_fn_error {
-    pub(crate) use leptos::server_fn::codec::JsonEncoding;
     pub(crate) use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 }
 
@@ -161,7 +160,9 @@ impl ErrorKind {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    // Read as text, like the answers and the values a page is sent with: one
+    // decoder for the error in the WASM.
+    type Encoder = crate::wire::JsonTextEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         crate::components::note_failed_call(&value);

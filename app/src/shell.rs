@@ -7,7 +7,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::use_location;
 use leptos_router::{Lazy, LazyRoute, SsrMode, path};
 
-use crate::auth::{Logout, get_current_user};
+use crate::auth::{Logout, get_current_user, logout};
 use crate::components::{FailedCallNotice, Protected, Session};
 use crate::pages::{
     AuditPage, ImportExportPage, JobsPage, LoginPage, NotFound, NotificationsPage, OverviewPage,
@@ -285,19 +285,26 @@ pub async fn load_page_module(path: &str) {
 /// The signed-in user and the sign-out button.
 #[component]
 fn UserMenu(email: String, role: String) -> impl IntoView {
-    let logout = ServerAction::<Logout>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(())) = logout.value().get() {
-            let _ = window().location().set_href("/login");
-        }
-    });
+    // A plain form that works before the app has loaded; once it has, the
+    // app signs out without leaving the page first. (Leptos's `ActionForm`
+    // would read the form back into the call's arguments with a query-string
+    // parser that nothing else in the list's first load needs.)
+    const LOGOUT_URL: &str = <Logout as leptos::server_fn::ServerFn>::PATH;
+    let sign_out = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        leptos::task::spawn_local(async {
+            if logout().await.is_ok() {
+                let _ = window().location().set_href("/login");
+            }
+        });
+    };
     view! {
         <div class="user-menu">
             <span data-testid="signed-in-as">{email}</span>
             <span class="badge">{role}</span>
-            <ActionForm action=logout>
+            <form method="post" action=LOGOUT_URL on:submit=sign_out>
                 <button class="button button-small" type="submit">"Sign out"</button>
-            </ActionForm>
+            </form>
         </div>
     }
 }
