@@ -361,6 +361,66 @@ pub struct TokenPage {
     pub total: u64,
 }
 
+/// A token as the tokens list shows it: its row and its menu. The list's
+/// first load carries the decoding of this, not of the whole [`TokenView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSummary {
+    pub id: String,
+    pub name: String,
+    pub provider_name: String,
+    pub flow: Flow,
+    pub status: TokenStatus,
+    pub expires_at: Option<String>,
+    pub last_refreshed_at: Option<String>,
+    pub last_used_at: Option<String>,
+    /// An API key's name or a person's email.
+    pub last_used_by: Option<String>,
+    /// Access tokens handed out in the last 24 hours.
+    pub uses_24h: u64,
+    pub owner_email: String,
+}
+
+impl From<&TokenView> for TokenSummary {
+    fn from(t: &TokenView) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            provider_name: t.provider_name.clone(),
+            flow: t.flow,
+            status: t.status,
+            expires_at: t.expires_at.clone(),
+            last_refreshed_at: t.last_refreshed_at.clone(),
+            last_used_at: t.last_used_at.clone(),
+            last_used_by: t.last_used_by.clone(),
+            uses_24h: t.uses_24h,
+            owner_email: t.owner_email.clone(),
+        }
+    }
+}
+
+/// A page of the tokens list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSummaryPage {
+    pub items: Vec<TokenSummary>,
+    pub total: u64,
+}
+
+impl From<TokenPage> for TokenSummaryPage {
+    fn from(page: TokenPage) -> Self {
+        Self {
+            items: page.items.iter().map(TokenSummary::from).collect(),
+            total: page.total,
+        }
+    }
+}
+
+/// A provider the tokens list can be filtered by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderName {
+    pub id: String,
+    pub name: String,
+}
+
 /// What deleting a token did at the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteOutcome {
@@ -502,11 +562,29 @@ mod server_fns {
     use super::*;
     use crate::error::AppError;
 
-    /// A page of the caller's tokens (all tokens for an admin).
+    /// A page of the caller's tokens (all tokens for an admin), as the
+    /// list shows them.
     #[server(prefix = "/rpc", output = crate::wire::JsonText)]
-    pub async fn list_tokens(query: TokenListQuery) -> Result<TokenPage, AppError> {
+    pub async fn list_tokens(query: TokenListQuery) -> Result<TokenSummaryPage, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
-        crate::error::respond(s.list(&p, query).await)
+        crate::error::respond(s.list(&p, query).await.map(TokenSummaryPage::from))
+    }
+
+    /// The providers the caller can filter the list by: those the create
+    /// form offers.
+    #[server(prefix = "/rpc", output = crate::wire::JsonText)]
+    pub async fn list_token_providers() -> Result<Vec<ProviderName>, AppError> {
+        let (s, p) = crate::service::<dyn TokensService>()?;
+        let providers = s.form_options(&p).await.map(|o| {
+            o.providers
+                .into_iter()
+                .map(|c| ProviderName {
+                    id: c.id,
+                    name: c.name,
+                })
+                .collect()
+        });
+        crate::error::respond(providers)
     }
 
     /// One token with its history.

@@ -80,6 +80,42 @@ test('a page loaded on demand hydrates, and the next group arrives on navigation
   expect(modules.some((m) => m.startsWith('/pkg/split_other_pages_'))).toBe(true);
 });
 
+test("a token's actions come in a module of their own with the first one chosen", async ({ page }) => {
+  const name = `actions module ${Date.now()}`;
+  const provider = await page.request.post('/api/v1/providers', {
+    data: { name, token_endpoint: 'http://127.0.0.1:9/token', client_id: 'c', client_auth_method: 'none' },
+  });
+  expect(provider.status()).toBe(201);
+  const token = await page.request.post('/api/v1/tokens', {
+    data: { name, provider_id: (await provider.json()).id, flow: 'client_credentials', request: false },
+  });
+  expect(token.status()).toBe(201);
+  const modules = loadedModules(page);
+  await page.goto('/tokens');
+  await hydrated(page);
+  await page.getByLabel('Search by name').fill(name);
+  const row = page.getByTestId('token-row').filter({ hasText: name });
+  await expect(row).toHaveCount(1);
+
+  // The menu opens and copies the id without the module.
+  await row.getByTestId('row-menu').click();
+  await expect(page.getByRole('menu')).toBeVisible();
+  expect(modules).toEqual([]);
+
+  // The first call to the server fetches it, then runs and reports.
+  await page.getByTestId('action-refresh').click();
+  await expect(page.getByTestId('notice').filter({ hasText: `Refreshing ${name} failed` })).toBeVisible();
+  expect(modules.filter((m) => m.startsWith('/pkg/split_token_call_'))).toHaveLength(1);
+
+  // Later calls use it as it is.
+  await row.getByTestId('row-menu').click();
+  await page.getByTestId('action-rename').click();
+  await page.getByLabel('New name').fill(`${name} renamed`);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByTestId('notice').filter({ hasText: `Renamed ${name} to ${name} renamed.` })).toBeVisible();
+  expect(modules.filter((m) => m.startsWith('/pkg/split_token_call_'))).toHaveLength(1);
+});
+
 test('the create dialog and the login page come in modules of their own, when first needed', async ({ page }) => {
   const modules = loadedModules(page);
   await page.goto('/tokens');

@@ -25,7 +25,7 @@ pub use token_actions::{ActionHooks, ActionMenu, MenuTarget, Notices};
 pub mod actions {
     //! The token actions, for pages that offer them outside the menu.
     pub use super::token_actions::{
-        copy_id, get_auth_link, reauthorize, refresh, request_again, reset,
+        copy_id, get_auth_link, reauthorize, refresh, rename, request_again, reset,
     };
 }
 pub use token_dialog::TokenDialog;

@@ -5,10 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::browser::{Popup, copy_to_clipboard};
-use crate::tokens::{
-    Flow, TokenStatus, TokenView, delete_token, refresh_token, request_token, reset_token,
-    token_auth_link,
-};
+use crate::tokens::{Flow, TokenStatus, TokenSummary};
 
 /// One message in the page's live region.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,7 +100,7 @@ impl Default for Notices {
 #[derive(Clone, Debug)]
 pub struct MenuTarget {
     /// The token.
-    pub token: TokenView,
+    pub token: TokenSummary,
     /// Viewport position of the menu's top left corner.
     pub x: f64,
     /// Viewport position of the menu's top left corner.
@@ -123,65 +120,161 @@ pub struct ActionHooks {
     pub rename: Callback<String>,
 }
 
-/// Reports what a provider call did to a token: `done` when it is active,
-/// else the provider's words (or the status) after "`doing` {name} failed".
-fn report(
-    result: Result<TokenView, crate::error::AppError>,
-    notices: Notices,
+/// What an action asks of the server about one token.
+#[derive(Clone, Debug)]
+pub enum TokenCall {
+    /// Refresh the access token.
+    Refresh,
+    /// Reset Client Credentials: revoke, then issue a new token.
+    Reset,
+    /// Request a non-interactive token again.
+    RequestAgain,
+    /// Make an authorization link.
+    AuthLink,
+    /// Revoke and delete the token.
+    Delete,
+    /// Give the token this name.
+    Rename(String),
+}
+
+/// How a [`TokenCall`] went, in the words the page shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallOutcome {
+    /// It worked: the message that says so.
+    Done(String),
+    /// It did not: the message that says why.
+    Failed(String),
+    /// The authorization link that was asked for.
+    Link(String),
+}
+
+/// Runs a call for the token `id` named `name`. The server calls, the
+/// decoding of their answers and the wording of the outcome are a WASM
+/// module of their own: the list's first load shows the menu without
+/// them, and the first action fetches them.
+#[leptos::lazy]
+async fn token_call(call: TokenCall, id: String, name: String) -> CallOutcome {
+    use crate::tokens::{
+        TokenInput, delete_token, refresh_token, request_token, reset_token, token_auth_link,
+        update_token,
+    };
+    match call {
+        TokenCall::Refresh => provider_outcome(
+            refresh_token(id).await,
+            "Refreshing",
+            &name,
+            format!("Refreshed {name}."),
+        ),
+        TokenCall::Reset => provider_outcome(
+            reset_token(id).await,
+            "Resetting",
+            &name,
+            format!("Reset {name}: the old token was revoked and a new one issued."),
+        ),
+        TokenCall::RequestAgain => provider_outcome(
+            request_token(id).await,
+            "Requesting",
+            &name,
+            format!("Requested {name} again."),
+        ),
+        TokenCall::AuthLink => match token_auth_link(id).await {
+            Ok(url) => CallOutcome::Link(url),
+            Err(e) => CallOutcome::Failed(format!("Could not make a link for {name}: {e}")),
+        },
+        TokenCall::Delete => match delete_token(id).await {
+            Ok(outcome) => {
+                let revocation = match outcome.revocation.as_str() {
+                    "revoked" => "it was revoked at the provider".to_owned(),
+                    "not_supported" => "the provider has no revocation endpoint".to_owned(),
+                    "nothing_to_revoke" => "there was nothing to revoke".to_owned(),
+                    _ => format!(
+                        "revocation at the provider failed ({})",
+                        outcome.revocation_error.unwrap_or_default()
+                    ),
+                };
+                CallOutcome::Done(format!("Deleted {name}; {revocation}."))
+            }
+            Err(e) => CallOutcome::Failed(format!("Could not delete {name}: {e}")),
+        },
+        TokenCall::Rename(new) => {
+            let input = TokenInput {
+                name: Some(new),
+                ..TokenInput::default()
+            };
+            match update_token(id, input).await {
+                Ok(t) => CallOutcome::Done(format!("Renamed {name} to {}.", t.name)),
+                Err(e) => {
+                    CallOutcome::Failed(e.message_for("name").unwrap_or_else(|| e.to_string()))
+                }
+            }
+        }
+    }
+}
+
+/// What a provider call did to a token: `done` when it is active, else the
+/// provider's words (or the status) after "`doing` {name} failed".
+fn provider_outcome(
+    result: Result<crate::tokens::TokenView, crate::error::AppError>,
     doing: &str,
     name: &str,
     done: String,
-) {
+) -> CallOutcome {
     match result {
-        Ok(t) if t.status == TokenStatus::Active => notices.ok(done),
-        Ok(t) => notices.error(format!(
+        Ok(t) if t.status == TokenStatus::Active => CallOutcome::Done(done),
+        Ok(t) => CallOutcome::Failed(format!(
             "{doing} {name} failed: {}",
             t.error
                 .map(|e| e.error_description.unwrap_or(e.error))
                 .unwrap_or_else(|| t.status.to_string())
         )),
-        Err(e) => notices.error(format!("{doing} {name} failed: {e}")),
+        Err(e) => CallOutcome::Failed(format!("{doing} {name} failed: {e}")),
     }
 }
 
+/// Runs `call` and reports its outcome; `changed` runs afterwards.
+fn run_and_report(call: TokenCall, token: &TokenSummary, notices: Notices, changed: Callback<()>) {
+    let (id, name) = (token.id.clone(), token.name.clone());
+    spawn_local(async move {
+        match token_call(call, id, name).await {
+            CallOutcome::Done(text) | CallOutcome::Link(text) => notices.ok(text),
+            CallOutcome::Failed(text) => notices.error(text),
+        }
+        changed.run(());
+    });
+}
+
 /// Refreshes a token's access token and reports it.
-pub fn refresh(token: &TokenView, notices: Notices, changed: Callback<()>) {
-    let (id, name) = (token.id.clone(), token.name.clone());
-    spawn_local(async move {
-        let done = format!("Refreshed {name}.");
-        report(refresh_token(id).await, notices, "Refreshing", &name, done);
-        changed.run(());
-    });
+pub fn refresh(token: &TokenSummary, notices: Notices, changed: Callback<()>) {
+    run_and_report(TokenCall::Refresh, token, notices, changed);
 }
 
-/// Reset Client Credentials: revoke, then issue a new token.
-pub fn reset(token: &TokenView, notices: Notices, changed: Callback<()>) {
-    let (id, name) = (token.id.clone(), token.name.clone());
-    spawn_local(async move {
-        let done = format!("Reset {name}: the old token was revoked and a new one issued.");
-        report(reset_token(id).await, notices, "Resetting", &name, done);
-        changed.run(());
-    });
+/// Reset Client Credentials: revoke, then issue a new token; reports it.
+pub fn reset(token: &TokenSummary, notices: Notices, changed: Callback<()>) {
+    run_and_report(TokenCall::Reset, token, notices, changed);
 }
 
-/// Requests a non-interactive token again.
-pub fn request_again(token: &TokenView, notices: Notices, changed: Callback<()>) {
-    let (id, name) = (token.id.clone(), token.name.clone());
-    spawn_local(async move {
-        let done = format!("Requested {name} again.");
-        report(request_token(id).await, notices, "Requesting", &name, done);
-        changed.run(());
-    });
+/// Requests a non-interactive token again and reports it.
+pub fn request_again(token: &TokenSummary, notices: Notices, changed: Callback<()>) {
+    run_and_report(TokenCall::RequestAgain, token, notices, changed);
+}
+
+/// Renames a token; `Err` carries what to show beside the name field.
+pub async fn rename(id: String, old_name: String, new_name: String) -> Result<String, String> {
+    match token_call(TokenCall::Rename(new_name), id, old_name).await {
+        CallOutcome::Done(text) | CallOutcome::Link(text) => Ok(text),
+        CallOutcome::Failed(text) => Err(text),
+    }
 }
 
 /// Re-authorizes an interactive token in a popup (the link is shown when
 /// the popup is blocked).
-pub fn reauthorize(token: &TokenView, notices: Notices, changed: Callback<()>) {
+pub fn reauthorize(token: &TokenSummary, notices: Notices, changed: Callback<()>) {
     let (id, name) = (token.id.clone(), token.name.clone());
+    // Within the click: browsers block a popup opened after a wait.
     let popup = Popup::open_blank();
     spawn_local(async move {
-        match token_auth_link(id).await {
-            Ok(url) => match popup {
+        match token_call(TokenCall::AuthLink, id, name.clone()).await {
+            CallOutcome::Link(url) => match popup {
                 Some(p) if p.go(&url) => notices.ok(format!(
                     "Authorize {name} in the popup window; the list updates when you are done."
                 )),
@@ -190,11 +283,11 @@ pub fn reauthorize(token: &TokenView, notices: Notices, changed: Callback<()>) {
                     url,
                 ),
             },
-            Err(e) => {
+            CallOutcome::Done(text) | CallOutcome::Failed(text) => {
                 if let Some(p) = popup {
                     p.close();
                 }
-                notices.error(format!("Could not make a link for {name}: {e}"));
+                notices.error(text);
             }
         }
         changed.run(());
@@ -202,18 +295,18 @@ pub fn reauthorize(token: &TokenView, notices: Notices, changed: Callback<()>) {
 }
 
 /// Gets an authorization link to hand to whoever authorizes the token.
-pub fn get_auth_link(token: &TokenView, notices: Notices) {
+pub fn get_auth_link(token: &TokenSummary, notices: Notices) {
     let (id, name) = (token.id.clone(), token.name.clone());
     spawn_local(async move {
-        match token_auth_link(id).await {
-            Ok(url) => notices.link(format!("Authorization link for {name}:"), url),
-            Err(e) => notices.error(format!("Could not make a link for {name}: {e}")),
+        match token_call(TokenCall::AuthLink, id, name.clone()).await {
+            CallOutcome::Link(url) => notices.link(format!("Authorization link for {name}:"), url),
+            CallOutcome::Done(text) | CallOutcome::Failed(text) => notices.error(text),
         }
     });
 }
 
-/// Copies the token's id.
-pub fn copy_id(token: &TokenView, notices: Notices) {
+/// Copies the token's id (within the click: the clipboard wants a gesture).
+pub fn copy_id(token: &TokenSummary, notices: Notices) {
     if copy_to_clipboard(&token.id) {
         notices.ok(format!(
             "Copied the token ID of {}: {}",
@@ -231,7 +324,7 @@ pub fn ActionMenu(
     notices: Notices,
     hooks: ActionHooks,
 ) -> impl IntoView {
-    let confirm = RwSignal::new(None::<TokenView>);
+    let confirm = RwSignal::new(None::<TokenSummary>);
     let menu_ref = NodeRef::<leptos::html::Div>::new();
     let close = move || {
         if let Some(t) = target.get_untracked() {
@@ -259,8 +352,10 @@ pub fn ActionMenu(
             let left = x.min(width - rect.width() - 4.0).max(4.0);
             let top = y.min(height - rect.height() - 4.0).max(4.0);
             let style = web_sys::HtmlElement::style(&menu);
-            let _ = style.set_property("left", &format!("{left}px"));
-            let _ = style.set_property("top", &format!("{top}px"));
+            // Whole pixels: formatting an `f64` would bring the float
+            // printing code into the list's first load for this alone.
+            let _ = style.set_property("left", &format!("{}px", left.round() as i32));
+            let _ = style.set_property("top", &format!("{}px", top.round() as i32));
         }
         if target.with(Option::is_some)
             && let Some(menu) = menu_ref.get()
@@ -333,7 +428,7 @@ pub fn ActionMenu(
 
     let item = move |label: &'static str,
                      testid: &'static str,
-                     run: Box<dyn Fn(TokenView) + Send + Sync>| {
+                     run: Box<dyn Fn(TokenSummary) + Send + Sync>| {
         view! {
             <button type="button" role="menuitem" tabindex="-1" data-testid=testid
                 on:click=move |_| {
@@ -375,7 +470,7 @@ pub fn ActionMenu(
 /// "Delete this token?", then the revocation outcome.
 #[component]
 fn ConfirmDelete(
-    confirm: RwSignal<Option<TokenView>>,
+    confirm: RwSignal<Option<TokenSummary>>,
     notices: Notices,
     hooks: ActionHooks,
 ) -> impl IntoView {
@@ -398,21 +493,12 @@ fn ConfirmDelete(
         };
         busy.set(true);
         spawn_local(async move {
-            match delete_token(token.id.clone()).await {
-                Ok(outcome) => {
-                    let revocation = match outcome.revocation.as_str() {
-                        "revoked" => "it was revoked at the provider".to_owned(),
-                        "not_supported" => "the provider has no revocation endpoint".to_owned(),
-                        "nothing_to_revoke" => "there was nothing to revoke".to_owned(),
-                        _ => format!(
-                            "revocation at the provider failed ({})",
-                            outcome.revocation_error.unwrap_or_default()
-                        ),
-                    };
-                    notices.ok(format!("Deleted {}; {revocation}.", token.name));
+            match token_call(TokenCall::Delete, token.id.clone(), token.name.clone()).await {
+                CallOutcome::Done(text) | CallOutcome::Link(text) => {
+                    notices.ok(text);
                     hooks.deleted.run(token.id);
                 }
-                Err(e) => notices.error(format!("Could not delete {}: {e}", token.name)),
+                CallOutcome::Failed(text) => notices.error(text),
             }
             busy.set(false);
             confirm.set(None);

@@ -437,7 +437,7 @@ fn flow_help(flow: Flow) -> &'static str {
 
 #[component]
 fn Success(token: TokenView, open: RwSignal<bool>) -> impl IntoView {
-    let now = chrono::Utc::now();
+    let now = super::format::now_seconds();
     let href = format!("/tokens/{}", token.id);
     view! {
         <div class="alert alert-success" role="status" data-testid="token-success">

@@ -8,7 +8,9 @@ use leptos_router::hooks::use_params_map;
 
 use super::tokens::ticking_now;
 use crate::components::actions;
-use crate::components::format::{ago, date_input, expires_in, flow_label, status_badge, when};
+use crate::components::format::{
+    ago, date_input, epoch_seconds, expires_in, flow_label, status_badge, when,
+};
 use crate::components::{
     ActionHooks, ActionMenu, DeviceCodePanel, ErrorBox, FieldError, KeyValueEditor, KeyValueRows,
     MenuTarget, Notices, form_level,
@@ -16,7 +18,7 @@ use crate::components::{
 use crate::error::AppError;
 use crate::providers::SecretSlot;
 use crate::tokens::{
-    ConnectionTest, Flow, TokenDetail, TokenInput, TokenStatus, TokenView, get_token,
+    ConnectionTest, Flow, TokenDetail, TokenInput, TokenStatus, TokenSummary, TokenView, get_token,
     promote_token_secret, test_token_connection, update_token,
 };
 
@@ -136,13 +138,10 @@ fn ConnectionTestPanel(
 const REAUTHORIZATION_WARNING_DAYS: i64 = 14;
 
 /// The plain-words warning when a person must authorize `t` again soon.
-fn reauthorization_warning(t: &TokenView, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+fn reauthorization_warning(t: &TokenView, now: i64) -> Option<String> {
     let due = t.reauthorization_due_at.as_deref()?;
-    let at = chrono::DateTime::parse_from_rfc3339(due)
-        .ok()?
-        .with_timezone(&chrono::Utc);
-    let left = at - now;
-    if left > chrono::Duration::days(REAUTHORIZATION_WARNING_DAYS) {
+    let left = epoch_seconds(due)? - now;
+    if left > REAUTHORIZATION_WARNING_DAYS * 86_400 {
         return None;
     }
     let what = if t.has_refresh_token {
@@ -150,7 +149,7 @@ fn reauthorization_warning(t: &TokenView, now: chrono::DateTime<chrono::Utc>) ->
     } else {
         "it has no refresh token and its access token expires"
     };
-    Some(if left <= chrono::Duration::zero() {
+    Some(if left <= 0 {
         format!(
             "This token can no longer be renewed: {what} on {}. Authorize it again.",
             when(due)
@@ -193,7 +192,7 @@ fn TokenDetailView(
             {
                 let rect = el.get_bounding_client_rect();
                 menu.set(Some(MenuTarget {
-                    token: t.clone(),
+                    token: TokenSummary::from(&t),
                     x: rect.left(),
                     y: rect.bottom() + 4.0,
                     return_focus: Some("detail-menu".into()),
@@ -204,12 +203,13 @@ fn TokenDetailView(
     let primary = {
         let t = t.clone();
         move |_| {
+            let summary = TokenSummary::from(&t);
             if t.flow.is_interactive() {
-                actions::reauthorize(&t, notices, changed);
+                actions::reauthorize(&summary, notices, changed);
             } else if t.flow == Flow::DeviceCode && !t.has_refresh_token {
-                actions::request_again(&t, notices, changed);
+                actions::request_again(&summary, notices, changed);
             } else {
-                actions::refresh(&t, notices, changed);
+                actions::refresh(&summary, notices, changed);
             }
         }
     };

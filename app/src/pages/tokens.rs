@@ -3,28 +3,27 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 
-use crate::components::format::{ago, expires_in, flow_label, status_badge};
+use crate::components::actions::rename;
+use crate::components::format::{ago, expires_in, flow_label, now_seconds, status_badge};
 use crate::components::{
     ActionHooks, ActionMenu, EmptyState, ErrorBox, MenuTarget, Notices, Session, TokenDialog,
 };
 use crate::names::WireName;
-use crate::tokens::{
-    Flow, TokenInput, TokenListQuery, TokenView, get_token_form, list_tokens, update_token,
-};
+use crate::tokens::{Flow, TokenListQuery, TokenSummary, list_token_providers, list_tokens};
 
 const PAGE: u64 = 50;
 
-/// A clock for countdowns, ticking once a second in the browser.
-pub fn ticking_now() -> RwSignal<chrono::DateTime<Utc>> {
-    let now = RwSignal::new(Utc::now());
+/// A clock for countdowns, in seconds since the Unix epoch, ticking once a
+/// second in the browser.
+pub fn ticking_now() -> RwSignal<i64> {
+    let now = RwSignal::new(now_seconds());
     Effect::new(move |_| {
         if let Ok(handle) =
-            set_interval_with_handle(move || now.set(Utc::now()), Duration::from_secs(1))
+            set_interval_with_handle(move || now.set(now_seconds()), Duration::from_secs(1))
         {
             on_cleanup(move || handle.clear());
         }
@@ -64,10 +63,10 @@ pub fn TokensPage() -> impl IntoView {
         offset: offset.get(),
     };
     let tokens = Resource::new(move || (query(), version.get()), |(q, _)| list_tokens(q));
-    // The providers' names for the filter, from the create form's choices:
-    // the full provider records (endpoints, keys, certificates) would bring
-    // their decoding code into the list's first load for two fields.
-    let providers = Resource::new(|| (), |_| get_token_form());
+    // The providers' names for the filter: the full provider records
+    // (endpoints, keys, certificates) would bring their decoding code into
+    // the list's first load for two fields.
+    let providers = Resource::new(|| (), |_| list_token_providers());
     let now = ticking_now();
     let notices = Notices::new();
     let menu = RwSignal::new(None::<MenuTarget>);
@@ -128,7 +127,7 @@ pub fn TokensPage() -> impl IntoView {
                     <option value="">"All"</option>
                     <Suspense>
                         {move || Suspend::new(async move {
-                            providers.await.map(|o| o.providers).unwrap_or_default().into_iter()
+                            providers.await.unwrap_or_default().into_iter()
                                 .map(|p| view! { <option value=p.id>{p.name}</option> })
                                 .collect_view()
                         })}
@@ -232,9 +231,9 @@ pub fn TokensPage() -> impl IntoView {
 
 #[component]
 fn TokenRow(
-    token: TokenView,
+    token: TokenSummary,
     admin: bool,
-    now: RwSignal<chrono::DateTime<Utc>>,
+    now: RwSignal<i64>,
     menu: RwSignal<Option<MenuTarget>>,
     renaming: RwSignal<Option<String>>,
     notices: Notices,
@@ -346,17 +345,13 @@ fn RenameForm(
         let (id, old) = (id.clone(), name.clone());
         let new = value.get_untracked();
         spawn_local(async move {
-            let input = TokenInput {
-                name: Some(new.clone()),
-                ..TokenInput::default()
-            };
-            match update_token(id, input).await {
-                Ok(t) => {
+            match rename(id, old, new).await {
+                Ok(done) => {
                     renaming.set(None);
-                    notices.ok(format!("Renamed {old} to {}.", t.name));
+                    notices.ok(done);
                     changed.run(());
                 }
-                Err(e) => error.set(Some(e.message_for("name").unwrap_or_else(|| e.to_string()))),
+                Err(message) => error.set(Some(message)),
             }
         });
     };
