@@ -31,7 +31,7 @@ if [ "$what" = all ] && [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q chromium
 fi
 
-# npm packages: Playwright, and binaryen's wasm-opt that scripts/build.sh
+# npm packages: Playwright, and binaryen's wasm-opt and terser that scripts/build.sh
 # runs (Debian's binaryen produces WASM that does not hydrate).
 # npm's own copy of the lock file in node_modules differs from it by the root
 # entry, so the lock file installed is kept beside it for the comparison.
