@@ -8,6 +8,12 @@
 //! bundle's content hash never change, so browsers keep them for a year
 //! without asking again; anything else there is revalidated. Pages are never
 //! stored: they carry the signed-in person's data and a fresh CSP nonce.
+//! They are compressed as they are sent (gzip, when the browser accepts it):
+//! the tokens list with its rows is most of a first visit's bytes after the
+//! bundle. Nothing else is compressed on the fly: a page shows no secret
+//! (only whether one is set), while API answers can carry access tokens
+//! beside what the caller sent, which compression would let a watcher of
+//! sizes guess at.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -16,6 +22,8 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use leptos::config::LeptosOptions;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::services::ServeDir;
 
 use crate::site::{OUTPUT_NAME, PKG_DIR};
@@ -65,16 +73,58 @@ async fn pkg_cache_policy(
     response
 }
 
+/// Gzip for HTML answers of a kilobyte or more (pages), as the browser accepts it.
+pub fn pages_compressed() -> CompressionLayer<impl Predicate> {
+    // The best gzip: pages are a few tens of kilobytes at most.
+    CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Best)
+        .compress_when(compressed_on_the_fly())
+}
+
+/// Which answers [`pages_compressed`] compresses.
+fn compressed_on_the_fly() -> impl Predicate {
+    SizeAbove::new(1024)
+        .and(|_, _, headers: &axum::http::HeaderMap, _: &axum::http::Extensions| is_html(headers))
+}
+
+fn is_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
+
 /// Middleware: an HTML answer that says nothing about caching is not stored.
 pub async fn pages_not_stored(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    let html = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if html && !headers.contains_key(CACHE_CONTROL) {
+    if is_html(headers) && !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static(NOT_STORED));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Response, header::CONTENT_TYPE};
+    use tower_http::compression::predicate::Predicate;
+
+    fn answer(content_type: &str, len: usize) -> Response<Body> {
+        Response::builder()
+            .header(CONTENT_TYPE, content_type)
+            .header("content-length", len)
+            .body(Body::from(vec![b'a'; len]))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_pages_of_a_kilobyte_or_more_are_compressed_on_the_fly() {
+        let predicate = super::compressed_on_the_fly();
+        assert!(predicate.should_compress(&answer("text/html; charset=utf-8", 4096)));
+        assert!(!predicate.should_compress(&answer("text/html; charset=utf-8", 200)));
+        // API answers, which can carry access tokens, never are.
+        assert!(!predicate.should_compress(&answer("application/json", 4096)));
+        assert!(!predicate.should_compress(&answer("text/plain", 4096)));
+    }
 }

@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(security::refuse_cross_site_writes))
         .layer(middleware::from_fn(security::security_headers))
         .layer(middleware::from_fn(assets::pages_not_stored))
+        .layer(assets::pages_compressed())
         .layer(middleware::from_fn_with_state(
             state.instance.config.is_https(),
             security::strict_transport_security,

@@ -181,7 +181,7 @@ async fn the_bundle_is_sent_precompressed_and_cached_for_good_and_pages_are_not_
     assert!(!answer.header("cache-control").contains("immutable"));
 
     // Pages name the hashed bundle and are never stored, nor is the
-    // not-found page.
+    // not-found page. They travel gzipped when the browser takes it.
     for path in ["/login", "/no-such-page"] {
         let answer = get(&format!("{base}{path}"), Some("gzip, deflate, br")).await;
         assert!(
@@ -189,7 +189,34 @@ async fn the_bundle_is_sent_precompressed_and_cached_for_good_and_pages_are_not_
             "{path}"
         );
         assert_eq!(answer.header("cache-control"), "no-store", "{path}");
-        let page = String::from_utf8(answer.body).unwrap();
+        assert_eq!(answer.header("content-encoding"), "gzip", "{path}");
+        assert!(
+            answer
+                .header("vary")
+                .to_ascii_lowercase()
+                .contains("accept-encoding"),
+            "{path}: Vary {:?}",
+            answer.header("vary")
+        );
+        let page = String::from_utf8(decode("gzip", &answer.body)).unwrap();
+        assert!(
+            answer.body.len() < page.len() * 2 / 3,
+            "{path}: {} B gzipped of {} B",
+            answer.body.len(),
+            page.len()
+        );
+        let plain = get(&format!("{base}{path}"), None).await;
+        assert_eq!(
+            plain.header("content-encoding"),
+            "",
+            "{path} without Accept-Encoding"
+        );
+        assert!(
+            String::from_utf8(plain.body)
+                .unwrap()
+                .starts_with("<!DOCTYPE html>"),
+            "{path} without Accept-Encoding"
+        );
         // The login page is a plain form: the stylesheet, no web app.
         let web_app = path != "/login";
         for ext in ["js", "wasm", "css"] {
