@@ -15,12 +15,12 @@ const LINK = {
   uploadThroughput: (4 * 1000 * 1000) / 8,
 };
 
-// Goals. The /tokens limits are asserted once the bundle meets them
-// (E2E_FIRST_LOAD_GOALS=1); the login page's and the repeat load always are.
+// Goals. The byte counts are asserted always; the time to interactive, which
+// depends on the machine's speed and load, with E2E_FIRST_LOAD_GOALS=1.
 const FIRST_LOAD_TOKENS_MAX = 250_000;
 const FIRST_LOAD_LOGIN_MAX = 150_000;
 const INTERACTIVE_MAX_MS = 1_500;
-const enforceSize = !!process.env.E2E_FIRST_LOAD_GOALS;
+const enforceTime = !!process.env.E2E_FIRST_LOAD_GOALS;
 
 type Transfer = { url: string; bytes: number; cached: boolean };
 
@@ -112,8 +112,8 @@ test('first load, login page and repeat load on a 4 Mbit/s, 100 ms link', async 
   expect(loginBytes, '/login first load on the wire').toBeLessThanOrEqual(FIRST_LOAD_LOGIN_MAX);
   expect(rec.transfers.filter((t) => t.url.endsWith('.wasm')), 'the login page loads no WASM').toEqual([]);
 
-  if (enforceSize) {
-    expect(total(first), '/tokens first load on the wire').toBeLessThanOrEqual(FIRST_LOAD_TOKENS_MAX);
+  expect(total(first), '/tokens first load on the wire').toBeLessThanOrEqual(FIRST_LOAD_TOKENS_MAX);
+  if (enforceTime) {
     expect(interactive, '/tokens interactive').toBeLessThanOrEqual(INTERACTIVE_MAX_MS);
   }
   // The bundle travels compressed: brotli makes the WASM less than a third.
