@@ -12,6 +12,7 @@ mod server_fn_error {
 /// What went wrong, in terms the person at the screen can act on. Internal
 /// failures carry no detail: the server logs them once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(into = "ErrorWire", from = "ErrorWire")]
 pub enum AppError {
     /// Input that the server refused; `field` names the form field.
     #[error("{message}")]
@@ -159,6 +160,198 @@ impl ErrorKind {
     }
 }
 
+/// Which [`AppError`] an [`ErrorWire`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+enum ErrorVariant {
+    Validation,
+    NotFound,
+    Conflict,
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
+    NeedsReauthorization,
+    ProviderUnavailable,
+    ProviderRefused,
+    CrossSite,
+    Unavailable,
+    TooLarge,
+    UnsupportedMediaType,
+    InvalidJson,
+    BadRequest,
+    Transfer,
+    #[default]
+    Internal,
+    Transport,
+}
+
+/// An [`AppError`] as it travels between the server and the browser (the
+/// error of a server function, the results a page is sent with): one flat
+/// record with the variant's name, so that the browser decodes one struct
+/// instead of a struct per variant, in the first load of every page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct ErrorWire {
+    kind: ErrorVariant,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// The message, or the variant's one text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault: Option<TransferFault>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problems: Option<Vec<ImportProblem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<Box<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<ServerFnErrorErr>,
+}
+
+impl From<AppError> for ErrorWire {
+    fn from(error: AppError) -> Self {
+        use ErrorVariant as V;
+        let with = |kind, message: String| Self {
+            kind,
+            message: Some(message),
+            ..Self::default()
+        };
+        match error {
+            AppError::Validation { field, message } => Self {
+                field,
+                ..with(V::Validation, message)
+            },
+            AppError::NotFound(what) => with(V::NotFound, what),
+            AppError::Conflict(what) => with(V::Conflict, what),
+            AppError::Unauthenticated => Self {
+                kind: V::Unauthenticated,
+                ..Self::default()
+            },
+            AppError::Forbidden => Self {
+                kind: V::Forbidden,
+                ..Self::default()
+            },
+            AppError::RateLimited {
+                retry_after_seconds,
+            } => Self {
+                kind: V::RateLimited,
+                retry_after_seconds: Some(retry_after_seconds),
+                ..Self::default()
+            },
+            AppError::NeedsReauthorization { auth_link } => Self {
+                kind: V::NeedsReauthorization,
+                auth_link: Some(auth_link),
+                ..Self::default()
+            },
+            AppError::ProviderUnavailable {
+                message,
+                retry_after_seconds,
+            } => Self {
+                retry_after_seconds: Some(retry_after_seconds),
+                ..with(V::ProviderUnavailable, message)
+            },
+            AppError::ProviderRefused { message } => with(V::ProviderRefused, message),
+            AppError::CrossSite => Self {
+                kind: V::CrossSite,
+                ..Self::default()
+            },
+            AppError::Unavailable(what) => with(V::Unavailable, what),
+            AppError::TooLarge {
+                field,
+                message,
+                limit_bytes,
+            } => Self {
+                field,
+                limit_bytes,
+                ..with(V::TooLarge, message)
+            },
+            AppError::UnsupportedMediaType { field, message } => Self {
+                field,
+                ..with(V::UnsupportedMediaType, message)
+            },
+            AppError::InvalidJson(what) => with(V::InvalidJson, what),
+            AppError::BadRequest(what) => with(V::BadRequest, what),
+            AppError::Transfer {
+                fault,
+                message,
+                problems,
+                report,
+            } => Self {
+                fault: Some(fault),
+                problems,
+                report,
+                ..with(V::Transfer, message)
+            },
+            AppError::Internal => Self::default(),
+            AppError::Transport(error) => Self {
+                kind: V::Transport,
+                transport: Some(error),
+                ..Self::default()
+            },
+        }
+    }
+}
+
+impl From<ErrorWire> for AppError {
+    /// A record that lacks what its variant needs reads as that variant
+    /// with empty values; one whose transfer fault or transport error is
+    /// missing reads as a server fault.
+    fn from(wire: ErrorWire) -> Self {
+        use ErrorVariant as V;
+        let message = wire.message.unwrap_or_default();
+        match wire.kind {
+            V::Validation => Self::Validation {
+                field: wire.field,
+                message,
+            },
+            V::NotFound => Self::NotFound(message),
+            V::Conflict => Self::Conflict(message),
+            V::Unauthenticated => Self::Unauthenticated,
+            V::Forbidden => Self::Forbidden,
+            V::RateLimited => Self::RateLimited {
+                retry_after_seconds: wire.retry_after_seconds.unwrap_or_default(),
+            },
+            V::NeedsReauthorization => Self::NeedsReauthorization {
+                auth_link: wire.auth_link.unwrap_or_default(),
+            },
+            V::ProviderUnavailable => Self::ProviderUnavailable {
+                message,
+                retry_after_seconds: wire.retry_after_seconds.unwrap_or_default(),
+            },
+            V::ProviderRefused => Self::ProviderRefused { message },
+            V::CrossSite => Self::CrossSite,
+            V::Unavailable => Self::Unavailable(message),
+            V::TooLarge => Self::TooLarge {
+                field: wire.field,
+                message,
+                limit_bytes: wire.limit_bytes,
+            },
+            V::UnsupportedMediaType => Self::UnsupportedMediaType {
+                field: wire.field,
+                message,
+            },
+            V::InvalidJson => Self::InvalidJson(message),
+            V::BadRequest => Self::BadRequest(message),
+            V::Transfer => match wire.fault {
+                Some(fault) => Self::Transfer {
+                    fault,
+                    message,
+                    problems: wire.problems,
+                    report: wire.report,
+                },
+                None => Self::Internal,
+            },
+            V::Internal => Self::Internal,
+            V::Transport => wire.transport.map_or(Self::Internal, Self::Transport),
+        }
+    }
+}
+
 impl FromServerFnError for AppError {
     // Read as text, like the answers and the values a page is sent with: one
     // decoder for the error in the WASM.
@@ -296,7 +489,7 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{AppError, ErrorKind, TransferFault};
+    use super::{AppError, ErrorKind, ImportProblem, ServerFnErrorErr, TransferFault};
 
     #[test]
     fn each_error_has_one_status_and_code() {
@@ -342,6 +535,67 @@ mod tests {
             assert_eq!(error.status_code(), status);
             assert_eq!(error.code(), code);
         }
+    }
+
+    #[test]
+    fn every_error_reads_back_as_it_was_sent() {
+        let errors = [
+            AppError::invalid("name", "too long"),
+            AppError::Validation {
+                field: None,
+                message: "no".into(),
+            },
+            AppError::NotFound("token x".into()),
+            AppError::Conflict("taken".into()),
+            AppError::Unauthenticated,
+            AppError::Forbidden,
+            AppError::RateLimited {
+                retry_after_seconds: 7,
+            },
+            AppError::NeedsReauthorization {
+                auth_link: "/api/v1/tokens/x/auth-link".into(),
+            },
+            AppError::ProviderUnavailable {
+                message: "timeout".into(),
+                retry_after_seconds: 30,
+            },
+            AppError::ProviderRefused {
+                message: "invalid_grant".into(),
+            },
+            AppError::CrossSite,
+            AppError::Unavailable("busy".into()),
+            AppError::TooLarge {
+                field: Some("bundle".into()),
+                message: "over 1 MiB".into(),
+                limit_bytes: Some(1 << 20),
+            },
+            AppError::UnsupportedMediaType {
+                field: None,
+                message: "send JSON".into(),
+            },
+            AppError::InvalidJson("eof".into()),
+            AppError::BadRequest("eof".into()),
+            AppError::Transfer {
+                fault: TransferFault::TooLarge { limit_bytes: 9 },
+                message: "too large".into(),
+                problems: Some(vec![ImportProblem {
+                    path: "$.tokens[0]".into(),
+                    message: "bad".into(),
+                }]),
+                report: Some(Box::new(serde_json::json!({"tokens": {"created": []}}))),
+            },
+            AppError::Internal,
+            AppError::Transport(ServerFnErrorErr::Request("offline".into())),
+        ];
+        for error in errors {
+            let text = serde_json::to_string(&error).unwrap();
+            let back: AppError = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, error, "{text}");
+        }
+        // A record without what its variant needs is still an error.
+        let bare: AppError = serde_json::from_str(r#"{"kind":"Transfer"}"#).unwrap();
+        assert_eq!(bare, AppError::Internal);
+        assert!(serde_json::from_str::<AppError>(r#"{"kind":"Nonsense"}"#).is_err());
     }
 
     #[test]

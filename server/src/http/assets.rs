@@ -8,7 +8,7 @@
 //! bundle's content hash never change, so browsers keep them for a year
 //! without asking again; anything else there is revalidated. Pages are never
 //! stored: they carry the signed-in person's data and a fresh CSP nonce.
-//! They are compressed as they are sent (gzip, when the browser accepts it):
+//! They are compressed as they are sent (brotli or gzip, as the browser accepts):
 //! the tokens list with its rows is most of a first visit's bytes after the
 //! bundle. Nothing else is compressed on the fly: a page shows no secret
 //! (only whether one is set), while API answers can carry access tokens
@@ -73,11 +73,15 @@ async fn pkg_cache_policy(
     response
 }
 
-/// Gzip for HTML answers of a kilobyte or more (pages), as the browser accepts it.
+/// Brotli or gzip for HTML answers of a kilobyte or more (pages), as the browser accepts.
 pub fn pages_compressed() -> CompressionLayer<impl Predicate> {
-    // The best gzip: pages are a few tens of kilobytes at most.
+    // Brotli at quality 5 or gzip: a page of 50 tokens (104 KB) becomes
+    // about 5.0 KB or 7.0 KB in about a millisecond; brotli's best (4.5 KB)
+    // takes about a hundred (docs/BENCHMARKS.md).
     CompressionLayer::new()
-        .quality(tower_http::CompressionLevel::Best)
+        .br(true)
+        .gzip(true)
+        .quality(tower_http::CompressionLevel::Precise(5))
         .compress_when(compressed_on_the_fly())
 }
 
