@@ -225,7 +225,10 @@ pub async fn bad_server_fn_input_is_400(request: Request, next: Next) -> Respons
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return error_response(&AppError::Internal);
     };
-    if bytes.starts_with(br#"{"Transport""#) {
+    // The error as the browser reads it: a transport error here is the
+    // framework's own, raised while it decoded the arguments.
+    if serde_json::from_slice::<AppError>(&bytes).is_ok_and(|e| matches!(e, AppError::Transport(_)))
+    {
         parts.status = axum::http::StatusCode::BAD_REQUEST;
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
