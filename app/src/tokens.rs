@@ -526,6 +526,8 @@ pub trait TokensService: Send + Sync + 'static {
     async fn detail(&self, parts: &Parts, id: String) -> Result<TokenDetail, AppError>;
     /// Providers to choose from and the redirect URI.
     async fn form_options(&self, parts: &Parts) -> Result<TokenFormOptions, AppError>;
+    /// The providers the list can be filtered by: every one, by name.
+    async fn provider_names(&self, parts: &Parts) -> Result<Vec<ProviderName>, AppError>;
     /// Creates a token (and requests it unless `input.request` is false).
     async fn create(&self, parts: &Parts, input: TokenInput) -> Result<TokenView, AppError>;
     /// Changes a token.
@@ -575,16 +577,7 @@ mod server_fns {
     #[server(prefix = "/rpc", output = crate::wire::JsonText)]
     pub async fn list_token_providers() -> Result<Vec<ProviderName>, AppError> {
         let (s, p) = crate::service::<dyn TokensService>()?;
-        let providers = s.form_options(&p).await.map(|o| {
-            o.providers
-                .into_iter()
-                .map(|c| ProviderName {
-                    id: c.id,
-                    name: c.name,
-                })
-                .collect()
-        });
-        crate::error::respond(providers)
+        crate::error::respond(s.provider_names(&p).await)
     }
 
     /// One token with its history.

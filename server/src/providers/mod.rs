@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use app::error::AppError;
 use app::providers::{CertificateView, ProviderInput, ProviderView};
+use app::tokens::{ProviderChoice, ProviderName};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 
 use crate::account::ops::{require_admin, rfc3339};
@@ -595,6 +596,46 @@ impl Providers {
             views.push(self.view(m).await?);
         }
         Ok(views)
+    }
+
+    /// What the token form offers of each provider, by name: read from the
+    /// rows alone (no key is opened, unlike [`Self::list`]).
+    pub async fn choices(&self, _caller: &Caller) -> Result<Vec<ProviderChoice>, AppError> {
+        let models = provider::Entity::find()
+            .order_by_asc(provider::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(models
+            .into_iter()
+            .map(|p| ProviderChoice {
+                has_default_client_id: p.client_id.is_some(),
+                interactive: p.authorization_endpoint.is_some(),
+                device: p.device_authorization_endpoint.is_some(),
+                default_scope: p.default_scope,
+                id: p.id,
+                name: p.name,
+                client_auth_method: p.client_auth_method,
+            })
+            .collect())
+    }
+
+    /// Every provider's id and name, by name.
+    pub async fn names(&self, _caller: &Caller) -> Result<Vec<ProviderName>, AppError> {
+        provider::Entity::find()
+            .select_only()
+            .column(provider::Column::Id)
+            .column(provider::Column::Name)
+            .order_by_asc(provider::Column::Name)
+            .into_tuple::<(String, String)>()
+            .all(&self.db)
+            .await
+            .map_err(db_error)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(id, name)| ProviderName { id, name })
+                    .collect()
+            })
     }
 
     /// One provider.

@@ -3,7 +3,7 @@
 
 use app::error::AppError;
 use app::tokens::{
-    ConnectionTest, DayUses, DeleteOutcome, ProviderChoice, TokenDetail, TokenFormOptions,
+    ConnectionTest, DayUses, DeleteOutcome, ProviderName, TokenDetail, TokenFormOptions,
     TokenHistoryEntry, TokenInput, TokenListQuery, TokenPage, TokenView, TokensService,
 };
 use leptos::server_fn::http_export::request::Parts;
@@ -110,26 +110,16 @@ impl TokensService for TokensFacade {
 
     async fn form_options(&self, parts: &Parts) -> Result<TokenFormOptions, AppError> {
         let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
-        let providers = self
-            .instance
-            .providers
-            .list(&caller)
-            .await?
-            .into_iter()
-            .map(|p| ProviderChoice {
-                has_default_client_id: p.client_id.is_some(),
-                interactive: p.authorization_endpoint.is_some(),
-                device: p.device_authorization_endpoint.is_some(),
-                default_scope: p.default_scope.clone(),
-                id: p.id,
-                name: p.name,
-                client_auth_method: p.client_auth_method,
-            })
-            .collect();
+        let providers = self.instance.providers.choices(&caller).await?;
         Ok(TokenFormOptions {
             providers,
             redirect_uri: self.instance.config.redirect_uri(),
         })
+    }
+
+    async fn provider_names(&self, parts: &Parts) -> Result<Vec<ProviderName>, AppError> {
+        let Authenticated { caller, .. } = Authenticated::from_parts(parts)?;
+        self.instance.providers.names(&caller).await
     }
 
     async fn create(&self, parts: &Parts, input: TokenInput) -> Result<TokenView, AppError> {
