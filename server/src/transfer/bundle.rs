@@ -199,17 +199,20 @@ pub enum ProviderSecret {
     ClientSecret,
     /// The PKCS#8 PEM for `private_key_jwt`.
     PrivateKey,
+    /// The next default client secret (rotation).
+    NextClientSecret,
 }
 
 impl ProviderSecret {
     /// Every field, in bundle order.
-    pub const ALL: [Self; 2] = [Self::ClientSecret, Self::PrivateKey];
+    pub const ALL: [Self; 3] = [Self::ClientSecret, Self::PrivateKey, Self::NextClientSecret];
 
-    /// The JSON field name.
+    /// The JSON field name (also the column's).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecret => "client_secret",
             Self::PrivateKey => "private_key",
+            Self::NextClientSecret => "next_client_secret",
         }
     }
 }
@@ -225,24 +228,28 @@ pub enum TokenSecret {
     AccessToken,
     /// The current refresh token.
     RefreshToken,
+    /// The next client secret of the token's own client (rotation).
+    NextClientSecret,
 }
 
 impl TokenSecret {
     /// Every field, in bundle order.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::ClientSecret,
         Self::Password,
         Self::AccessToken,
         Self::RefreshToken,
+        Self::NextClientSecret,
     ];
 
-    /// The JSON field name.
+    /// The JSON field name (also the column's).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecret => "client_secret",
             Self::Password => "password",
             Self::AccessToken => "access_token",
             Self::RefreshToken => "refresh_token",
+            Self::NextClientSecret => "next_client_secret",
         }
     }
 }

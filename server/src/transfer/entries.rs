@@ -152,12 +152,23 @@ pub struct ProviderEntry {
     /// How revocation requests carry the token (`form` unless said).
     #[serde(default, skip_serializing_if = "is_form")]
     pub revocation_format: RevocationFormat,
+    /// When the default client secret expires at the provider; travels
+    /// with the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<DateTime<Utc>>,
+    /// When the next client secret expires; travels with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_client_secret_expires_at: Option<DateTime<Utc>>,
     /// Sealed default client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
     /// Sealed PKCS#8 PEM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<SealedValue>,
+    /// Sealed next client secret (the one the provider accepts once the
+    /// current one is retired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_client_secret: Option<SealedValue>,
 }
 
 impl ProviderEntry {
@@ -166,6 +177,7 @@ impl ProviderEntry {
         match field {
             ProviderSecret::ClientSecret => self.client_secret.as_ref(),
             ProviderSecret::PrivateKey => self.private_key.as_ref(),
+            ProviderSecret::NextClientSecret => self.next_client_secret.as_ref(),
         }
     }
 }
@@ -213,6 +225,12 @@ pub struct TokenEntry {
     /// How long before expiry the scheduler renews it.
     #[serde(default = "default_refresh_lead_secs")]
     pub refresh_lead_secs: i64,
+    /// The token's own connection test request, when not the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_request_url: Option<String>,
+    /// Its method (`GET`, `POST`, `HEAD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_request_method: Option<String>,
     /// The access token's type.
     #[serde(default)]
     pub token_type: Option<String>,
@@ -228,6 +246,13 @@ pub struct TokenEntry {
     /// When the refresh token expires, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_expires_at: Option<DateTime<Utc>>,
+    /// When the token's own client secret expires at the provider; travels
+    /// with the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<DateTime<Utc>>,
+    /// When its next client secret expires; travels with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_client_secret_expires_at: Option<DateTime<Utc>>,
     /// Sealed client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SealedValue>,
@@ -240,6 +265,9 @@ pub struct TokenEntry {
     /// Sealed refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<SealedValue>,
+    /// Sealed next client secret of the token's own client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_client_secret: Option<SealedValue>,
 }
 
 impl TokenEntry {
@@ -250,6 +278,7 @@ impl TokenEntry {
             TokenSecret::Password => self.password.as_ref(),
             TokenSecret::AccessToken => self.access_token.as_ref(),
             TokenSecret::RefreshToken => self.refresh_token.as_ref(),
+            TokenSecret::NextClientSecret => self.next_client_secret.as_ref(),
         }
     }
 }
@@ -304,8 +333,11 @@ impl From<&provider::Model> for ProviderEntry {
             test_request_method: p.test_request_method.map(|m| m.to_string()),
             test_after_renewal: p.test_after_renewal,
             revocation_format: p.revocation_format,
+            client_secret_expires_at: None,
+            next_client_secret_expires_at: None,
             client_secret: None,
             private_key: None,
+            next_client_secret: None,
         }
     }
 }
@@ -416,15 +448,20 @@ impl From<&token::Model> for TokenEntry {
             refresh_margin_secs: i64::from(t.refresh_margin_secs),
             auto_refresh: t.auto_refresh,
             refresh_lead_secs: i64::from(t.refresh_lead_secs),
+            test_request_url: t.test_request_url.clone(),
+            test_request_method: t.test_request_method.map(|m| m.to_string()),
             token_type: None,
             expires_at: None,
             granted_scope: None,
             response_fields: None,
             refresh_token_expires_at: None,
+            client_secret_expires_at: None,
+            next_client_secret_expires_at: None,
             client_secret: None,
             password: None,
             access_token: None,
             refresh_token: None,
+            next_client_secret: None,
         }
     }
 }
@@ -493,8 +530,11 @@ impl TokenEntry {
             refresh_token_expires_at: None,
             reauthorization_announced_for: None,
             renewal_notes: None,
-            test_request_url: None,
-            test_request_method: None,
+            test_request_url: self.test_request_url.clone(),
+            test_request_method: self
+                .test_request_method
+                .as_deref()
+                .and_then(|m| m.parse().ok()),
             last_test_at: None,
             last_test_status: None,
             last_test_result: None,

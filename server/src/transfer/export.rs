@@ -560,6 +560,22 @@ impl Transfer {
                 ProviderSecret::PrivateKey,
                 self.open("providers", &p.id, "private_key", &p.private_key)?,
             );
+            entry.next_client_secret = seal(
+                ProviderSecret::NextClientSecret,
+                self.open(
+                    "providers",
+                    &p.id,
+                    "next_client_secret",
+                    &p.next_client_secret,
+                )?,
+            );
+            // A secret's expiry at the provider travels with the secret.
+            if entry.client_secret.is_some() {
+                entry.client_secret_expires_at = p.client_secret_expires_at;
+            }
+            if entry.next_client_secret.is_some() {
+                entry.next_client_secret_expires_at = p.next_client_secret_expires_at;
+            }
         }
         Ok(entry)
     }
@@ -594,6 +610,16 @@ impl Transfer {
                 TokenSecret::RefreshToken,
                 self.open("tokens", &t.id, "refresh_token", &t.refresh_token)?,
             );
+            entry.next_client_secret = seal(
+                TokenSecret::NextClientSecret,
+                self.open("tokens", &t.id, "next_client_secret", &t.next_client_secret)?,
+            );
+            if entry.client_secret.is_some() {
+                entry.client_secret_expires_at = t.client_secret_expires_at;
+            }
+            if entry.next_client_secret.is_some() {
+                entry.next_client_secret_expires_at = t.next_client_secret_expires_at;
+            }
             // The access token's facts travel with it.
             if entry.access_token.is_some() {
                 entry.token_type = t.token_type.clone();

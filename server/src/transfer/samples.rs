@@ -55,6 +55,7 @@ pub(crate) fn sealed_bundle(key: &BundleKey, header: &SecretsHeader) -> Bundle {
         };
         p.client_secret = seal(ProviderSecret::ClientSecret);
         p.private_key = seal(ProviderSecret::PrivateKey);
+        p.next_client_secret = seal(ProviderSecret::NextClientSecret);
     }
     for t in &mut b.tokens {
         let seal = |field: TokenSecret| {
@@ -65,6 +66,7 @@ pub(crate) fn sealed_bundle(key: &BundleKey, header: &SecretsHeader) -> Bundle {
         t.password = seal(TokenSecret::Password);
         t.access_token = seal(TokenSecret::AccessToken);
         t.refresh_token = seal(TokenSecret::RefreshToken);
+        t.next_client_secret = seal(TokenSecret::NextClientSecret);
     }
     b
 }
@@ -125,8 +127,11 @@ fn provider(id: &str, name: &str, method: &str) -> ProviderEntry {
         test_request_method: None,
         test_after_renewal: false,
         revocation_format: app::providers::RevocationFormat::Form,
+        client_secret_expires_at: None,
+        next_client_secret_expires_at: None,
         client_secret: None,
         private_key: None,
+        next_client_secret: None,
     }
 }
 
@@ -146,14 +151,19 @@ fn token(id: &str, name: &str, provider_id: &str, flow: &str) -> TokenEntry {
         refresh_margin_secs: 60,
         auto_refresh: true,
         refresh_lead_secs: 300,
+        test_request_url: None,
+        test_request_method: None,
         token_type: Some("Bearer".into()),
         expires_at: Some(Utc.with_ymd_and_hms(2025, 1, 2, 4, 4, 5).unwrap()),
         granted_scope: None,
         response_fields: None,
         refresh_token_expires_at: None,
+        client_secret_expires_at: None,
+        next_client_secret_expires_at: None,
         client_secret: None,
         password: None,
         access_token: None,
         refresh_token: None,
+        next_client_secret: None,
     }
 }

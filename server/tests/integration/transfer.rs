@@ -1642,3 +1642,211 @@ async fn a_provider_key_and_its_certificate_travel_together() {
     assert_eq!(r.json()["error"]["code"], "bundle_altered", "{}", r.body);
     assert_eq!(counts(&target).await, (0, 0));
 }
+
+/// How often the real authorization server answered `code` to `grant`.
+async fn grant_errors(w: &World, grant: &str, code: &str) -> u64 {
+    w.auth.stats().await["tokenErrors"][grant][code]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// The id of the provider named `name` in `app`.
+async fn provider_named(app: &TestApp, who: &Auth, name: &str) -> Value {
+    let list = get(app, who, "/api/v1/providers").await.json();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no provider {name}: {list}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_and_a_tokens_own_test_travel_in_the_bundle() {
+    let w = World::new().await;
+    let cc = w.provider_id("cc").await;
+    let right = w.auth.client_secret("cc-basic");
+    // The provider's current secret is already retired at the server; the
+    // next one is the secret it accepts. Both with expiries.
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/providers/{cc}"),
+            Some(w.admin.clone()),
+            json!({"client_secret": "retired-default-secret", "next_client_secret": right,
+                   "client_secret_expires_at": "2030-03-31",
+                   "next_client_secret_expires_at": "2031-09-30"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // A token with its own client, rotating the same way, and its own
+    // connection test.
+    let own = w
+        .token(
+            json!({"name": "own", "provider_id": cc, "flow": "client_credentials",
+                      "use_default_keys": false, "client_id": "cc-basic",
+                      "client_secret": "retired-own-secret", "next_client_secret": right,
+                      "client_secret_expires_at": "2030-01-31",
+                      "next_client_secret_expires_at": "2031-01-31"}),
+        )
+        .await;
+    let userinfo = format!("{}/me", w.auth.issuer);
+    let r = w
+        .app
+        .send(json_request(
+            "PATCH",
+            &format!("/api/v1/tokens/{own}"),
+            Some(w.admin.clone()),
+            json!({"test_request_url": userinfo, "test_request_method": "POST"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let (bundle, text) = export_ok(
+        &w.app,
+        &w.admin,
+        json!({"include_secrets": true, "passphrase": PASSPHRASE}),
+    )
+    .await;
+    assert!(!text.contains(&right), "a next secret is in clear");
+    let entry = |kind: &str, name: &str| -> Value {
+        bundle[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let p = entry("providers", "cc");
+    assert!(p["next_client_secret"]["sealed"].is_string(), "{p}");
+    assert_eq!(p["client_secret_expires_at"], "2030-03-31T23:59:59Z", "{p}");
+    assert_eq!(p["next_client_secret_expires_at"], "2031-09-30T23:59:59Z");
+    let t = entry("tokens", "own");
+    assert!(t["next_client_secret"]["sealed"].is_string(), "{t}");
+    assert_eq!(t["client_secret_expires_at"], "2030-01-31T23:59:59Z", "{t}");
+    assert_eq!(t["next_client_secret_expires_at"], "2031-01-31T23:59:59Z");
+    assert_eq!(t["test_request_url"], userinfo.as_str());
+    assert_eq!(t["test_request_method"], "POST");
+
+    // Into an instance with another master key.
+    let (target, admin) = fresh(&[]).await;
+    target.user("robot@example.com", Role::User).await;
+    let r = import(
+        &target,
+        &admin,
+        json!({"bundle": bundle, "passphrase": PASSPHRASE, "mode": "apply"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let report = r.json();
+    let here = provider_named(&target, &admin, "cc").await;
+    assert_eq!(here["has_next_client_secret"], true, "{here}");
+    assert_eq!(here["client_secret_expires_at"], "2030-03-31T23:59:59Z");
+    assert_eq!(
+        here["next_client_secret_expires_at"],
+        "2031-09-30T23:59:59Z"
+    );
+    let id = created_token(&report, "own");
+    let view = get(&target, &admin, &format!("/api/v1/tokens/{id}"))
+        .await
+        .json();
+    assert_eq!(view["has_next_client_secret"], true, "{view}");
+    assert_eq!(view["client_secret_expires_at"], "2030-01-31T23:59:59Z");
+    assert_eq!(view["test_request_url"], userinfo.as_str());
+    assert_eq!(view["test_request_method"], "POST");
+
+    // The real server takes the next secrets that came along: the token's
+    // own client after one `invalid_client` for its retired secret, and a
+    // new token on the provider's default client likewise.
+    let refused = grant_errors(&w, "client_credentials", "invalid_client").await;
+    let r = post(
+        &target,
+        &admin,
+        &format!("/api/v1/tokens/{id}/request"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "active", "{}", r.body);
+    let view = get(&target, &admin, &format!("/api/v1/tokens/{id}"))
+        .await
+        .json();
+    assert_eq!(view["secret_in_use"], "next", "{view}");
+    let r = post(
+        &target,
+        &admin,
+        "/api/v1/tokens",
+        json!({"name": "default keys", "provider_id": here["id"], "flow": "client_credentials"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["status"], "active", "{}", r.body);
+    assert_eq!(
+        grant_errors(&w, "client_credentials", "invalid_client").await,
+        refused + 2
+    );
+    // Its own test request is the one the test sends.
+    let r = post(
+        &target,
+        &admin,
+        &format!("/api/v1/tokens/{id}/test"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["url"], userinfo.as_str(), "{}", r.body);
+    assert_eq!(r.json()["method"], "POST", "{}", r.body);
+
+    // An overwrite without secrets keeps the secrets here, next ones and
+    // expiries included, and what the provider last accepted.
+    let (plain, plain_text) = export_ok(&w.app, &w.admin, json!({})).await;
+    assert!(!plain_text.contains("2030-03-31"), "{plain_text}");
+    let r = import(
+        &target,
+        &admin,
+        json!({"bundle": plain, "mode": "apply", "on_conflict": "overwrite"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let after = provider_named(&target, &admin, "cc").await;
+    assert_eq!(after["has_next_client_secret"], true, "{after}");
+    assert_eq!(after["client_secret_expires_at"], "2030-03-31T23:59:59Z");
+    assert_eq!(after["secret_in_use"], "next", "{after}");
+    let view = get(&target, &admin, &format!("/api/v1/tokens/{id}"))
+        .await
+        .json();
+    assert_eq!(view["has_next_client_secret"], true, "{view}");
+    assert_eq!(
+        view["next_client_secret_expires_at"],
+        "2031-01-31T23:59:59Z"
+    );
+    assert_eq!(view["secret_in_use"], "next", "{view}");
+    assert_eq!(view["status"], "active", "{view}");
+
+    // An expiry without its secret is refused where it is, nothing written.
+    let before = counts(&target).await;
+    let mut edited = plain.clone();
+    let i = edited["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["name"] == "cc")
+        .unwrap();
+    edited["providers"][i]["next_client_secret_expires_at"] = json!("2031-09-30T23:59:59Z");
+    let r = import(
+        &target,
+        &admin,
+        json!({"bundle": edited, "mode": "apply", "on_conflict": "rename"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(
+        paths(&r),
+        [format!("$.providers[{i}].next_client_secret_expires_at")]
+    );
+    assert!(r.body.contains("travels with its secret"), "{}", r.body);
+    assert_eq!(counts(&target).await, before);
+}

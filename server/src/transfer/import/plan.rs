@@ -87,6 +87,15 @@ impl Transfer {
                 ("refresh_endpoint", p.refresh_endpoint.as_ref()),
                 ("revocation_endpoint", p.revocation_endpoint.as_ref()),
                 ("jwks_uri", p.jwks_uri.as_ref()),
+                (
+                    "pushed_authorization_request_endpoint",
+                    p.pushed_authorization_request_endpoint.as_ref(),
+                ),
+                (
+                    "device_authorization_endpoint",
+                    p.device_authorization_endpoint.as_ref(),
+                ),
+                ("test_request_url", p.test_request_url.as_ref()),
             ] {
                 if let Some(value) = value
                     && let Err(message) = url_policy::check_url(value, loopback)
@@ -97,6 +106,17 @@ impl Transfer {
                         format!("{field} {message}"),
                     );
                 }
+            }
+        }
+        for (i, t) in bundle.tokens.iter().enumerate() {
+            if let Some(value) = &t.test_request_url
+                && let Err(message) = url_policy::check_url(value, loopback)
+            {
+                problem(
+                    report,
+                    format!("$.tokens[{i}].test_request_url"),
+                    format!("test_request_url {message}"),
+                );
             }
         }
         let Some(key) = key else { return };

@@ -26,6 +26,21 @@ use crate::transfer::passphrase::{BundleKey, SecretSlot};
 use crate::transfer::progress::Phase;
 use crate::transfer::service::Transfer;
 
+/// Copies a client's secret-rotation state (next secret, expiries, the
+/// secret last accepted, expiries announced) from the stored row `$here`
+/// to its replacement `$new`: the same columns on providers and tokens.
+macro_rules! keep_rotation {
+    ($new:ident, $here:ident) => {
+        $new.next_client_secret = $here.next_client_secret.clone();
+        $new.client_secret_expires_at = $here.client_secret_expires_at;
+        $new.next_client_secret_expires_at = $here.next_client_secret_expires_at;
+        $new.secret_in_use = $here.secret_in_use;
+        $new.secret_in_use_since = $here.secret_in_use_since;
+        $new.secret_expiry_announced_for = $here.secret_expiry_announced_for;
+        $new.next_secret_expiry_announced_for = $here.next_secret_expiry_announced_for;
+    };
+}
+
 impl Transfer {
     /// Writes the plan in one transaction.
     #[allow(clippy::too_many_arguments)]
@@ -212,6 +227,15 @@ impl Transfer {
         };
         row.client_secret = seal(ProviderSecret::ClientSecret)?;
         row.private_key = seal(ProviderSecret::PrivateKey)?;
+        row.next_client_secret = seal(ProviderSecret::NextClientSecret)?;
+        // An expiry arrives with its secret; which of the two the provider
+        // accepts is learnt again from the first request.
+        if row.client_secret.is_some() {
+            row.client_secret_expires_at = p.client_secret_expires_at;
+        }
+        if row.next_client_secret.is_some() {
+            row.next_client_secret_expires_at = p.next_client_secret_expires_at;
+        }
         Ok(row)
     }
 
@@ -262,6 +286,7 @@ impl Transfer {
             if now_at.is_subset(&old) {
                 new.client_secret = here.client_secret.clone();
                 new.private_key = here.private_key.clone();
+                keep_rotation!(new, here);
                 if here.private_key.is_some() && new.key_id.is_none() {
                     new.key_id = here.key_id.clone();
                     new.signing_alg = here.signing_alg.clone();
@@ -274,7 +299,7 @@ impl Transfer {
                 warn(
                     report,
                     format!("$.providers[{index}].token_endpoint"),
-                    "the endpoints move to another origin: the stored client secret and private key are dropped; supply them again",
+                    "the endpoints move to another origin: the stored client secrets and private key are dropped; supply them again",
                 );
             }
         }
@@ -326,6 +351,13 @@ impl Transfer {
         model.password = seal(TokenSecret::Password)?;
         model.refresh_token = seal(TokenSecret::RefreshToken)?;
         model.access_token = seal(TokenSecret::AccessToken)?;
+        model.next_client_secret = seal(TokenSecret::NextClientSecret)?;
+        if model.client_secret.is_some() {
+            model.client_secret_expires_at = t.client_secret_expires_at;
+        }
+        if model.next_client_secret.is_some() {
+            model.next_client_secret_expires_at = t.next_client_secret_expires_at;
+        }
         if model.refresh_token.is_some() {
             model.refresh_token_expires_at = t.refresh_token_expires_at;
         }
@@ -362,6 +394,7 @@ impl Transfer {
         if key.is_none() {
             new.client_secret = here.client_secret.clone();
             new.password = here.password.clone();
+            keep_rotation!(new, here);
             if here.provider_id == plan.provider_id {
                 new.access_token = here.access_token.clone();
                 new.refresh_token = here.refresh_token.clone();

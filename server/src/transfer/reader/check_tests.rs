@@ -86,6 +86,56 @@ fn invalid_names_of_flows_methods_and_algorithms() {
 }
 
 #[test]
+fn a_tokens_own_test_request_is_checked_like_the_providers() {
+    let mut v = samples::value();
+    v["tokens"][0]["test_request_url"] = json!("ftp://api.example/me");
+    v["tokens"][1]["test_request_method"] = json!("DELETE");
+    v["tokens"][2]["test_request_url"] = json!("https://api.example/me");
+    v["tokens"][2]["test_request_method"] = json!("HEAD");
+    let found = problems(&v);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].path, "$.tokens[0].test_request_url", "{found:?}");
+    assert_eq!(
+        found[1].path, "$.tokens[1].test_request_method",
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_secret_expiry_without_its_secret_is_refused() {
+    let mut v = samples::value();
+    v["providers"][0]["client_secret_expires_at"] = json!("2030-01-01T00:00:00Z");
+    v["tokens"][1]["next_client_secret_expires_at"] = json!("2030-01-01T00:00:00Z");
+    let found = problems(&v);
+    assert!(
+        has_problem(
+            &found,
+            "$.providers[0].client_secret_expires_at",
+            "the expiry of client_secret, which this entry does not carry"
+        ),
+        "{found:?}"
+    );
+    assert!(
+        has_problem(
+            &found,
+            "$.tokens[1].next_client_secret_expires_at",
+            "the expiry of next_client_secret"
+        ),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    // With its secret, it reads.
+    let (key, header) = shared_key();
+    let mut sealed = samples::sealed_bundle(key, header);
+    sealed.providers[0].client_secret_expires_at = Some(
+        chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    read(&serde_json::to_vec(&sealed).unwrap()).unwrap();
+}
+
+#[test]
 fn a_certificate_that_is_not_one_is_refused() {
     let mut v = samples::value();
     v["providers"][1]["certificate"] =
@@ -240,7 +290,7 @@ fn sealed_values_without_a_secrets_header_are_refused() {
     assert!(
         found[0]
             .message
-            .contains("$.providers[0].client_secret (and 15 more)"),
+            .contains("$.providers[0].client_secret (and 20 more)"),
         "{found:?}"
     );
 }

@@ -22,7 +22,7 @@ use crate::tokens::validation::{
     ProviderShape, check_own_keys, check_refresh_lead, check_refresh_margin, check_resource,
     flow_misfits,
 };
-use crate::transfer::bundle::{Bundle, CIPHER, ProviderEntry};
+use crate::transfer::bundle::{Bundle, CIPHER, ProviderEntry, SealedValue};
 use crate::transfer::mac::{self, MAC_LEN};
 use crate::transfer::passphrase::{KdfParams, TransferError, decode_sealed};
 use crate::transfer::text::{clip, quoted};
@@ -224,6 +224,20 @@ fn check_providers<'b>(
         ] {
             check_params(map, &at(field), p);
         }
+        for (expiry, at_expiry, secret) in [
+            (
+                "client_secret_expires_at",
+                pr.client_secret_expires_at,
+                &pr.client_secret,
+            ),
+            (
+                "next_client_secret_expires_at",
+                pr.next_client_secret_expires_at,
+                &pr.next_client_secret,
+            ),
+        ] {
+            check_expiry_with_secret(expiry, at_expiry, secret, &at(expiry), p);
+        }
     }
     ids
 }
@@ -318,6 +332,46 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
             p.push(at(e.field), e.message);
         }
         check_params(&t.additional_values, &at("additional_values"), p);
+        check_url(t.test_request_url.as_deref(), &at("test_request_url"), p);
+        if let Some(Err(e)) = t
+            .test_request_method
+            .as_deref()
+            .map(str::parse::<app::tokens::TestMethod>)
+        {
+            p.push(at("test_request_method"), e.to_string());
+        }
+        for (expiry, at_expiry, secret) in [
+            (
+                "client_secret_expires_at",
+                t.client_secret_expires_at,
+                &t.client_secret,
+            ),
+            (
+                "next_client_secret_expires_at",
+                t.next_client_secret_expires_at,
+                &t.next_client_secret,
+            ),
+        ] {
+            check_expiry_with_secret(expiry, at_expiry, secret, &at(expiry), p);
+        }
+    }
+}
+
+/// A client secret's expiry travels with the secret: alone, it would be
+/// dropped on import, so it is refused instead.
+fn check_expiry_with_secret(
+    field: &str,
+    expiry: Option<chrono::DateTime<chrono::Utc>>,
+    secret: &Option<SealedValue>,
+    path: &str,
+    p: &mut Problems,
+) {
+    if expiry.is_some() && secret.is_none() {
+        let secret = field.trim_end_matches("_expires_at");
+        p.push(
+            path,
+            format!("is the expiry of {secret}, which this entry does not carry: an expiry travels with its secret"),
+        );
     }
 }
 
