@@ -287,6 +287,18 @@ function defaultClients(redirectUris) {
       tls_client_auth_subject_dn: 'CN=quiver-client,O=Quiver Tests',
       tls_client_certificate_bound_access_tokens: true,
     }),
+    // The same certificate for a client that renews: its refresh and
+    // revocation requests authenticate by the handshake too.
+    {
+      client_id: 'mtls-password',
+      token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: 'CN=quiver-client,O=Quiver Tests',
+      tls_client_certificate_bound_access_tokens: true,
+      grant_types: ['password', 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+      scope: ALL_SCOPES,
+    },
     machine({
       client_id: 'mtls-self',
       token_endpoint_auth_method: 'self_signed_tls_client_auth',

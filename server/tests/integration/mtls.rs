@@ -205,3 +205,82 @@ async fn mutual_tls_needs_a_certificate_and_the_providers_client() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.json()["error"]["field"], "use_default_keys");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_and_revocation_present_the_same_certificate() {
+    let w = World::new().await;
+    let mut body = base(&w.auth, "pki renewing", "mtls-password", "tls_client_auth");
+    body["private_key_pem"] = json!(tls_file("client-key.pem"));
+    body["certificate_pem"] = json!(tls_file("client.pem"));
+    body["revocation_endpoint"] = json!(w.auth.endpoint("revocation"));
+    let r = w.provider(body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let provider = r.json();
+    let thumbprint = provider["certificate"]["x5t_s256"].clone();
+    let r = w
+        .app
+        .send(json_request(
+            "POST",
+            "/api/v1/tokens",
+            w.key.clone(),
+            json!({"name": "alice over mtls", "provider_id": provider["id"], "flow": "password",
+                   "username": "alice", "password": "wonderland", "scope": "api:read"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let t = r.json();
+    assert_eq!(t["status"], "active", "{t}");
+    assert_eq!(t["has_refresh_token"], true, "{t}");
+    let id = t["id"].as_str().unwrap().to_owned();
+    let first = w.access_token(&id).await;
+
+    // A refresh: the refresh token goes once, authenticated by the
+    // handshake alone, and the new access token is bound to the certificate.
+    let refresh = w.app.token_secret(&id, "refresh_token").await.unwrap();
+    w.auth.admin("POST", "/stats/reset", None).await;
+    let r = w
+        .app
+        .send(request(
+            "POST",
+            &format!("/api/v1/tokens/{id}/refresh"),
+            w.key.clone(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "active", "{}", r.body);
+    let sent = w.auth.last_token_request().await;
+    assert_eq!(sent["body"]["grant_type"], "refresh_token", "{sent}");
+    assert_eq!(sent["body"]["client_id"], "mtls-password", "{sent}");
+    assert!(sent["body"]["client_secret"].is_null() && sent["body"]["client_assertion"].is_null());
+    let stats = w.auth.stats().await;
+    assert_eq!(stats["tokenResults"]["refresh_token"]["ok"], 1, "{stats}");
+    assert!(stats["tokenErrors"]["refresh_token"].is_null(), "{stats}");
+    let renewed = w.access_token(&id).await;
+    assert_ne!(renewed, first);
+    let seen = w.auth.introspection(&renewed).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["cnf"]["x5t#S256"], thumbprint, "{seen}");
+
+    // Deleting revokes at the provider over the same handshake: the
+    // refresh token the provider holds for the client is dead.
+    let refresh = w
+        .app
+        .token_secret(&id, "refresh_token")
+        .await
+        .unwrap_or(refresh);
+    assert!(w.auth.introspect(&refresh).await, "alive before the delete");
+    let r = w
+        .app
+        .send(request(
+            "DELETE",
+            &format!("/api/v1/tokens/{id}"),
+            w.key.clone(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["revocation"], "revoked", "{}", r.body);
+    assert!(
+        !w.auth.introspect(&refresh).await,
+        "revoked at the provider"
+    );
+}
