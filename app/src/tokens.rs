@@ -425,10 +425,36 @@ pub struct ProviderName {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteOutcome {
     pub id: String,
-    /// `revoked`, `not_supported` (no revocation endpoint), `nothing_to_revoke` or `failed`.
-    pub revocation: String,
+    /// What revoking the token at the provider did.
+    pub revocation: Revocation,
     /// Why revocation failed, when it did.
     pub revocation_error: Option<String>,
+}
+
+/// What revoking a deleted token at its provider did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revocation {
+    /// The provider revoked the refresh and access tokens it had issued.
+    Revoked,
+    /// The provider has no revocation endpoint.
+    NotSupported,
+    /// The token held neither an access nor a refresh token.
+    NothingToRevoke,
+    /// The provider refused or could not be reached (`revocation_error` says why).
+    Failed,
+}
+
+impl Revocation {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::NotSupported => "not_supported",
+            Self::NothingToRevoke => "nothing_to_revoke",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// Overrides for a reset; absent or `null` keeps the token's value.

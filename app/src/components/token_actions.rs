@@ -155,8 +155,8 @@ pub enum CallOutcome {
 #[leptos::lazy]
 async fn token_call(call: TokenCall, id: String, name: String) -> CallOutcome {
     use crate::tokens::{
-        TokenInput, delete_token, refresh_token, request_token, reset_token, token_auth_link,
-        update_token,
+        Revocation, TokenInput, delete_token, refresh_token, request_token, reset_token,
+        token_auth_link, update_token,
     };
     match call {
         TokenCall::Refresh => provider_outcome(
@@ -183,11 +183,13 @@ async fn token_call(call: TokenCall, id: String, name: String) -> CallOutcome {
         },
         TokenCall::Delete => match delete_token(id).await {
             Ok(outcome) => {
-                let revocation = match outcome.revocation.as_str() {
-                    "revoked" => "it was revoked at the provider".to_owned(),
-                    "not_supported" => "the provider has no revocation endpoint".to_owned(),
-                    "nothing_to_revoke" => "there was nothing to revoke".to_owned(),
-                    _ => format!(
+                let revocation = match outcome.revocation {
+                    Revocation::Revoked => "it was revoked at the provider".to_owned(),
+                    Revocation::NotSupported => {
+                        "the provider has no revocation endpoint".to_owned()
+                    }
+                    Revocation::NothingToRevoke => "there was nothing to revoke".to_owned(),
+                    Revocation::Failed => format!(
                         "revocation at the provider failed ({})",
                         outcome.revocation_error.unwrap_or_default()
                     ),

@@ -298,10 +298,10 @@ impl TokenEndpoint<'_> {
             }
         };
         if let Some(value) = authorization {
-            let mut header = reqwest::header::HeaderValue::from_str(value.expose())
-                .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
-            header.set_sensitive(true);
-            request = request.header(reqwest::header::AUTHORIZATION, header);
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                super::outbound::authorization_header(&value)?,
+            );
         }
         let request = request
             .build()

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
 use crate::secret::SecretString;
@@ -49,6 +49,15 @@ pub enum OutboundError {
     /// The request could not be built.
     #[error("request failed: {0}")]
     Other(String),
+}
+
+/// A client authentication's `Authorization` value as a header, marked
+/// sensitive so that HTTP debugging never shows the credentials.
+pub fn authorization_header(value: &SecretString) -> Result<HeaderValue, OutboundError> {
+    let mut header = HeaderValue::from_str(value.expose())
+        .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// A raw answer.

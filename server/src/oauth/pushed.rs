@@ -6,7 +6,7 @@
 //! the person arrives.
 
 use chrono::Duration;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::Value;
 use url::Url;
 
@@ -48,10 +48,7 @@ pub async fn push(
         .header(ACCEPT, "application/json")
         .form(&form);
     if let Some(value) = authorization {
-        let mut header = HeaderValue::from_str(value.expose())
-            .map_err(|_| OutboundError::Other("invalid Authorization header".into()))?;
-        header.set_sensitive(true);
-        builder = builder.header(AUTHORIZATION, header);
+        builder = builder.header(AUTHORIZATION, outbound::authorization_header(&value)?);
     }
     let request = builder
         .build()

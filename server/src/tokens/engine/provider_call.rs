@@ -17,6 +17,7 @@ use crate::providers::{OpenedProvider, kept_fields, params_map};
 use crate::secret::SecretString;
 use crate::tokens::open_secret;
 use app::providers::SecretSlot;
+use app::tokens::Revocation;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -322,9 +323,9 @@ impl TokenEngine {
         &self,
         t: &token::Model,
         provider: &OpenedProvider,
-    ) -> (String, Option<String>) {
+    ) -> (Revocation, Option<String>) {
         let Some(endpoint) = provider.model.revocation_endpoint.as_deref() else {
-            return ("not_supported".into(), None);
+            return (Revocation::NotSupported, None);
         };
         let refresh = open_secret(
             &self.tokens.sealer,
@@ -338,17 +339,17 @@ impl TokenEngine {
             .ok()
             .flatten();
         if refresh.is_none() && access.is_none() {
-            return ("nothing_to_revoke".into(), None);
+            return (Revocation::NothingToRevoke, None);
         }
         let Ok(url) = Url::parse(endpoint) else {
             return (
-                "failed".into(),
+                Revocation::Failed,
                 Some("the revocation endpoint is not a URL".into()),
             );
         };
         let auth = match self.client_auth(t, provider) {
             Ok(a) => a,
-            Err(e) => return ("failed".into(), Some(e.to_string())),
+            Err(e) => return (Revocation::Failed, Some(e.to_string())),
         };
         let client = self.http_client(provider);
         let none = BTreeMap::new();
@@ -372,9 +373,9 @@ impl TokenEngine {
                     )
                     .await
             {
-                return ("failed".into(), Some(e.to_string()));
+                return (Revocation::Failed, Some(e.to_string()));
             }
         }
-        ("revoked".into(), None)
+        (Revocation::Revoked, None)
     }
 }

@@ -101,7 +101,8 @@ impl TokenEngine {
                 }
                 let (done, error) = self.revoke_at_provider(&t, provider).await;
                 revocation = Some(format!(
-                    "revocation: {done}{}",
+                    "revocation: {}{}",
+                    done.as_str(),
                     error.map(|e| format!(" ({e})")).unwrap_or_default()
                 ));
                 self.obtain(&t, provider, &Self::values(&t))
