@@ -295,7 +295,10 @@ impl Transfer {
                         new.send_sha1_thumbprint = here.send_sha1_thumbprint;
                     }
                 }
-            } else if here.client_secret.is_some() || here.private_key.is_some() {
+            } else if here.client_secret.is_some()
+                || here.next_client_secret.is_some()
+                || here.private_key.is_some()
+            {
                 warn(
                     report,
                     format!("$.providers[{index}].token_endpoint"),
