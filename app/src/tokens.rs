@@ -445,9 +445,16 @@ pub enum Revocation {
     Failed,
 }
 
-impl Revocation {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
+impl WireName for Revocation {
+    const ALL: &'static [Self] = &[
+        Self::Revoked,
+        Self::NotSupported,
+        Self::NothingToRevoke,
+        Self::Failed,
+    ];
+    const FIELD: &'static str = "revocation";
+
+    fn as_str(self) -> &'static str {
         match self {
             Self::Revoked => "revoked",
             Self::NotSupported => "not_supported",
@@ -456,6 +463,8 @@ impl Revocation {
         }
     }
 }
+
+wire_name_impls!(Revocation);
 
 /// Overrides for a reset; absent or `null` keeps the token's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -720,5 +729,6 @@ mod tests {
             "active, failed, pending_authorization, needs_credentials or expired",
         );
         round_trips::<TestMethod>("GET, POST or HEAD");
+        round_trips::<Revocation>("revoked, not_supported, nothing_to_revoke or failed");
     }
 }

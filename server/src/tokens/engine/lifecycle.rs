@@ -263,7 +263,7 @@ impl TokenEngine {
         let detail = result.as_ref().ok().map(|o| {
             format!(
                 "revocation: {}{}",
-                o.revocation.as_str(),
+                o.revocation,
                 o.revocation_error
                     .as_deref()
                     .map(|e| format!(" ({e})"))

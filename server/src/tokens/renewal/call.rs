@@ -101,8 +101,7 @@ impl TokenEngine {
                 }
                 let (done, error) = self.revoke_at_provider(&t, provider).await;
                 revocation = Some(format!(
-                    "revocation: {}{}",
-                    done.as_str(),
+                    "revocation: {done}{}",
                     error.map(|e| format!(" ({e})")).unwrap_or_default()
                 ));
                 self.obtain(&t, provider, &Self::values(&t))

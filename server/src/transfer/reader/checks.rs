@@ -224,20 +224,14 @@ fn check_providers<'b>(
         ] {
             check_params(map, &at(field), p);
         }
-        for (expiry, at_expiry, secret) in [
-            (
-                "client_secret_expires_at",
-                pr.client_secret_expires_at,
-                &pr.client_secret,
-            ),
-            (
-                "next_client_secret_expires_at",
-                pr.next_client_secret_expires_at,
-                &pr.next_client_secret,
-            ),
-        ] {
-            check_expiry_with_secret(expiry, at_expiry, secret, &at(expiry), p);
-        }
+        check_expiries(
+            [
+                (pr.client_secret_expires_at, &pr.client_secret),
+                (pr.next_client_secret_expires_at, &pr.next_client_secret),
+            ],
+            at,
+            p,
+        );
     }
     ids
 }
@@ -340,38 +334,35 @@ fn check_tokens(bundle: &Bundle, provider_ids: &HashMap<&str, usize>, p: &mut Pr
         {
             p.push(at("test_request_method"), e.to_string());
         }
-        for (expiry, at_expiry, secret) in [
-            (
-                "client_secret_expires_at",
-                t.client_secret_expires_at,
-                &t.client_secret,
-            ),
-            (
-                "next_client_secret_expires_at",
-                t.next_client_secret_expires_at,
-                &t.next_client_secret,
-            ),
-        ] {
-            check_expiry_with_secret(expiry, at_expiry, secret, &at(expiry), p);
-        }
+        check_expiries(
+            [
+                (t.client_secret_expires_at, &t.client_secret),
+                (t.next_client_secret_expires_at, &t.next_client_secret),
+            ],
+            at,
+            p,
+        );
     }
 }
 
 /// A client secret's expiry travels with the secret: alone, it would be
-/// dropped on import, so it is refused instead.
-fn check_expiry_with_secret(
-    field: &str,
-    expiry: Option<chrono::DateTime<chrono::Utc>>,
-    secret: &Option<SealedValue>,
-    path: &str,
+/// dropped on import, so it is refused instead. `secrets` are the current
+/// and the next secret, each with its expiry.
+fn check_expiries(
+    secrets: [(Option<chrono::DateTime<chrono::Utc>>, &Option<SealedValue>); 2],
+    at: impl Fn(&str) -> String,
     p: &mut Problems,
 ) {
-    if expiry.is_some() && secret.is_none() {
-        let secret = field.trim_end_matches("_expires_at");
-        p.push(
-            path,
-            format!("is the expiry of {secret}, which this entry does not carry: an expiry travels with its secret"),
-        );
+    for ((expiry, secret), name) in secrets
+        .into_iter()
+        .zip(["client_secret", "next_client_secret"])
+    {
+        if expiry.is_some() && secret.is_none() {
+            p.push(
+                at(&format!("{name}_expires_at")),
+                format!("is the expiry of {name}, which this entry does not carry: an expiry travels with its secret"),
+            );
+        }
     }
 }
 
