@@ -396,3 +396,54 @@ async fn own_keys_rotate_too_and_expiries_are_announced_once() {
     assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(t["status"], "active");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_switches_secrets_answers_the_secret_it_used() {
+    let w = World::new().await;
+    let cc = w.provider_id("cc").await;
+    let right = w.auth.client_secret("cc-basic");
+    let id = w
+        .token(
+            json!({"name": "switching", "provider_id": cc, "flow": "client_credentials",
+                   "use_default_keys": false, "client_id": "cc-basic", "client_secret": right,
+                   "next_client_secret": right}),
+        )
+        .await;
+    let path = format!("/api/v1/tokens/{id}");
+    let (_, t) = call(&w, "GET", &path, w.key.clone(), json!({})).await;
+    assert_eq!(t["secret_in_use"], "current", "{t}");
+
+    // The provider retires the current secret; the next one still works.
+    let (status, body) = call(
+        &w,
+        "PATCH",
+        &path,
+        w.key.clone(),
+        json!({"client_secret": "retired"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refused = errors(&w, "client_credentials", "invalid_client").await;
+
+    let (status, answer) = call(
+        &w,
+        "POST",
+        &format!("{path}/request"),
+        w.key.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        errors(&w, "client_credentials", "invalid_client").await,
+        refused + 1,
+        "the retired secret was tried once"
+    );
+    // The answer of the request itself shows the switch, as a later read does.
+    assert_eq!(answer["status"], "active", "{answer}");
+    assert_eq!(answer["secret_in_use"], "next", "{answer}");
+    assert!(answer["secret_in_use_since"].is_string(), "{answer}");
+    let (_, t) = call(&w, "GET", &path, w.key.clone(), json!({})).await;
+    assert_eq!(t["secret_in_use"], "next", "{t}");
+    assert_eq!(t["secret_in_use_since"], answer["secret_in_use_since"]);
+}

@@ -3,8 +3,8 @@
 //! and the next attempt, the last good tokens kept.
 
 use app::error::AppError;
-use sea_orm::QueryTrait as _;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryIntoModel};
+use sea_orm::sea_query::Query;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryTrait, TryIntoModel};
 
 use super::Claim;
 use super::decide::{FailureRecord, failure_row, on_failure};
@@ -161,28 +161,40 @@ impl TokenEngine {
     }
 
     /// Writes `active` and releases the claim in one statement, only while
-    /// `claim` still holds the token. When it no longer does (a new
-    /// authorization, an import or a deletion replaced the row), what is
-    /// stored stays and is answered.
+    /// `claim` still holds the token, and answers the token as stored. When
+    /// the claim no longer holds (a new authorization, an import or a
+    /// deletion replaced the row), what is stored stays and is answered.
     async fn store_claimed(
         &self,
         t: &token::Model,
         active: token::ActiveModel,
         claim: &Claim,
     ) -> Result<token::Model, AppError> {
-        let statement = token::Entity::update_many()
+        let mut update = token::Entity::update_many()
             .set(active.clone())
             .filter(token::Column::Id.eq(t.id.clone()))
             .filter(token::Column::LeaseOwner.eq(claim.0.clone()))
-            .build(self.tokens.db.get_database_backend());
-        let written = self
+            .into_query();
+        // Which of the token's own client secrets the provider accepts is
+        // recorded by the call itself when it had to switch secrets: read
+        // back here, so that the answer shows the switch.
+        update.returning(Query::returning().columns([
+            token::Column::SecretInUse,
+            token::Column::SecretInUseSince,
+        ]));
+        let statement = self.tokens.db.get_database_backend().build(&update);
+        let rows = self
             .tokens
             .writes
-            .execute(statement)
+            .returning_rows(statement)
             .await
             .map_err(db_error)?;
-        if written.rows_affected == 1 {
-            return active.try_into_model().map_err(db_error);
+        if let [row] = rows.as_slice() {
+            let mut stored = active.try_into_model().map_err(db_error)?;
+            stored.secret_in_use = row.try_get("", "secret_in_use").map_err(db_error)?;
+            stored.secret_in_use_since =
+                row.try_get("", "secret_in_use_since").map_err(db_error)?;
+            return Ok(stored);
         }
         tracing::warn!(
             token = %t.id,
