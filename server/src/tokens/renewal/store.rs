@@ -175,25 +175,42 @@ impl TokenEngine {
             .filter(token::Column::Id.eq(t.id.clone()))
             .filter(token::Column::LeaseOwner.eq(claim.0.clone()))
             .into_query();
-        // Which of the token's own client secrets the provider accepts is
-        // recorded by the call itself when it had to switch secrets: read
-        // back here, so that the answer shows the switch.
-        update.returning(Query::returning().columns([
-            token::Column::SecretInUse,
-            token::Column::SecretInUseSince,
-        ]));
+        // Which of a token's own two client secrets the provider accepts is
+        // recorded by the call itself when it had to switch: read back here,
+        // so that the answer shows the switch. Only a token with a next
+        // secret of its own can switch; the others are written without it.
+        let switchable = t.next_client_secret.is_some();
+        if switchable {
+            update.returning(
+                Query::returning()
+                    .columns([token::Column::SecretInUse, token::Column::SecretInUseSince]),
+            );
+        }
         let statement = self.tokens.db.get_database_backend().build(&update);
-        let rows = self
-            .tokens
-            .writes
-            .returning_rows(statement)
-            .await
-            .map_err(db_error)?;
-        if let [row] = rows.as_slice() {
+        let (written, secret_in_use) = if switchable {
+            let rows = self
+                .tokens
+                .writes
+                .returning_rows(statement)
+                .await
+                .map_err(db_error)?;
+            (rows.len() as u64, rows.into_iter().next())
+        } else {
+            let written = self
+                .tokens
+                .writes
+                .execute(statement)
+                .await
+                .map_err(db_error)?;
+            (written.rows_affected, None)
+        };
+        if written == 1 {
             let mut stored = active.try_into_model().map_err(db_error)?;
-            stored.secret_in_use = row.try_get("", "secret_in_use").map_err(db_error)?;
-            stored.secret_in_use_since =
-                row.try_get("", "secret_in_use_since").map_err(db_error)?;
+            if let Some(row) = secret_in_use {
+                stored.secret_in_use = row.try_get("", "secret_in_use").map_err(db_error)?;
+                stored.secret_in_use_since =
+                    row.try_get("", "secret_in_use_since").map_err(db_error)?;
+            }
             return Ok(stored);
         }
         tracing::warn!(
