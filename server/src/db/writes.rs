@@ -12,8 +12,11 @@
 //!
 //! A group goes to SQLite as one script (`BEGIN IMMEDIATE; …; COMMIT`), so
 //! that committing N writes is one hand-over to sqlx's SQLite thread rather
-//! than N + 2; while writes keep coming, the group task keeps its
-//! connection (and that connection's page cache stays warm). If anything
+//! than N + 2. The group task writes on a connection of its own, outside
+//! the pool, kept while the task runs: its page cache stays warm from one
+//! group to the next (only a write made elsewhere invalidates it), one
+//! SQLite thread does every grouped write instead of whichever pooled
+//! connection was free, and closing the pool never waits for it. If anything
 //! in a group fails, the group is rolled back and each write runs again on
 //! its own: one bad write never fails its neighbours.
 //!
@@ -23,8 +26,8 @@
 
 use futures_util::TryStreamExt;
 use sea_orm::sea_query::Values;
-use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::{self, Either, Executor, Sqlite};
+use sea_orm::sqlx::sqlite::SqliteConnection;
+use sea_orm::sqlx::{self, ConnectOptions, Either, Executor};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, QueryResult, RuntimeErr,
     Statement, TransactionTrait,
@@ -149,8 +152,6 @@ async fn commit_groups(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
         let together = if group.iter().all(|job| in_script(&job.statement)) {
             writer.commit_script(&group).await
         } else {
-            // Through the pool, which may need the connection back.
-            writer.conn = None;
             commit_together(&writer.db, &group).await
         };
         match together {
@@ -165,17 +166,11 @@ async fn commit_groups(db: DatabaseConnection, mut queue: mpsc::UnboundedReceive
             }
             Err(e) => {
                 tracing::debug!(error = %e, writes = group.len(), "a group of writes failed; writing each on its own");
-                writer.conn = None;
                 for job in group.drain(..) {
                     let result = run(&writer.db, job.statement, job.returns).await;
                     let _ = job.reply.send(result);
                 }
             }
-        }
-        // Kept while writes keep coming; given back to the pool when none
-        // waits, so that closing the pool never waits for this task.
-        if queue.is_empty() {
-            writer.conn = None;
         }
     }
 }
@@ -192,10 +187,11 @@ fn in_script(statement: &Statement) -> bool {
             .any(|w| w[0] == b'?' && w[1].is_ascii_digit())
 }
 
-/// The group task's own connection.
+/// The group task's own connection, opened with the pool's options on
+/// the first group, and again after one that could not be rolled back.
 struct Writer {
     db: DatabaseConnection,
-    conn: Option<PoolConnection<Sqlite>>,
+    conn: Option<SqliteConnection>,
 }
 
 impl Writer {
@@ -217,7 +213,8 @@ impl Writer {
             None => self.conn.insert(
                 self.db
                     .get_sqlite_connection_pool()
-                    .acquire()
+                    .connect_options()
+                    .connect()
                     .await
                     .map_err(sql_error)?,
             ),
@@ -259,7 +256,7 @@ impl Writer {
         if conn.execute("ROLLBACK").await.is_err()
             && let Some(conn) = self.conn.take()
         {
-            drop(conn.detach());
+            drop(conn);
         }
         outcome.and(Err(DbErr::Custom(
             "the group's script ended before its commit".into(),

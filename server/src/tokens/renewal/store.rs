@@ -4,7 +4,9 @@
 
 use app::error::AppError;
 use sea_orm::sea_query::Query;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryTrait, TryIntoModel};
+use sea_orm::{
+    ActiveValue, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryTrait, TryIntoModel,
+};
 
 use super::Claim;
 use super::decide::{FailureRecord, failure_row, on_failure};
@@ -30,7 +32,8 @@ impl TokenEngine {
         issued: Issued,
         claim: &Claim,
     ) -> Result<token::Model, AppError> {
-        let active = self.success_row(t, provider, set, &Self::values(t), issued);
+        let mut active = self.success_row(t, provider, set, &Self::values(t), issued);
+        leave_out_unchanged(&mut active, t);
         let recovered = t.status == TokenStatus::Failed && t.failure_count > 0;
         let stored = self.store_claimed(t, active, claim).await?;
         if issued == Issued::Refreshed {
@@ -303,4 +306,29 @@ impl TokenEngine {
             .await;
         Ok(())
     }
+}
+
+/// Leaves out of a renewal's update the columns whose value stays, so that
+/// SQLite rewrites no index for them (status, the refresh token's expiry).
+/// `t` was read under the renewal's claim: it is what is stored now.
+fn leave_out_unchanged(active: &mut token::ActiveModel, t: &token::Model) {
+    fn keep<V>(value: &mut ActiveValue<V>, stored: &V)
+    where
+        V: PartialEq + Clone + Into<sea_orm::Value>,
+    {
+        if matches!(value, ActiveValue::Set(v) if v == stored) {
+            *value = ActiveValue::Unchanged(stored.clone());
+        }
+    }
+    keep(&mut active.status, &t.status);
+    keep(&mut active.last_error, &t.last_error);
+    keep(&mut active.failure_count, &t.failure_count);
+    keep(
+        &mut active.refresh_token_expires_at,
+        &t.refresh_token_expires_at,
+    );
+    keep(&mut active.renewal_notes, &t.renewal_notes);
+    keep(&mut active.response_fields, &t.response_fields);
+    keep(&mut active.token_type, &t.token_type);
+    keep(&mut active.granted_scope, &t.granted_scope);
 }
