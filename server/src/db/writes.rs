@@ -253,10 +253,8 @@ impl Writer {
         }
         // Not committed: roll back what the script began, or give up the
         // connection if even that fails.
-        if conn.execute("ROLLBACK").await.is_err()
-            && let Some(conn) = self.conn.take()
-        {
-            drop(conn);
+        if conn.execute("ROLLBACK").await.is_err() {
+            self.conn = None;
         }
         outcome.and(Err(DbErr::Custom(
             "the group's script ended before its commit".into(),

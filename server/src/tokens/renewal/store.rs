@@ -314,10 +314,12 @@ impl TokenEngine {
 fn leave_out_unchanged(active: &mut token::ActiveModel, t: &token::Model) {
     fn keep<V>(value: &mut ActiveValue<V>, stored: &V)
     where
-        V: PartialEq + Clone + Into<sea_orm::Value>,
+        V: PartialEq + Into<sea_orm::Value>,
     {
-        if matches!(value, ActiveValue::Set(v) if v == stored) {
-            *value = ActiveValue::Unchanged(stored.clone());
+        if matches!(value, ActiveValue::Set(v) if v == stored)
+            && let Some(v) = value.take()
+        {
+            *value = ActiveValue::Unchanged(v);
         }
     }
     keep(&mut active.status, &t.status);
